@@ -1,0 +1,30 @@
+# bmclip: `make demo` trains a tiny CLIP on synthetic biomedical figures; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The PyTorch build to install; pick yours with `bmclip env-check` (e.g. TORCH="torch==2.7.1 torchvision==0.22.1 --index-url ...").
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+DEMO ?= demo-run
+
+.PHONY: venv demo test clean
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+	touch $@
+
+demo: venv
+	rm -rf $(DEMO)
+	$(BIN)/bmclip demo-data $(DEMO)/data
+	$(BIN)/bmclip train --config examples/demo.yaml
+	$(BIN)/bmclip eval --model bmclip-tiny --checkpoint $(DEMO)/logs/demo --data $(DEMO)/data/heldout.csv --label-column label
+
+test: venv
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,3 @@
+from biomedclip_cli.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Preflight checks: each inspects one kind of input and returns problems (never raises, never exits)."""

@@ -1,0 +1,51 @@
+"""What hardware the training processes will see, probed without importing torch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from biomedclip_cli.config import Precision, TrainConfig
+from biomedclip_cli.problems import Problem, error
+
+GPU_PRECISIONS = {p for p in Precision if p not in (Precision.auto, Precision.fp32)}
+
+
+def visible_gpu_count() -> int:
+    """GPUs a process started here would see: nvidia-smi's list, narrowed by CUDA_VISIBLE_DEVICES."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    installed = sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+    if listing.returncode != 0:
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return installed
+    wanted = [item for item in visible.split(",") if item.strip() and item.strip() != "-1"]
+    return min(len(wanted), installed)
+
+
+def check_hardware(config: TrainConfig, gpus: int) -> list[Problem]:
+    """Problems with running `config` on a node with `gpus` GPUs (errors at launch, warnings under --dry-run)."""
+    problems: list[Problem] = []
+    if gpus == 0 and config.precision in GPU_PRECISIONS:
+        problems.append(error("--precision", f"{config.precision.value} needs a GPU and none is visible",
+                              "use --precision fp32 (or auto) to train on the CPU"))
+    if config.gpus is not None:
+        wanted = [int(i) for i in config.gpus.split(",")]
+        if gpus == 0:
+            problems.append(error("--gpus", f"GPUs {config.gpus} requested but none is visible", "drop --gpus to train on the CPU"))
+        elif max(wanted) >= gpus:
+            problems.append(error("--gpus", f"GPU {max(wanted)} requested but only {gpus} are visible (0..{gpus - 1})",
+                                  "pick indices below the GPU count"))
+    available = len(config.gpus.split(",")) if config.gpus else gpus
+    if available > 0 and config.nproc_per_node is not None and config.nproc_per_node > available:
+        problems.append(error("--nproc-per-node", f"{config.nproc_per_node} processes but only {available} GPUs to run them on",
+                              f"use --nproc-per-node {available} or fewer"))
+    return problems

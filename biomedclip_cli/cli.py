@@ -1,0 +1,66 @@
+"""The bmclip command line: one Typer app, one command per module in commands/.
+
+Importing this module must stay cheap: no torch, no open_clip (see benchmarks/cli_startup.py).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+
+from biomedclip_cli import __version__, console
+from biomedclip_cli.commands import demo_data, evaluate, train
+from biomedclip_cli.problems import ProblemFound
+
+DEBUG_VARIABLE = "BMCLIP_DEBUG"
+PASSTHROUGH = {"allow_extra_args": True}
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"bmclip {__version__}")
+        raise typer.Exit()
+
+
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Train CLIP-style models on biomedical image-caption data (BIOMEDICA or your own figures) with OpenCLIP."""
+
+
+def create_app() -> typer.Typer:
+    """The bmclip application with every command registered."""
+    app = typer.Typer(
+        name="bmclip",
+        no_args_is_help=True,
+        add_completion=False,
+        rich_markup_mode="rich",
+        pretty_exceptions_show_locals=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    app.command("train", epilog=train.EPILOG, context_settings=PASSTHROUGH)(train.train_command)
+    app.command("eval", epilog=evaluate.EPILOG)(evaluate.evaluate)
+    app.command("demo-data", epilog=demo_data.EPILOG)(demo_data.demo_data)
+    return app
+
+
+app = create_app()
+
+
+def main() -> None:
+    """Entry point: run the app; a problem raised below the commands becomes one line and exit status 2."""
+    try:
+        app(prog_name="bmclip")
+    except ProblemFound as found:
+        try:
+            console.fail(found.problem)
+        except typer.Exit as exit_:
+            raise SystemExit(exit_.exit_code) from None
+    except Exception as exc:
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        console.err.print(f"bmclip: error: {type(exc).__name__}: {exc} (set {DEBUG_VARIABLE}=1 to see the traceback)", markup=False)
+        raise SystemExit(1) from None

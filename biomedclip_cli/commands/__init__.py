@@ -1,0 +1,1 @@
+"""One module per bmclip command: parse options, call the layer below, render the result."""

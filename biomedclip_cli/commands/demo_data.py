@@ -1,0 +1,35 @@
+"""`bmclip demo-data`: write the synthetic biomedical demo dataset (CSV, images, BIOMEDICA-layout shards)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from biomedclip_cli import console
+from biomedclip_cli.problems import error
+
+EPILOG = "Example:\n\n  bmclip demo-data demo-run/data && bmclip train --config examples/demo.yaml"
+
+
+def demo_data(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write into (created; must not already hold a dataset).")],
+    per_class: Annotated[int, typer.Option(min=1, help="Training figures per modality.")] = 400,
+    heldout_per_class: Annotated[int, typer.Option(min=1, help="Held-out figures per modality (never trained on).")] = 60,
+    shard_size: Annotated[int, typer.Option(min=1, help="Samples per webdataset shard.")] = 500,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same dataset.")] = 0,
+) -> None:
+    """Write a small synthetic dataset of five imaging modalities (radiograph, H&E histology, fluorescence microscopy, ultrasound, brain MRI) as train.csv, heldout.csv and webdataset shards."""
+    from biomedclip_cli.data.demo import write_demo_dataset
+    from biomedclip_cli.data.synthetic import MODALITIES
+
+    if (out_dir / "train.csv").exists():
+        console.fail(error("OUT_DIR", f"'{out_dir}' already holds a dataset (train.csv)", "pick another folder or delete it first"))
+    total = (per_class + heldout_per_class) * len(MODALITIES)
+    with console.progress_bar("writing figures", total, unit="images") as advance:
+        dataset = write_demo_dataset(out_dir, per_class, heldout_per_class, seed, shard_size, advance)
+    console.out.print(f"train CSV    {dataset.train_csv}  ({dataset.train_samples} figures, columns filepath,caption,label)", markup=False)
+    console.out.print(f"train shards {dataset.shards}  (jpg/txt/json, sizes.json)", markup=False)
+    console.out.print(f"held out     {dataset.heldout_csv}  ({dataset.heldout_samples} figures)", markup=False)
+    console.out.print(f"labels       {', '.join(dataset.labels)}", markup=False)

@@ -1,0 +1,116 @@
+"""`bmclip train`: a validated config becomes an open_clip_train run launched through torch.distributed.run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from biomedclip_cli import console
+from biomedclip_cli.checks.hardware import visible_gpu_count
+from biomedclip_cli.config import OPTION_FIELDS, TrainConfig, build_config, load_config_file
+from biomedclip_cli.commands.config_options import with_config_options
+from biomedclip_cli.launch import LaunchCommand, run_supervised, torchrun_command
+from biomedclip_cli.openclip_args import openclip_argv
+from biomedclip_cli.preflight import preflight
+from biomedclip_cli.problems import ProblemFound
+from biomedclip_cli.run_folder import epoch_checkpoints, train_progress, write_run_config
+
+ANNOUNCED_DEFAULTS = ("model", "batch_size", "epochs", "lr", "warmup", "precision", "nproc_per_node")
+
+EPILOG = """Examples:
+
+  bmclip train --train-data data/train.csv --model ViT-B-32 --pretrained openai --batch-size 256 --dry-run
+
+  bmclip train --config examples/demo.yaml --epochs 5
+
+  bmclip train --config train.yaml -- --grad-clip-norm 1.0   (open_clip flags without a bmclip option go after --)
+"""
+
+ConfigFileOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML file of train options (keys: flag names with underscores). Flags override it.",
+                 show_default=False, metavar="FILE"),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check everything, print the one-line command that would run, run nothing.")]
+
+
+def load_train_config(config_file: Path | None, overrides: dict[str, Any], extra_args: list[str]) -> TrainConfig:
+    """The TrainConfig from the YAML file and the typed options (raises ProblemFound on bad input)."""
+    file_values = load_config_file(config_file) if config_file else {}
+    return build_config(file_values, overrides, extra_args, config_file)
+
+
+def prepared_launch(config: TrainConfig, *, dry_run: bool) -> tuple[TrainConfig, LaunchCommand]:
+    """Preflight the config for this machine, print its problems (exit 2 on an error), and build the launch command."""
+    checked = preflight(config, gpus=visible_gpu_count(), dry_run=dry_run)
+    console.report(checked.problems)
+    return checked.config, torchrun_command(checked.config, openclip_argv(checked.config))
+
+
+def announce_defaults(given: TrainConfig, resolved: TrainConfig) -> None:
+    """Say which training-shaping values the user left to bmclip, in one line."""
+    defaulted = [name for name in ANNOUNCED_DEFAULTS if name not in given.model_fields_set]
+    if defaulted:
+        values = ", ".join(f"{name}={_shown(getattr(resolved, name))}" for name in defaulted)
+        console.print_warning(f"not given, so using defaults: {values}")
+
+
+def _shown(value: object) -> str:
+    return str(getattr(value, "value", value))
+
+
+def launch_and_summarise(config: TrainConfig, command: LaunchCommand) -> int:
+    """Write the run folder's bmclip.yaml, run the training, print one summary, and return the exit status."""
+    write_run_config(config)
+    console.err.print(f"bmclip: launching {config.nproc_per_node} process(es): {command.shell_line()}", markup=False)
+    status = run_supervised(command)
+    print_summary(config, status)
+    return status
+
+
+def print_summary(config: TrainConfig, status: int) -> None:
+    """One rich summary of the run: folder, last checkpoint, final loss, samples/s."""
+    from rich.table import Table
+
+    run_dir = config.run_dir()
+    progress = train_progress(run_dir)
+    checkpoints = epoch_checkpoints(run_dir)
+    table = Table(title="bmclip: training finished" if status == 0 else f"bmclip: training stopped (exit status {status})",
+                  show_header=False, title_justify="left")
+    table.add_row("run folder", str(run_dir))
+    table.add_row("last checkpoint", str(checkpoints[-1]) if checkpoints else "none")
+    if progress:
+        table.add_row("epochs done", f"{len(checkpoints) and int(checkpoints[-1].stem.split('_')[1])} of {config.epochs}")
+        table.add_row("final loss", f"{progress[-1].loss:.4f} (first logged {progress[0].loss:.4f})")
+        table.add_row("samples/s", f"{progress[-1].samples_per_second:.1f}")
+    table.add_row("log", str(run_dir / "out.log"))
+    console.out.print(table)
+
+
+def train(
+    ctx: typer.Context,
+    config_file: ConfigFileOpt = None,
+    dry_run: DryRunOpt = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Train a CLIP model with open_clip_train, on one machine or several (torch.distributed.run).
+
+    Every option can also sit in the --config YAML file. Problems with the data, the model or the
+    hardware are reported before anything starts.
+    """
+    try:
+        given = load_train_config(config_file, overrides or {}, list(ctx.args))
+    except ProblemFound as found:
+        console.fail(found.problem)
+    resolved, command = prepared_launch(given, dry_run=dry_run)
+    if dry_run:
+        sys.stdout.write(command.shell_line() + "\n")
+        return
+    announce_defaults(given, resolved)
+    raise typer.Exit(launch_and_summarise(resolved, command))
+
+
+train_command = with_config_options(TrainConfig, OPTION_FIELDS)(train)

@@ -1,0 +1,218 @@
+"""The training configuration: one pydantic model behind `train`, `resume`, `slurm-gen` and `--dry-run`.
+
+Every field is also a command-line flag (its name with underscores turned into dashes) and a key
+of the YAML file given with `--config`. Values typed on the command line override the file.
+Fields left as ``None`` or ``auto`` are resolved by preflight from the data and the hardware.
+"""
+
+from __future__ import annotations
+
+import difflib
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from biomedclip_cli.problems import Problem, ProblemFound, error
+
+DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
+REPORT_TARGETS = ("tensorboard", "wandb")
+
+
+class DatasetType(str, Enum):
+    """How open_clip reads --train-data; `auto` decides from the path (.csv/.tsv or .tar)."""
+
+    auto = "auto"
+    csv = "csv"
+    webdataset = "webdataset"
+    synthetic = "synthetic"
+
+
+class Precision(str, Enum):
+    """open_clip's precision modes, plus `auto` (amp where a GPU is visible, fp32 on CPU)."""
+
+    auto = "auto"
+    amp = "amp"
+    amp_bf16 = "amp_bf16"
+    amp_bfloat16 = "amp_bfloat16"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    pure_bf16 = "pure_bf16"
+    pure_fp16 = "pure_fp16"
+    fp32 = "fp32"
+
+
+def _option(default: Any, help: str, panel: str, example: str, shown_default: str | None = None, **constraints: Any) -> Any:
+    """A config field that is also a CLI option: help text, help panel, and an example value for messages."""
+    extra = {"panel": panel, "example": example, "shown_default": shown_default}
+    return Field(default, description=help, json_schema_extra=extra, **constraints)
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines one training run; the resolved copy is saved as <logs>/<name>/bmclip.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Data
+    train_data: str | None = _option(
+        None, "Training data: a CSV/TSV file, or webdataset shards as a brace pattern ('shards/{000000..000099}.tar'); '::' joins several sources.", DATA, "data/train.csv")
+    val_data: str | None = _option(None, "Validation data, same forms as --train-data.", DATA, "data/val.csv")
+    dataset_type: DatasetType = _option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
+    csv_img_key: str = _option("filepath", "CSV column holding image paths.", DATA, "filepath")
+    csv_caption_key: str = _option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption")
+    csv_separator: str | None = _option(
+        None, "CSV separator; sniffed from the header when not given (open_clip's own default is a TAB).", DATA, ",", shown_default="sniffed")
+    train_num_samples: int | None = _option(
+        None, "Samples per epoch; for webdataset read from sizes.json beside the shards when not given.", DATA, "10968539", gt=0)
+    val_num_samples: int | None = _option(None, "Validation samples (webdataset).", DATA, "10000", gt=0)
+    dataset_resampled: bool | None = _option(
+        None, "Sample shards with replacement; on by default for webdataset (BIOMEDICA's shards are clustered).", DATA, "true",
+        shown_default="on for webdataset")
+    train_data_upsampling_factors: str | None = _option(
+        None, "Weights of the '::'-joined --train-data sources, e.g. '1::2'; needs --dataset-resampled.", DATA, "1::2")
+
+    # Model
+    model: str = _option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.", MODEL, "ViT-B-32")
+    pretrained: str | None = _option(None, "Pretrained weights: an open_clip tag (e.g. openai) or a checkpoint file.", MODEL, "openai")
+    lock_image: bool = _option(False, "Freeze the image tower.", MODEL, "true")
+    lock_text: bool = _option(False, "Freeze the text tower.", MODEL, "true")
+    force_patch_dropout: float | None = _option(None, "Override the ViT patch dropout (0 to switch it off).", MODEL, "0.5", ge=0.0, lt=1.0)
+    grad_checkpointing: bool = _option(False, "Trade compute for memory with gradient checkpointing.", MODEL, "true")
+
+    # Optimisation
+    batch_size: int = _option(64, "Batch size per process (per GPU).", OPTIM, "256", gt=0)
+    epochs: int = _option(32, "Number of epochs.", OPTIM, "32", gt=0)
+    lr: float | None = _option(
+        None, "Learning rate; 5e-4 from scratch, 5e-6 when fine-tuning from --pretrained.", OPTIM, "5e-6",
+        shown_default="5e-4, or 5e-6 with --pretrained", gt=0.0)
+    wd: float = _option(0.2, "Weight decay.", OPTIM, "0.1", ge=0.0)
+    warmup: int = _option(1000, "Warmup steps (BIOMEDICA's recipe; open_clip's own default is 10000).", OPTIM, "1000", ge=0)
+    precision: Precision = _option(Precision.auto, "Floating-point precision.", OPTIM, "amp")
+    accum_freq: int = _option(1, "Gradient accumulation: update every N batches.", OPTIM, "4", gt=0)
+    seed: int = _option(0, "Random seed.", OPTIM, "0")
+    local_loss: bool = _option(False, "Compute the loss against local features only (less memory across GPUs).", OPTIM, "true")
+    gather_with_grad: bool = _option(False, "Gather features with gradients across GPUs (use with --local-loss).", OPTIM, "true")
+
+    # Output
+    logs: str = _option("./logs", "Folder that holds run folders.", OUTPUT, "/scratch/logs")
+    name: str | None = _option(None, "Run folder name under --logs.", OUTPUT, "vit-b-32-biomedica", shown_default="<date>-<time>-<model>")
+    save_frequency: int = _option(1, "Save a checkpoint every N epochs (the last epoch is always saved).", OUTPUT, "1", ge=0)
+    report_to: str = _option("", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard", shown_default="none")
+    workers: int = _option(4, "Data-loading processes per training process.", OUTPUT, "8", ge=0)
+    resume: str | None = _option(None, "Continue from a checkpoint file, or 'latest' in this run folder.", OUTPUT, "logs/run/checkpoints/epoch_3.pt")
+
+    # Launch
+    nproc_per_node: int | None = _option(
+        None, "Training processes per node.", LAUNCH, "4", shown_default="one per visible GPU, else 1", gt=0)
+    gpus: str | None = _option(None, "GPU indices to use (sets CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3", pattern=r"^\d+(,\d+)*$")
+    nnodes: int = _option(1, "Number of nodes.", LAUNCH, "2", gt=0)
+    node_rank: int = _option(0, "Rank of this node (multi-node without a rendezvous endpoint).", LAUNCH, "0", ge=0)
+    rdzv_endpoint: str | None = _option(None, "Rendezvous host:port shared by all nodes (multi-node).", LAUNCH, "node001:29400")
+    rdzv_id: str | None = _option(None, "Rendezvous job id shared by all nodes.", LAUNCH, "biomedica-run")
+    master_port: int | None = _option(None, "Port of the rank-0 process.", LAUNCH, "29500", gt=0, lt=65536)
+
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="open_clip_train flags bmclip has no option for (on the command line: after `--`).",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _known_report_targets(cls, value: str) -> str:
+        targets = [t.strip() for t in value.split(",") if t.strip() and t.strip() != "none"]
+        unknown = [t for t in targets if t not in REPORT_TARGETS]
+        if unknown:
+            raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(REPORT_TARGETS)}")
+        return ",".join(targets)
+
+    @field_validator("train_data", "val_data", "pretrained", "name", "resume")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def run_dir(self) -> Path:
+        """The run folder <logs>/<name>; only meaningful once the name is resolved."""
+        return Path(self.logs) / (self.name or "")
+
+
+OPTION_FIELDS = tuple(name for name in TrainConfig.model_fields if name != "extra_args")
+
+
+def flag(field_name: str) -> str:
+    """The command-line flag of a config field (batch_size -> --batch-size)."""
+    return "--" + field_name.replace("_", "-")
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML config file, keys normalised to field names; bad files raise ProblemFound."""
+    if not path.exists():
+        raise ProblemFound(error("--config", f"file '{path}' does not exist", "check the path"))
+    if path.is_dir():
+        raise ProblemFound(error("--config", f"'{path}' is a folder", "pass a YAML file"))
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ProblemFound(error(str(path), "is not a text file", "pass a YAML config file")) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or "syntax error"
+        raise ProblemFound(error(str(path), f"is not valid YAML{where}: {reason}", "fix the syntax")) from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ProblemFound(error(str(path), "must hold a mapping of option names to values", "write one 'key: value' per line"))
+    normalised = {str(key).replace("-", "_"): value for key, value in values.items()}
+    for key in normalised:
+        if key not in TrainConfig.model_fields:
+            raise ProblemFound(error(str(path), f"unknown key '{key}'", _closest_key_hint(key)))
+    return normalised
+
+
+def _closest_key_hint(key: str) -> str:
+    close = difflib.get_close_matches(key, list(TrainConfig.model_fields), n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return hint + "Keys are the long flag names with dashes as underscores (bmclip train --help lists them)"
+
+
+def build_config(file_values: dict[str, Any], cli_values: dict[str, Any], cli_extra_args: list[str], config_path: Path | None = None) -> TrainConfig:
+    """Merge file and command-line values (command line wins; extra args append) into a validated TrainConfig."""
+    merged = {**file_values, **cli_values}
+    merged["extra_args"] = _as_arg_list(file_values.get("extra_args", []), config_path) + list(cli_extra_args)
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ProblemFound(_problem_from_validation(exc, set(cli_values), config_path)) from None
+
+
+def _as_arg_list(value: Any, config_path: Path | None) -> list[str]:
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    raise ProblemFound(error(str(config_path), "extra_args must be a list of open_clip arguments", "e.g. extra_args: ['--grad-clip-norm', '1.0']"))
+
+
+def _problem_from_validation(exc: ValidationError, cli_keys: set[str], config_path: Path | None) -> Problem:
+    first = exc.errors()[0]
+    field_name = str(first["loc"][0]) if first["loc"] else ""
+    field = TrainConfig.model_fields.get(field_name)
+    subject = flag(field_name) if field_name in cli_keys or config_path is None else f"{config_path}: {field_name}"
+    message = str(first["msg"])
+    message = message[0].lower() + message[1:]
+    message = message.removeprefix("value error, ")
+    got = first.get("input")
+    if got is not None and not isinstance(got, dict):
+        message += f" (got {got!r})"
+    example = (field.json_schema_extra or {}).get("example") if field else None
+    fix = f"for example {flag(field_name)} {example}" if example else "see bmclip train --help"
+    return error(subject, message, fix)
+
+
+def config_to_yaml(config: TrainConfig) -> str:
+    """The config as YAML in field order, enum values as plain strings (what bmclip.yaml holds)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,59 @@
+"""Where bmclip writes: rich consoles for stdout (results) and stderr (messages), and the exit edge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from biomedclip_cli.problems import Problem, Severity
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+USAGE_EXIT_CODE = 2
+
+
+def print_warning(text: str) -> None:
+    """One warning line on stderr."""
+    err.print("[yellow]bmclip: warning:[/] ", end="", markup=True)
+    err.print(text, markup=False)
+
+
+def fail(problem: Problem) -> NoReturn:
+    """Print one error line on stderr and exit with status 2 (bad input; nothing launched)."""
+    err.print("[red]bmclip: error:[/] ", end="", markup=True)
+    err.print(problem.line(), markup=False)
+    raise typer.Exit(USAGE_EXIT_CODE)
+
+
+def report(problems: Iterable[Problem]) -> None:
+    """Print every warning, then stop at the first error, if any."""
+    problems = list(problems)
+    for problem in problems:
+        if problem.severity is Severity.WARNING:
+            print_warning(problem.line())
+    for problem in problems:
+        if problem.severity is Severity.ERROR:
+            fail(problem)
+
+
+@contextmanager
+def progress_bar(description: str, total: int, unit: str = "items") -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr showing count, rate and time left; yields the function that advances it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    rate = TextColumn(f"{{task.fields[rate]}} {unit}/s")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), rate, TimeRemainingColumn(),
+                  console=err) as progress:
+        task = progress.add_task(description, total=total, rate="-")
+
+        def advance(count: int) -> None:
+            progress.advance(task, count)
+            speed = progress.tasks[task].speed
+            progress.update(task, rate=f"{speed:,.0f}" if speed else "-")
+
+        yield advance

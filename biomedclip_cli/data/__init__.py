@@ -1,0 +1,1 @@
+"""Data on disk: synthetic demo data, and the CSV and webdataset-shard writers."""

@@ -1,0 +1,84 @@
+"""Webdataset shards in BIOMEDICA's layout: NNNNNN.tar files of jpg/txt/json samples, with a sizes.json."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from PIL import Image
+
+SIZES_FILE = "sizes.json"
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 92) -> bytes:
+    """The image encoded as JPEG (RGB)."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def shard_pattern(folder: Path, count: int) -> str:
+    """The brace pattern that names `count` shards written by ShardWriter in `folder`."""
+    return str(folder / f"{{000000..{count - 1:06d}}}.tar")
+
+
+class ShardWriter:
+    """Writes samples into numbered shards of at most `shard_size` samples, then sizes.json.
+
+    Each shard is written under a temporary name and renamed when complete, so an interrupted
+    run never leaves a truncated shard that looks finished.
+    """
+
+    def __init__(self, folder: Path, shard_size: int = 10_000) -> None:
+        import webdataset
+
+        self._tar_writer = webdataset.TarWriter
+        self.folder = folder
+        self.shard_size = shard_size
+        self.sizes: dict[str, int] = {}
+        self._writer: Any = None
+        self._partial: Path | None = None
+        self._count = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _open_next(self) -> None:
+        self._close_current()
+        name = f"{len(self.sizes):06d}.tar"
+        self._partial = self.folder / f".{name}.partial"
+        self._writer = self._tar_writer(str(self._partial))
+        self.sizes[name] = 0
+        self._count = 0
+
+    def _close_current(self) -> None:
+        if self._writer is None or self._partial is None:
+            return
+        self._writer.close()
+        os.replace(self._partial, self.folder / self._partial.name[1:].removesuffix(".partial"))
+        self._writer, self._partial = None, None
+
+    def write(self, key: str, jpg: bytes, caption: str, metadata: dict[str, Any]) -> None:
+        """Add one sample (`key`.jpg, `key`.txt, `key`.json)."""
+        if self._writer is None or self._count >= self.shard_size:
+            self._open_next()
+        self._writer.write({"__key__": key, "jpg": jpg, "txt": caption, "json": json.dumps(metadata).encode()})
+        self._count += 1
+        self.sizes[next(reversed(self.sizes))] = self._count
+
+    def close(self) -> None:
+        """Finish the last shard and write sizes.json (read by open_clip and bmclip to count samples)."""
+        self._close_current()
+        (self.folder / SIZES_FILE).write_text(json.dumps(self.sizes, indent=1), encoding="utf-8")
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None:
+            self.close()
+        elif self._writer is not None and self._partial is not None:
+            self._writer.close()
+            self._partial.unlink(missing_ok=True)

@@ -1,0 +1,105 @@
+"""Launcher command lines (torch.distributed.run) and the supervision of the launched processes.
+
+The only module that knows torchrun's flags. The dry-run line and the real launch come from the
+same LaunchCommand, so pasting the printed line starts exactly the training bmclip would start.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from biomedclip_cli.config import TrainConfig
+
+WORKER_MODULE = "biomedclip_cli.worker"
+LAUNCHER_MODULE = "torch.distributed.run"
+
+
+@dataclass(frozen=True)
+class LaunchCommand:
+    """A command to run: the environment variables it adds and its argv."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def shell_line(self) -> str:
+        """The whole command as one shell-quoted line, environment assignments first."""
+        assignments = [f"{key}={shlex.quote(value)}" for key, value in self.env.items()]
+        return " ".join([*assignments, shlex.join(self.argv)])
+
+
+def launcher_args(config: TrainConfig) -> list[str]:
+    """torch.distributed.run's own flags for the config's launch settings.
+
+    A single node with no port or endpoint given uses --standalone, so runs side by side never
+    fight over a fixed port.
+    """
+    args = [f"--nproc-per-node={config.nproc_per_node or 1}"]
+    if config.nnodes > 1 or config.rdzv_endpoint:
+        args.append(f"--nnodes={config.nnodes}")
+        if config.rdzv_endpoint:
+            args += ["--rdzv-backend=c10d", f"--rdzv-endpoint={config.rdzv_endpoint}"]
+            args.append(f"--rdzv-id={config.rdzv_id or config.name}")
+        else:
+            args.append(f"--node-rank={config.node_rank}")
+            if config.master_port is not None:
+                args.append(f"--master-port={config.master_port}")
+    elif config.master_port is not None:
+        args += ["--master-addr=127.0.0.1", f"--master-port={config.master_port}"]
+    else:
+        args.append("--standalone")
+    return args
+
+
+def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str | None = None) -> LaunchCommand:
+    """The torch.distributed.run command that starts bmclip's worker in every rank.
+
+    The `--` before open_clip's arguments keeps torchrun from reading them (torchrun's --logs-specs
+    would otherwise swallow open_clip's --logs); torchrun drops it before the worker sees its argv.
+    """
+    env = {"CUDA_VISIBLE_DEVICES": config.gpus} if config.gpus else {}
+    argv = [python or sys.executable, "-m", LAUNCHER_MODULE, *launcher_args(config), "-m", WORKER_MODULE, "--", *openclip_args]
+    return LaunchCommand(argv=argv, env=env)
+
+
+def run_supervised(command: LaunchCommand) -> int:
+    """Run the command in its own process group and return its exit status.
+
+    SIGINT and SIGTERM received here are passed to the launcher, which stops every rank; a second
+    signal kills the whole group. A run ended by a signal returns 128 + its number (130, 143).
+    """
+    process = subprocess.Popen(command.argv, env={**os.environ, **command.env}, start_new_session=True)
+    received: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            _reap_group(process.pid)
+            return
+        try:
+            process.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        _reap_group(process.pid)
+        return 128 + received[0]
+    return status if status >= 0 else 128 - status
+
+
+def _reap_group(pgid: int) -> None:
+    """Kill what is left of the launched process group (ranks that ignored the launcher's stop)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

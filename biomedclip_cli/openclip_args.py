@@ -1,0 +1,77 @@
+"""TrainConfig -> open_clip_train arguments: the only module that knows open_clip's flags."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from argparse import Namespace
+
+from biomedclip_cli.config import DatasetType, TrainConfig, flag
+from biomedclip_cli.problems import Problem, error
+
+LAUNCH_FIELDS = ("nproc_per_node", "gpus", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
+CSV_FIELDS = ("csv_img_key", "csv_caption_key", "csv_separator")
+WEBDATASET_FIELDS = ("dataset_resampled", "train_data_upsampling_factors")
+NOT_OPEN_CLIP = (*LAUNCH_FIELDS, "extra_args")
+
+
+def _value_args(name: str, value: object) -> list[str]:
+    if value is None or value is False or value == "":
+        return []
+    if value is True:
+        return [flag(name)]
+    if hasattr(value, "value"):
+        value = value.value
+    return [flag(name), str(value)]
+
+
+def openclip_argv(config: TrainConfig) -> list[str]:
+    """open_clip_train arguments for a resolved config, in field order, then the extra args.
+
+    Values that do not apply to the dataset type (CSV keys for shards, resampling for CSV) are left out.
+    """
+    skipped = set(NOT_OPEN_CLIP)
+    if config.dataset_type is not DatasetType.csv:
+        skipped.update(CSV_FIELDS)
+    if config.dataset_type is not DatasetType.webdataset:
+        skipped.update(WEBDATASET_FIELDS)
+    argv: list[str] = []
+    for name in TrainConfig.model_fields:
+        if name not in skipped:
+            argv += _value_args(name, getattr(config, name))
+    return argv + list(config.extra_args)
+
+
+def open_clip_flags(config: TrainConfig) -> set[str]:
+    """Every open_clip flag bmclip has its own option for (those must not be repeated after `--`)."""
+    return {flag(name) for name in TrainConfig.model_fields if name not in NOT_OPEN_CLIP}
+
+
+def parse_with_open_clip(argv: list[str]) -> Namespace | Problem:
+    """Parse arguments with open_clip_train's own parser (cheap: it imports only argparse), or say why it refuses them."""
+    try:
+        from open_clip_train.params import parse_args
+    except ImportError:
+        return error("open_clip_train", "is not installed", "pip install 'bmclip[train]'")
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return parse_args(argv)
+    except SystemExit:
+        message = captured.getvalue().strip().splitlines()[-1] if captured.getvalue().strip() else "rejected"
+        message = message.split("error: ", 1)[-1]
+        return error("open_clip arguments", f"open_clip_train rejects them: {message}",
+                     "check the flags after `--` against python -m open_clip_train.main --help")
+
+
+def check_extra_args(config: TrainConfig) -> list[Problem]:
+    """Problems with the passthrough args: flags bmclip owns, or args open_clip's parser rejects."""
+    owned = open_clip_flags(config)
+    for arg in config.extra_args:
+        name = arg.split("=", 1)[0]
+        if name in owned:
+            return [error(name, "is a bmclip option and must not be repeated after `--`", f"pass {name} before `--`")]
+    if not config.extra_args:
+        return []
+    parsed = parse_with_open_clip(list(config.extra_args))
+    return [parsed] if isinstance(parsed, Problem) else []

@@ -1,0 +1,170 @@
+"""Preflight: resolve every `auto` value of a TrainConfig and collect the problems, before anything launches."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from biomedclip_cli.checks.data import (
+    CsvHead,
+    check_csv_columns,
+    check_image_paths,
+    check_shards,
+    inspect_shards,
+    is_remote,
+    read_csv_head,
+    sources,
+    suffix_type,
+)
+from biomedclip_cli.checks.hardware import check_hardware
+from biomedclip_cli.checks.model import check_model
+from biomedclip_cli.config import DatasetType, Precision, TrainConfig
+from biomedclip_cli.openclip_args import check_extra_args, openclip_argv, parse_with_open_clip
+from biomedclip_cli.problems import Problem, Severity, error
+
+SCRATCH_LR = 5e-4
+FINE_TUNE_LR = 5e-6
+RUN_MARKERS = ("bmclip.yaml", "out.log")
+
+
+@dataclass
+class Preflight:
+    """The resolved config and everything found wrong with it (errors first stop the launch)."""
+
+    config: TrainConfig
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Problems that stop the launch."""
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+
+def default_run_name(model: str, now: datetime) -> str:
+    """A readable, sortable, unique-per-second run name such as 20261127-071203-ViT-B-32."""
+    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.removeprefix("hf-hub:"))
+    return f"{now:%Y%m%d-%H%M%S}-{safe_model}"
+
+
+def _resolve_dataset_type(config: TrainConfig, problems: list[Problem]) -> DatasetType | None:
+    if config.dataset_type is not DatasetType.auto:
+        return config.dataset_type
+    kinds = {suffix_type(source) for source in sources(config.train_data or "")}
+    if len(kinds) == 1 and None not in kinds:
+        return DatasetType(kinds.pop())
+    problems.append(error("--dataset-type", f"cannot tell the dataset type of '{config.train_data}' from its extension",
+                          "pass --dataset-type csv or --dataset-type webdataset"))
+    return None
+
+
+def _csv_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
+    separator = config.csv_separator
+    for option, data in (("--train-data", config.train_data), ("--val-data", config.val_data)):
+        if data is None or is_remote(data):
+            continue
+        path = Path(data)
+        head = read_csv_head(path, separator, option)
+        if isinstance(head, Problem):
+            problems.append(head)
+            return {}
+        assert isinstance(head, CsvHead)
+        separator = head.separator
+        column_problems = check_csv_columns(head, path, {"--csv-img-key": config.csv_img_key, "--csv-caption-key": config.csv_caption_key})
+        if column_problems:
+            problems.extend(column_problems)
+            return {}
+        if check_paths:
+            problems.extend(check_image_paths(head, path, config.csv_img_key))
+    return {"csv_separator": separator}
+
+
+def _webdataset_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
+    updates: dict[str, object] = {}
+    resampled = True if config.dataset_resampled is None else config.dataset_resampled
+    updates["dataset_resampled"] = resampled
+    shards = inspect_shards(config.train_data or "")
+    if check_paths:
+        problems.extend(check_shards(shards, "--train-data", config.train_data or ""))
+    if config.train_num_samples is None:
+        if shards.num_samples is None:
+            problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them",
+                                  "pass the number of samples per epoch, e.g. --train-num-samples 10000"))
+        else:
+            updates["train_num_samples"] = shards.num_samples
+    factors = config.train_data_upsampling_factors
+    if factors is not None:
+        if not resampled:
+            problems.append(error("--train-data-upsampling-factors", "needs sampling with replacement", "drop --no-dataset-resampled"))
+        elif len(factors.split("::")) != len(shards.by_source):
+            problems.append(error("--train-data-upsampling-factors", f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
+                                  "give one weight per '::'-joined source, e.g. 1::2"))
+    if config.val_data is not None and check_paths:
+        problems.extend(check_shards(inspect_shards(config.val_data), "--val-data", config.val_data))
+    return updates
+
+
+def _data_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
+    if config.train_data is None and config.dataset_type is not DatasetType.synthetic:
+        problems.append(error("--train-data", "is missing", "pass a CSV file or a shard pattern, e.g. --train-data data/train.csv"))
+        return {}
+    dataset_type = _resolve_dataset_type(config, problems)
+    if dataset_type is None:
+        return {}
+    resolved = config.model_copy(update={"dataset_type": dataset_type})
+    if dataset_type is DatasetType.csv:
+        return {"dataset_type": dataset_type, **_csv_updates(resolved, problems, check_paths)}
+    if dataset_type is DatasetType.webdataset:
+        return {"dataset_type": dataset_type, **_webdataset_updates(resolved, problems, check_paths)}
+    if config.train_num_samples is None:
+        problems.append(error("--train-num-samples", "is needed for synthetic data", "e.g. --train-num-samples 1024"))
+    return {"dataset_type": dataset_type}
+
+
+def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, object]:
+    updates: dict[str, object] = {}
+    if config.precision is Precision.auto:
+        updates["precision"] = Precision.amp if gpus > 0 else Precision.fp32
+    if config.nproc_per_node is None:
+        updates["nproc_per_node"] = len(config.gpus.split(",")) if config.gpus else max(gpus, 1)
+    if config.lr is None:
+        updates["lr"] = FINE_TUNE_LR if config.pretrained else SCRATCH_LR
+    if config.name is None:
+        updates["name"] = default_run_name(config.model, now)
+    return updates
+
+
+def _run_folder_problems(config: TrainConfig) -> list[Problem]:
+    run_dir = config.run_dir()
+    if config.resume is None and any((run_dir / marker).exists() for marker in RUN_MARKERS):
+        return [error("--name", f"run folder '{run_dir}' already exists",
+                      "pick another --name, or continue it with --resume latest")]
+    if config.resume not in (None, "latest"):
+        resume = Path(config.resume)
+        if not resume.is_file():
+            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'latest'")]
+    return []
+
+
+def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True) -> Preflight:
+    """Resolve `auto` values for a node with `gpus` GPUs and check everything a launch depends on.
+
+    Hardware problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
+    `check_paths=False` skips existence checks for paths that only exist where the job will run.
+    """
+    problems: list[Problem] = []
+    updates = _data_updates(config, problems, check_paths)
+    problems.extend(check_model(config))
+    updates.update(_launch_updates(config, gpus, now or datetime.now()))
+    resolved = config.model_copy(update=updates)
+    hardware = check_hardware(resolved, gpus)
+    problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
+    problems.extend(check_extra_args(resolved))
+    if check_paths:
+        problems.extend(_run_folder_problems(resolved))
+    if not any(p.severity is Severity.ERROR for p in problems):
+        parsed = parse_with_open_clip(openclip_argv(resolved))
+        if isinstance(parsed, Problem):
+            problems.append(parsed)
+    return Preflight(resolved, problems)

@@ -1,0 +1,50 @@
+"""Problems found in user input, carried as values until the command line prints them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Severity(str, Enum):
+    """How a problem affects the command: errors stop it, warnings are printed and it goes on."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: where (an option or a file), what, and how to fix it."""
+
+    subject: str
+    message: str
+    fix: str = ""
+    severity: Severity = Severity.ERROR
+
+    def line(self) -> str:
+        """The problem as the single line a user reads on stderr."""
+        text = f"{self.subject}: {self.message}"
+        return f"{text}; {self.fix}" if self.fix else text
+
+    def as_warning(self) -> Problem:
+        """The same problem downgraded to a warning (e.g. hardware checks under --dry-run)."""
+        return Problem(self.subject, self.message, self.fix, Severity.WARNING)
+
+
+def error(subject: str, message: str, fix: str = "") -> Problem:
+    """An error about `subject` (an option such as --train-data, or a file path)."""
+    return Problem(subject, message, fix, Severity.ERROR)
+
+
+def warning(subject: str, message: str, fix: str = "") -> Problem:
+    """A warning about `subject`; the command goes on."""
+    return Problem(subject, message, fix, Severity.WARNING)
+
+
+class ProblemFound(Exception):
+    """Raised by lower layers when a problem makes going on impossible; the CLI turns it into exit 2."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.line())
+        self.problem = problem
