@@ -12,7 +12,7 @@ from biomedclip_cli.problems import Problem, error
 LAUNCH_FIELDS = ("nproc_per_node", "gpus", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
 CSV_FIELDS = ("csv_img_key", "csv_caption_key", "csv_separator")
 WEBDATASET_FIELDS = ("dataset_resampled", "train_data_upsampling_factors")
-NOT_OPEN_CLIP = (*LAUNCH_FIELDS, "extra_args")
+NOT_OPEN_CLIP = (*LAUNCH_FIELDS, "preset", "extra_args")
 
 
 def _value_args(name: str, value: object) -> list[str]:

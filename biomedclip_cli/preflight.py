@@ -19,9 +19,10 @@ from biomedclip_cli.checks.data import (
     suffix_type,
 )
 from biomedclip_cli.checks.hardware import check_hardware
-from biomedclip_cli.checks.model import check_model
-from biomedclip_cli.config import DatasetType, Precision, TrainConfig
+from biomedclip_cli.checks.model import check_model, image_tower_is_vit
+from biomedclip_cli.config import DatasetType, Precision, Preset, TrainConfig
 from biomedclip_cli.openclip_args import check_extra_args, openclip_argv, parse_with_open_clip
+from biomedclip_cli.presets import Hardware, PresetChoice, preset_choice
 from biomedclip_cli.problems import Problem, Severity, error
 
 SCRATCH_LR = 5e-4
@@ -35,6 +36,7 @@ class Preflight:
 
     config: TrainConfig
     problems: list[Problem] = field(default_factory=list)
+    preset: PresetChoice | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -135,6 +137,13 @@ def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, 
     return updates
 
 
+def _preset(config: TrainConfig, nproc_per_node: int, gpus: int, bf16: bool | None) -> PresetChoice:
+    """What --preset sets for this node; `config` is the config as given, so its fields_set says what the user typed."""
+    hardware = Hardware(gpus=gpus, bf16=bf16, world_size=nproc_per_node * config.nnodes)
+    vit = image_tower_is_vit(config.model) if config.preset is not Preset.none else None
+    return preset_choice(config, set(config.model_fields_set), hardware, vit)
+
+
 def _run_folder_problems(config: TrainConfig) -> list[Problem]:
     run_dir = config.run_dir()
     if config.resume is None and any((run_dir / marker).exists() for marker in RUN_MARKERS):
@@ -147,16 +156,20 @@ def _run_folder_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
-def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True) -> Preflight:
-    """Resolve `auto` values for a node with `gpus` GPUs and check everything a launch depends on.
+def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True,
+              bf16: bool | None = None) -> Preflight:
+    """Resolve `auto` values and --preset for a node with `gpus` GPUs and check everything a launch depends on.
 
     Hardware problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
     `check_paths=False` skips existence checks for paths that only exist where the job will run.
+    `bf16` says whether those GPUs compute in bfloat16 (None: unknown, so presets keep amp).
     """
     problems: list[Problem] = []
     updates = _data_updates(config, problems, check_paths)
     problems.extend(check_model(config))
     updates.update(_launch_updates(config, gpus, now or datetime.now()))
+    chosen = _preset(config, int(updates.get("nproc_per_node", config.nproc_per_node or 1)), gpus, bf16)
+    updates.update(chosen.updates)
     resolved = config.model_copy(update=updates)
     hardware = check_hardware(resolved, gpus)
     problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
@@ -167,4 +180,4 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
         parsed = parse_with_open_clip(openclip_argv(resolved))
         if isinstance(parsed, Problem):
             problems.append(parsed)
-    return Preflight(resolved, problems)
+    return Preflight(resolved, problems, chosen if config.preset is not Preset.none else None)

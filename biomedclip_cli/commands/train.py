@@ -9,8 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.checks.hardware import visible_gpu_count
-from biomedclip_cli.config import OPTION_FIELDS, TrainConfig, build_config, load_config_file
+from biomedclip_cli.checks.hardware import gpus_support_bf16, visible_gpu_count
+from biomedclip_cli.config import OPTION_FIELDS, Preset, TrainConfig, build_config, load_config_file
 from biomedclip_cli.commands.config_options import with_config_options
 from biomedclip_cli.launch import LaunchCommand, run_supervised, torchrun_command
 from biomedclip_cli.openclip_args import openclip_argv
@@ -45,8 +45,11 @@ def load_train_config(config_file: Path | None, overrides: dict[str, Any], extra
 
 def prepared_launch(config: TrainConfig, *, dry_run: bool) -> tuple[TrainConfig, LaunchCommand]:
     """Preflight the config for this machine, print its problems (exit 2 on an error), and build the launch command."""
-    checked = preflight(config, gpus=visible_gpu_count(), dry_run=dry_run)
+    bf16 = gpus_support_bf16(config.gpus) if config.preset is not Preset.none else None
+    checked = preflight(config, gpus=visible_gpu_count(), dry_run=dry_run, bf16=bf16)
     console.report(checked.problems)
+    if checked.preset is not None:
+        console.err.print(f"bmclip: {checked.preset.summary()}", markup=False)
     return checked.config, torchrun_command(checked.config, openclip_argv(checked.config))
 
 

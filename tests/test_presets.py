@@ -1,0 +1,120 @@
+"""`--preset fast` and `--preset memory`: what each sets on which hardware, shown by --dry-run, overridable flag by flag."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+from pathlib import Path
+
+import pytest
+
+from biomedclip_cli.checks.model import image_tower_is_vit
+from biomedclip_cli.launch import WORKER_MODULE
+from biomedclip_cli.openclip_args import parse_with_open_clip
+
+SYNTHETIC = ("--dataset-type", "synthetic", "--train-num-samples", "256")
+
+
+def fake_gpus(monkeypatch: pytest.MonkeyPatch, capabilities: list[str]) -> None:
+    """An nvidia-smi on PATH for GPUs of the given compute capabilities (answers -L and the compute_cap query)."""
+    folder = Path("bin").resolve()
+    folder.mkdir()
+    listing = "".join(f"echo 'GPU {i}: NVIDIA GPU (UUID: GPU-{i:08d})'\n" for i in range(len(capabilities)))
+    query = "".join(f"echo '{i}, {cap}'\n" for i, cap in enumerate(capabilities))
+    script = folder / "nvidia-smi"
+    script.write_text(f'#!/bin/sh\nif [ "$1" = "-L" ]; then\n{listing}else\n{query}fi\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def dry_run(invoke, *args: str):
+    """The open_clip arguments of `bmclip train ARGS --dry-run` as open_clip's parser reads them, and the preset line."""
+    result = invoke("train", *SYNTHETIC, *args, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    words = shlex.split(result.stdout)
+    open_clip_args = words[words.index(WORKER_MODULE) + 2:]
+    preset_lines = [line for line in result.stderr.splitlines() if line.startswith("bmclip: preset")]
+    return parse_with_open_clip(open_clip_args), words, preset_lines
+
+
+def test_fast_on_the_cpu_turns_on_patch_dropout_and_the_distributed_loss(invoke):
+    args, words, said = dry_run(invoke, "--model", "bmclip-tiny", "--nproc-per-node", "2", "--preset", "fast")
+    assert args.force_patch_dropout == 0.5 and args.local_loss and args.gather_with_grad
+    assert args.precision == "fp32" and not args.torchcompile
+    assert "--preset" not in words
+    assert len(said) == 1 and "changes what is learned" in said[0] and "--torchcompile (no GPU" in said[0]
+
+
+def test_fast_on_bf16_gpus_adds_bf16_and_torch_compile(invoke, monkeypatch):
+    fake_gpus(monkeypatch, ["8.0", "8.0"])
+    args, words, _ = dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast")
+    assert "--nproc-per-node=2" in words
+    assert (args.precision, args.force_patch_dropout, args.torchcompile, args.local_loss, args.gather_with_grad) == (
+        "amp_bf16", 0.5, True, True, True)
+
+
+def test_fast_on_gpus_without_bf16_keeps_amp(invoke, monkeypatch):
+    fake_gpus(monkeypatch, ["7.0"])
+    args, _, said = dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast")
+    assert (args.precision, args.torchcompile, args.local_loss) == ("amp", True, False)
+    assert "GPU older than compute capability 8.0" in said[0] and "(one process)" in said[0]
+
+
+def test_bf16_needs_every_gpu_the_run_uses(invoke, monkeypatch):
+    fake_gpus(monkeypatch, ["9.0", "7.5"])
+    assert dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast", "--gpus", "0")[0].precision == "amp_bf16"
+    assert dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast", "--gpus", "0,1")[0].precision == "amp"
+
+
+def test_values_you_give_win_over_the_preset(invoke, monkeypatch):
+    fake_gpus(monkeypatch, ["9.0", "9.0"])
+    args, _, said = dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast", "--precision", "amp",
+                            "--force-patch-dropout", "0", "--no-torchcompile", "--no-gather-with-grad")
+    assert (args.precision, args.force_patch_dropout, args.torchcompile) == ("amp", 0.0, False)
+    assert not args.local_loss and not args.gather_with_grad, "local loss without gathered gradients would train differently"
+    assert "--precision (yours: amp)" in said[0]
+
+
+def test_values_in_the_config_file_win_too(invoke):
+    Path("train.yaml").write_text("model: bmclip-tiny\npreset: fast\nforce_patch_dropout: 0.25\n")
+    args, _, _ = dry_run(invoke, "--config", "train.yaml")
+    assert args.force_patch_dropout == 0.25
+
+
+def test_fast_leaves_patch_dropout_off_for_models_without_a_vit(invoke):
+    args, _, said = dry_run(invoke, "--model", "RN50", "--preset", "fast")
+    assert args.force_patch_dropout is None
+    assert "'RN50' has no ViT image tower" in said[0]
+
+
+def test_memory_checkpoints_gradients_and_changes_nothing_that_is_learned(invoke):
+    args, _, said = dry_run(invoke, "--model", "bmclip-tiny", "--nproc-per-node", "2", "--preset", "memory")
+    assert args.grad_checkpointing and args.local_loss and args.gather_with_grad
+    assert args.force_patch_dropout is None and not args.torchcompile
+    assert "changes what is learned" not in said[0]
+
+
+def test_no_preset_is_the_same_command_as_preset_none(invoke):
+    plain = invoke("train", *SYNTHETIC, "--model", "bmclip-tiny", "--name", "run", "--dry-run")
+    none = invoke("train", *SYNTHETIC, "--model", "bmclip-tiny", "--name", "run", "--preset", "none", "--dry-run")
+    assert plain.stdout == none.stdout and "preset" not in none.stderr
+
+
+def test_hub_models_are_recognised_from_the_hugging_face_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    model = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
+    assert image_tower_is_vit(model) is None
+    snapshot = tmp_path / "models--microsoft--BiomedCLIP-PubMedBERT_256-vit_base_patch16_224" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    config = {"model_cfg": {"embed_dim": 512, "vision_cfg": {"timm_model_name": "vit_base_patch16_224"}, "text_cfg": {}}}
+    (snapshot / "open_clip_config.json").write_text(json.dumps(config))
+    assert image_tower_is_vit(model) is True
+
+
+@pytest.mark.parametrize(("model", "vit"), [("ViT-B-32", True), ("ViT-B-16-SigLIP", True), ("EVA02-B-16", True), ("bmclip-tiny", True),
+                                            ("RN50", False), ("convnext_base", False), ("coca_ViT-B-32", False), ("MobileCLIP-S1", False)])
+def test_image_tower_family_comes_from_open_clips_config_files(model, vit):
+    assert image_tower_is_vit(model) is vit
