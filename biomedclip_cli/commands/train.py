@@ -43,14 +43,20 @@ def load_train_config(config_file: Path | None, overrides: dict[str, Any], extra
     return build_config(file_values, overrides, extra_args, config_file)
 
 
-def prepared_launch(config: TrainConfig, *, dry_run: bool) -> tuple[TrainConfig, LaunchCommand]:
-    """Preflight the config for this machine, print its problems (exit 2 on an error), and build the launch command."""
+def checked_config(config: TrainConfig, *, dry_run: bool) -> TrainConfig:
+    """Preflight the config for this machine, print its problems (exit 2 on an error) and what --preset chose; the resolved config."""
     bf16 = gpus_support_bf16(config.gpus) if config.preset is not Preset.none else None
     checked = preflight(config, gpus=visible_gpu_count(), dry_run=dry_run, bf16=bf16)
     console.report(checked.problems)
     if checked.preset is not None:
         console.err.print(f"bmclip: {checked.preset.summary()}", markup=False)
-    return checked.config, torchrun_command(checked.config, openclip_argv(checked.config))
+    return checked.config
+
+
+def prepared_launch(config: TrainConfig, *, dry_run: bool) -> tuple[TrainConfig, LaunchCommand]:
+    """Preflight the config for this machine (see checked_config) and build the launch command."""
+    resolved = checked_config(config, dry_run=dry_run)
+    return resolved, torchrun_command(resolved, openclip_argv(resolved))
 
 
 def announce_defaults(given: TrainConfig, resolved: TrainConfig) -> None:
