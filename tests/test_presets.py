@@ -13,6 +13,8 @@ import pytest
 from biomedclip_cli.checks.model import image_tower_is_vit
 from biomedclip_cli.launch import WORKER_MODULE
 from biomedclip_cli.openclip_args import parse_with_open_clip
+from biomedclip_cli.run_folder import epoch_checkpoints, train_progress
+from conftest import run_bmclip
 
 SYNTHETIC = ("--dataset-type", "synthetic", "--train-num-samples", "256")
 
@@ -118,3 +120,19 @@ def test_hub_models_are_recognised_from_the_hugging_face_cache(tmp_path, monkeyp
                                             ("RN50", False), ("convnext_base", False), ("coca_ViT-B-32", False), ("MobileCLIP-S1", False)])
 def test_image_tower_family_comes_from_open_clips_config_files(model, vit):
     assert image_tower_is_vit(model) is vit
+
+
+@pytest.mark.slow
+def test_fast_trains_with_two_ranks_then_finishes_without_patch_dropout(demo_data, tmp_path: Path):
+    common = ("--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny", "--nproc-per-node", "2", "--batch-size", "16",
+              "--lr", "1e-3", "--warmup", "2", "--workers", "0", "--logs", str(tmp_path), "--name", "fast", "--preset", "fast")
+    masked = run_bmclip("train", *common, "--epochs", "2")
+    assert masked.returncode == 0, masked.stderr[-3000:]
+    params = (tmp_path / "fast" / "params.txt").read_text()
+    assert "force_patch_dropout: 0.5" in params and "local_loss: True" in params and "gather_with_grad: True" in params
+    unmasked = run_bmclip("train", *common, "--epochs", "3", "--force-patch-dropout", "0", "--resume", "latest")
+    assert unmasked.returncode == 0, unmasked.stderr[-3000:]
+    assert "force_patch_dropout: 0.0" in (tmp_path / "fast" / "params.txt").read_text()
+    assert [p.name for p in epoch_checkpoints(tmp_path / "fast")] == ["epoch_1.pt", "epoch_2.pt", "epoch_3.pt"]
+    progress = train_progress(tmp_path / "fast")
+    assert progress[-1].epoch == 2 and progress[-1].loss < progress[0].loss
