@@ -75,7 +75,7 @@ def render(config: TrainConfig, data: Any, model: Any, result: Any) -> None:
     table.add_column("samples/s", justify="right")
     table.add_column("measured on")
     table.add_row("data pipeline", f"{data.samples_per_second:,.1f}",
-                  f"{data.batches} batches, {config.workers} workers, first batch {data.first_batch_seconds:.2f} s")
+                  f"{data.batches} batches, {config.workers} worker{'' if config.workers == 1 else 's'}, first batch {data.first_batch_seconds:.2f} s")
     table.add_row("model training steps", f"{model.samples_per_second:,.1f}", f"{model.steps} steps on {model.device}, {config.precision.value}")
     console.out.print(table)
     colour = "yellow" if result.bottleneck == "data" else "green"
