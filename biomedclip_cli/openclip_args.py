@@ -12,7 +12,10 @@ from biomedclip_cli.problems import Problem, error
 LAUNCH_FIELDS = ("nproc_per_node", "gpus", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
 CSV_FIELDS = ("csv_img_key", "csv_caption_key", "csv_separator")
 WEBDATASET_FIELDS = ("dataset_resampled", "train_data_upsampling_factors")
-NOT_OPEN_CLIP = (*LAUNCH_FIELDS, "extra_args")
+CHECKPOINT_FIELDS = ("checkpoint_every_samples", "total_samples", "keep_checkpoints")
+NOT_OPEN_CLIP = (*LAUNCH_FIELDS, *CHECKPOINT_FIELDS, "extra_args")
+RESUME_AUTO = "auto"
+OPEN_CLIP_RESUME_LATEST = "latest"
 
 
 def _value_args(name: str, value: object) -> list[str]:
@@ -38,8 +41,17 @@ def openclip_argv(config: TrainConfig) -> list[str]:
     argv: list[str] = []
     for name in TrainConfig.model_fields:
         if name not in skipped:
-            argv += _value_args(name, getattr(config, name))
+            argv += _value_args(name, _open_clip_value(name, getattr(config, name)))
     return argv + list(config.extra_args)
+
+
+def _open_clip_value(name: str, value: object) -> object:
+    """`--resume auto` left unresolved (a command prepared away from the run folder) becomes open_clip's `latest`.
+
+    bmclip's worker answers open_clip's `latest` lookup with the run's newest complete checkpoint,
+    or none (a fresh start): what `auto` means.
+    """
+    return OPEN_CLIP_RESUME_LATEST if name == "resume" and value == RESUME_AUTO else value
 
 
 def open_clip_flags(config: TrainConfig) -> set[str]:
