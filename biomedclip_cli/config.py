@@ -19,6 +19,7 @@ from biomedclip_cli.problems import Problem, ProblemFound, error
 
 DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
 REPORT_TARGETS = ("tensorboard", "wandb")
+RESUME_AUTO = "auto"
 
 
 class DatasetType(str, Enum):

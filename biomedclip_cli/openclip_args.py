@@ -6,7 +6,7 @@ import contextlib
 import io
 from argparse import Namespace
 
-from biomedclip_cli.config import DatasetType, TrainConfig, flag
+from biomedclip_cli.config import RESUME_AUTO, DatasetType, TrainConfig, flag
 from biomedclip_cli.problems import Problem, error
 
 LAUNCH_FIELDS = ("nproc_per_node", "gpus", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
@@ -14,7 +14,6 @@ CSV_FIELDS = ("csv_img_key", "csv_caption_key", "csv_separator")
 WEBDATASET_FIELDS = ("dataset_resampled", "train_data_upsampling_factors")
 CHECKPOINT_FIELDS = ("checkpoint_every_samples", "total_samples", "keep_checkpoints")
 NOT_OPEN_CLIP = (*LAUNCH_FIELDS, *CHECKPOINT_FIELDS, "extra_args")
-RESUME_AUTO = "auto"
 OPEN_CLIP_RESUME_LATEST = "latest"
 
 

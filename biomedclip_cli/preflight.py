@@ -20,8 +20,8 @@ from biomedclip_cli.checks.data import (
 )
 from biomedclip_cli.checks.hardware import check_hardware
 from biomedclip_cli.checks.model import check_model
-from biomedclip_cli.config import DatasetType, Precision, TrainConfig
-from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, RESUME_AUTO, check_extra_args, openclip_argv, parse_with_open_clip
+from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, TrainConfig
+from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
 from biomedclip_cli.problems import Problem, Severity, error, warning
 from biomedclip_cli.run_folder import CHECKPOINT_DIR, read_launch_record
 

@@ -13,7 +13,7 @@ from typing import Any
 from biomedclip_cli.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.config import TrainConfig, build_config
 from biomedclip_cli.problems import Problem, error, warning
-from biomedclip_cli.run_folder import CONFIG_FILE, EPOCH_CHECKPOINT, checkpoint_epoch, read_launch_record, read_run_config
+from biomedclip_cli.run_folder import CONFIG_FILE, checkpoint_epoch, read_launch_record, read_run_config, resumes_own_checkpoint
 
 SCHEDULE_FIELDS = ("batch_size", "nproc_per_node")
 
@@ -87,8 +87,9 @@ def _override_warnings(saved: TrainConfig, config: TrainConfig, overrides: dict[
 
 
 def finished_epochs(config: TrainConfig) -> int | None:
-    """The epochs the config's resume checkpoint holds when that is every planned epoch (nothing left to train), else None."""
-    if config.resume is None or not EPOCH_CHECKPOINT.match(Path(config.resume).name):
+    """The epochs the run's own checkpoint to resume from holds when that is every planned epoch (nothing left to train), else None."""
+    if not resumes_own_checkpoint(config):
         return None
+    assert config.resume is not None
     done = checkpoint_epoch(Path(config.resume))
     return done if done >= config.planned_epochs() else None

@@ -10,13 +10,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from biomedclip_cli.config import TrainConfig, build_config, config_to_yaml, load_config_file
+from biomedclip_cli.config import RESUME_AUTO, TrainConfig, build_config, config_to_yaml, load_config_file
 from biomedclip_cli.problems import ProblemFound, error
 
 CONFIG_FILE = "bmclip.yaml"
 LAUNCH_FILE = "launch.json"
 LOG_FILE = "out.log"
 PARAMS_FILE = "params.txt"
+LAUNCHER_MARKERS = (b"bmclip", b"biomedclip_cli")  # in the command line of a process that launched a run
 CHECKPOINT_DIR = "checkpoints"
 EPOCH_CHECKPOINT = re.compile(r"^epoch_(\d+)\.pt$")
 TRAIN_LINE = re.compile(
@@ -26,12 +27,24 @@ TRAIN_LINE = re.compile(
 
 
 def write_run_config(config: TrainConfig) -> Path:
-    """Save the resolved config (no secrets: it holds none) as <run>/bmclip.yaml and return its path."""
+    """Save the resolved config (no secrets: it holds none) as <run>/bmclip.yaml and return its path.
+
+    A resume from one of the run's own checkpoints is saved as `resume: auto`, so that training
+    with the saved config again continues from the newest checkpoint then, not from this one.
+    """
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CONFIG_FILE
-    path.write_text(config_to_yaml(config), encoding="utf-8")
+    saved = config.model_copy(update={"resume": RESUME_AUTO}) if resumes_own_checkpoint(config) else config
+    path.write_text(config_to_yaml(saved), encoding="utf-8")
     return path
+
+
+def resumes_own_checkpoint(config: TrainConfig) -> bool:
+    """True when the config resumes from an epoch_K.pt in its own run folder."""
+    if config.resume is None or not EPOCH_CHECKPOINT.match(Path(config.resume).name):
+        return False
+    return Path(config.resume).resolve().parent == (config.run_dir() / CHECKPOINT_DIR).resolve()
 
 
 def read_run_config(run_dir: Path) -> TrainConfig:
@@ -66,7 +79,7 @@ class LaunchRecord:
         except PermissionError:
             return True
         cmdline = Path(f"/proc/{self.pid}/cmdline")
-        return not cmdline.exists() or b"bmclip" in cmdline.read_bytes()
+        return not cmdline.exists() or any(marker in cmdline.read_bytes() for marker in LAUNCHER_MARKERS)
 
 
 def write_launch_record(run_dir: Path, cwd: Path) -> None:

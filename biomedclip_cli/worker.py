@@ -9,6 +9,7 @@ answers open_clip's resume lookup with a verified checkpoint; open_clip_train it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -83,7 +84,8 @@ def atomic_checkpoint_save(keep: int | None) -> Callable[..., None]:
         original_torch_save(obj, partial, *args, **kwargs)
         _sync(partial)
         os.replace(partial, target)
-        _sync(target.parent)
+        with contextlib.suppress(OSError):  # some network file systems cannot sync a folder
+            _sync(target.parent)
         if keep:
             for removed in prune_checkpoints(target.parent.parent, keep):
                 logging.info(f"bmclip: deleted {removed} (keeping the newest {keep} checkpoints)")
