@@ -50,8 +50,11 @@ def torch_build_check(torch: ModuleType, table: CompatTable, report: DriverRepor
             return Check("pytorch", Status.FAIL, f"{name} is a CPU-only build but nvidia-smi lists {len(report.gpus)} GPU(s) "
                                                  "('Torch not compiled with CUDA enabled')", advice.pick.command)
         return Check("pytorch", Status.PASS, f"{name}, CPU build")
+    if not report.gpus:
+        return Check("pytorch", Status.PASS, f"{name}, CUDA {dotted(cuda)} build; no NVIDIA GPU here, so it runs on the CPU")
     if report.cuda_version is None:
-        return Check("pytorch", Status.PASS, f"{name}, CUDA {dotted(cuda)} build; no NVIDIA driver here, so it runs on the CPU")
+        return Check("pytorch", Status.WARN, f"{name}, CUDA {dotted(cuda)} build; the driver's CUDA version is unknown, not compared",
+                     "run nvidia-smi: its banner should show 'CUDA Version'")
     driver_cuda = report.cuda_version
     detail = f"{name}, CUDA {dotted(cuda)} build; driver {report.driver_version} supports CUDA {dotted(driver_cuda)}"
     if cuda <= driver_cuda:

@@ -124,16 +124,17 @@ def _run(commands: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
     """Run the commands side by side (nvidia-smi can take a second to start) and wait for all of them."""
     running = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
                for command in commands]
-    finished = []
-    for process in running:
-        try:
+    try:
+        finished = []
+        for process in running:
             stdout, stderr = process.communicate(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-            raise
-        finished.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
-    return finished
+            finished.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+        return finished
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
 
 def probe() -> DriverReport:
