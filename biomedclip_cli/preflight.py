@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 
 from biomedclip_cli.checks.data import (
-    CsvHead,
     check_csv_columns,
     check_image_paths,
     check_shards,
@@ -69,7 +68,6 @@ def _csv_updates(config: TrainConfig, problems: list[Problem], check_paths: bool
         if isinstance(head, Problem):
             problems.append(head)
             return {}
-        assert isinstance(head, CsvHead)
         separator = head.separator
         column_problems = check_csv_columns(head, path, {"--csv-img-key": config.csv_img_key, "--csv-caption-key": config.csv_caption_key})
         if column_problems:
