@@ -44,10 +44,10 @@ class Precision(str, Enum):
     fp32 = "fp32"
 
 
-def _option(default: Any, help: str, panel: str, example: str, shown_default: str | None = None, **constraints: Any) -> Any:
+def _option(default: Any, text: str, panel: str, example: str, shown_default: str | None = None, **constraints: Any) -> Any:
     """A config field that is also a CLI option: help text, help panel, and an example value for messages."""
     extra = {"panel": panel, "example": example, "shown_default": shown_default}
-    return Field(default, description=help, json_schema_extra=extra, **constraints)
+    return Field(default, description=text, json_schema_extra=extra, **constraints)
 
 
 class TrainConfig(BaseModel):

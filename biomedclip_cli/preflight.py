@@ -9,7 +9,6 @@ from pathlib import Path
 
 from biomedclip_cli.biomedica import expand_shortcuts
 from biomedclip_cli.checks.data import (
-    CsvHead,
     ShardSet,
     check_csv_columns,
     check_first_samples,
@@ -73,7 +72,6 @@ def _csv_updates(config: TrainConfig, problems: list[Problem], check_paths: bool
         if isinstance(head, Problem):
             problems.append(head)
             return {}
-        assert isinstance(head, CsvHead)
         separator = head.separator
         column_problems = check_csv_columns(head, path, {"--csv-img-key": config.csv_img_key, "--csv-caption-key": config.csv_caption_key})
         if column_problems:
