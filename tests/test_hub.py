@@ -243,3 +243,10 @@ def test_a_rank_without_access_stops_at_once_with_the_clear_line(hub, monkeypatc
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"bmclip: error: --train-data: your Hugging Face token has no access to the gated dataset '{BIOMEDICA}'")
     assert hub.denied_token not in result.stderr
+
+
+def test_revision_without_hub_data_is_a_warning(invoke, demo_data):
+    result = dry_run(invoke, "--train-data", str(demo_data.train_csv), "--revision", "v1")
+    assert result.exit_code == 0, result.stderr
+    assert "bmclip: warning: --revision: has no effect: no --train-data or --val-data source is an hf:// URL" in result.stderr
+    assert "@v1" not in result.stdout and "--revision" not in result.stdout
