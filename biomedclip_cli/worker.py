@@ -2,8 +2,9 @@
 
 Started by torch.distributed.run (or srun) as `python -m biomedclip_cli.worker -- [bmclip's worker
 options --] <open_clip args>`. It changes open_clip only from the outside: it registers bmclip's
-model configs, works around what fails on current PyTorch, makes checkpoint saves atomic, and
-answers open_clip's resume lookup with a verified checkpoint; open_clip_train itself runs as installed.
+model configs, teaches webdataset to stream hf:// shards (token in a header, never on a command
+line), works around what fails on current PyTorch, makes checkpoint saves atomic, and answers
+open_clip's resume lookup with a verified checkpoint; open_clip_train itself runs as installed.
 """
 
 from __future__ import annotations
@@ -21,18 +22,22 @@ from typing import Any
 import torch
 from open_clip_train import main as open_clip_main
 from open_clip_train.distributed import is_master
+from open_clip_train.params import parse_args
 
 from biomedclip_cli.checkpoints import newest_complete_checkpoint, partial_path, prune_checkpoints
+from biomedclip_cli.checks.hub import check_hub_access
+from biomedclip_cli.hub_stream import register_hf_scheme
 from biomedclip_cli.launch import WORKER_KEEP_CHECKPOINTS
 from biomedclip_cli.model_configs import register_with_open_clip
 from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST
 from biomedclip_cli.parent_death import die_with_parent
+from biomedclip_cli.problems import Problem
 from biomedclip_cli.run_folder import EPOCH_CHECKPOINT, LOG_FILE
 
-QUIETED_LOGGERS = ("torch", "urllib3", "PIL")
+BAD_INPUT_EXIT_CODE = 2
+QUIETED_LOGGERS = ("torch", "urllib3", "PIL", "httpx", "httpx2", "httpcore", "huggingface_hub")
 original_setup_logging = open_clip_main.setup_logging
 original_torch_save = torch.save
-original_parse_args = open_clip_main.parse_args
 original_get_latest_checkpoint = open_clip_main.get_latest_checkpoint
 original_train_one_epoch = open_clip_main.train_one_epoch
 
@@ -53,17 +58,19 @@ def _setup_logging_without_library_chatter(log_file: str | None, level: int, inc
     """open_clip's setup_logging, then library loggers put back to WARNING.
 
     open_clip sets every logger that exists to INFO, which makes torch print compiler statistics
-    from every rank at exit; only open_clip's own lines belong in the training log.
+    from every rank at exit and the HTTP client log every shard request; only open_clip's own lines
+    (and bmclip's warnings about shards) belong in the training log.
     """
     original_setup_logging(log_file, level, include_host)
-    for name in list(logging.root.manager.loggerDict):
+    for name in [*QUIETED_LOGGERS, *logging.root.manager.loggerDict]:
         if name.split(".")[0] in QUIETED_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def prepare_open_clip() -> None:
-    """Register bmclip's model configs (bmclip-tiny, ...), install the CPU DDP shim, keep the log readable."""
+    """Register bmclip's model configs (bmclip-tiny, ...) and the hf:// scheme, install the CPU DDP shim, keep the log readable."""
     register_with_open_clip()
+    register_hf_scheme()
     torch.nn.parallel.DistributedDataParallel = CpuFriendlyDDP
     open_clip_main.setup_logging = _setup_logging_without_library_chatter
 
@@ -117,7 +124,7 @@ class ResumeLookup:
 
     def parse_args(self, argv: list[str]) -> argparse.Namespace:
         """open_clip's parse_args, with an explicit resume into an existing run folder turned into `latest`."""
-        args = original_parse_args(argv)
+        args = parse_args(argv)
         if args.resume not in (None, OPEN_CLIP_RESUME_LATEST) and args.name and _has_log(Path(args.logs) / args.name):
             self.chosen, args.resume = args.resume, OPEN_CLIP_RESUME_LATEST
         return args
@@ -173,9 +180,20 @@ def split_worker_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_args(own), open_clip_args
 
 
+def hub_access_problems(args: list[str]) -> list[Problem]:
+    """Problems reaching the hub repos of hf:// --train-data/--val-data (as open_clip's own parser reads the arguments)."""
+    parsed = parse_args(args)
+    return [problem for option, data in (("--train-data", parsed.train_data), ("--val-data", parsed.val_data))
+            if data for problem in check_hub_access(data, option)]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run open_clip_train with `argv` (default: this process's arguments) and return an exit status."""
     options, open_clip_args = split_worker_args(list(sys.argv[1:] if argv is None else argv))
+    problems = hub_access_problems(open_clip_args)
+    if problems:
+        print(f"bmclip: error: {problems[0].line()}", file=sys.stderr)
+        return BAD_INPUT_EXIT_CODE
     prepare_open_clip()
     make_resume_safe(options.keep_checkpoints)
     result = open_clip_main.main(open_clip_args)
