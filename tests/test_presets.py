@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import stat
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,15 @@ from biomedclip_cli.launch import WORKER_MODULE
 from biomedclip_cli.openclip_args import parse_with_open_clip
 from biomedclip_cli.run_folder import epoch_checkpoints, train_progress
 from conftest import run_bmclip
+from machines import machine
 
 SYNTHETIC = ("--dataset-type", "synthetic", "--train-num-samples", "256")
 
 
-def fake_gpus(monkeypatch: pytest.MonkeyPatch, capabilities: list[str]) -> None:
-    """An nvidia-smi on PATH for GPUs of the given compute capabilities (answers -L and the compute_cap query)."""
-    folder = Path("bin").resolve()
-    folder.mkdir()
-    listing = "".join(f"echo 'GPU {i}: NVIDIA GPU (UUID: GPU-{i:08d})'\n" for i in range(len(capabilities)))
-    query = "".join(f"echo '{i}, {cap}'\n" for i, cap in enumerate(capabilities))
-    script = folder / "nvidia-smi"
-    script.write_text(f'#!/bin/sh\nif [ "$1" = "-L" ]; then\n{listing}else\n{query}fi\n')
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+def on_machine(monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """Put a recorded machine's nvidia-smi (tests/fixtures/nvidia_smi/<case>) first on PATH, all its GPUs visible."""
+    fake = machine(Path("machine"), case)
+    monkeypatch.setenv("PATH", f"{fake['PATH']}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
 
@@ -51,28 +45,36 @@ def test_fast_on_the_cpu_turns_on_patch_dropout_and_the_distributed_loss(invoke)
 
 
 def test_fast_on_bf16_gpus_adds_bf16_and_torch_compile(invoke, monkeypatch):
-    fake_gpus(monkeypatch, ["8.0", "8.0"])
-    args, words, _ = dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast")
+    on_machine(monkeypatch, "8-gpus-550-cuda12.4")
+    args, words, _ = dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast", "--gpus", "0,1")
     assert "--nproc-per-node=2" in words
     assert (args.precision, args.force_patch_dropout, args.torchcompile, args.local_loss, args.gather_with_grad) == (
         "amp_bf16", 0.5, True, True, True)
 
 
 def test_fast_on_gpus_without_bf16_keeps_amp(invoke, monkeypatch):
-    fake_gpus(monkeypatch, ["7.0"])
+    on_machine(monkeypatch, "580-cuda13.0-sm61")
     args, _, said = dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast")
     assert (args.precision, args.torchcompile, args.local_loss) == ("amp", True, False)
     assert "GPU older than compute capability 8.0" in said[0] and "(one process)" in said[0]
 
 
+def test_a_driver_that_hides_compute_capability_keeps_amp(invoke, monkeypatch):
+    on_machine(monkeypatch, "470-rejects-compute-cap")
+    args, _, said = dry_run(invoke, "--model", "ViT-B-32", "--preset", "memory")
+    assert (args.precision, args.grad_checkpointing) == ("amp", True)
+    assert "cannot tell whether the GPUs support bf16" in said[0]
+
+
 def test_bf16_needs_every_gpu_the_run_uses(invoke, monkeypatch):
-    fake_gpus(monkeypatch, ["9.0", "7.5"])
+    on_machine(monkeypatch, "2-gpus-a100-t4")
     assert dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast", "--gpus", "0")[0].precision == "amp_bf16"
     assert dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast", "--gpus", "0,1")[0].precision == "amp"
+    assert dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast")[0].precision == "amp"
 
 
 def test_values_you_give_win_over_the_preset(invoke, monkeypatch):
-    fake_gpus(monkeypatch, ["9.0", "9.0"])
+    on_machine(monkeypatch, "8-gpus-550-cuda12.4")
     args, _, said = dry_run(invoke, "--model", "ViT-B-32", "--preset", "fast", "--precision", "amp",
                             "--force-patch-dropout", "0", "--no-torchcompile", "--no-gather-with-grad")
     assert (args.precision, args.force_patch_dropout, args.torchcompile) == ("amp", 0.0, False)
@@ -130,7 +132,7 @@ def test_fast_trains_with_two_ranks_then_finishes_without_patch_dropout(demo_dat
     assert masked.returncode == 0, masked.stderr[-3000:]
     params = (tmp_path / "fast" / "params.txt").read_text()
     assert "force_patch_dropout: 0.5" in params and "local_loss: True" in params and "gather_with_grad: True" in params
-    unmasked = run_bmclip("train", *common, "--epochs", "3", "--force-patch-dropout", "0", "--resume", "latest")
+    unmasked = run_bmclip("train", *common, "--epochs", "3", "--force-patch-dropout", "0", "--resume", "auto")
     assert unmasked.returncode == 0, unmasked.stderr[-3000:]
     assert "force_patch_dropout: 0.0" in (tmp_path / "fast" / "params.txt").read_text()
     assert [p.name for p in epoch_checkpoints(tmp_path / "fast")] == ["epoch_1.pt", "epoch_2.pt", "epoch_3.pt"]

@@ -3,62 +3,46 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 from biomedclip_cli.config import Precision, TrainConfig
+from biomedclip_cli.envinfo.nvidia_smi import Gpu, probe
 from biomedclip_cli.problems import Problem, error
 
 GPU_PRECISIONS = {p for p in Precision if p not in (Precision.auto, Precision.fp32)}
-BF16_COMPUTE_CAPABILITY = 8.0
+BF16_COMPUTE_CAPABILITY = (8, 0)
 
 
-def _nvidia_smi(*args: str) -> str | None:
-    """nvidia-smi's output for `args`, or None where it is missing or fails (no GPU, no driver)."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    try:
-        result = subprocess.run([smi, *args], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout if result.returncode == 0 else None
+def visible_gpus() -> list[Gpu]:
+    """GPUs a process started here would see: nvidia-smi's list narrowed by CUDA_VISIBLE_DEVICES indices."""
+    gpus = list(probe().gpus)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return gpus
+    wanted = [item.strip() for item in visible.split(",") if item.strip() and item.strip() != "-1"]
+    by_index = {str(gpu.index): gpu for gpu in gpus}
+    return [by_index[item] for item in wanted if item in by_index]
 
 
 def visible_gpu_count() -> int:
-    """GPUs a process started here would see: nvidia-smi's list, narrowed by CUDA_VISIBLE_DEVICES."""
-    listing = _nvidia_smi("-L")
-    if listing is None:
-        return 0
-    installed = sum(1 for line in listing.splitlines() if line.startswith("GPU "))
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return installed
-    wanted = [item for item in visible.split(",") if item.strip() and item.strip() != "-1"]
-    return min(len(wanted), installed)
+    """How many GPUs a process started here would see (0 without nvidia-smi)."""
+    return len(visible_gpus())
 
 
-def gpus_support_bf16(gpus: str | None) -> bool | None:
+def gpus_support_bf16(visible: list[Gpu], gpus: str | None) -> bool | None:
     """Whether every GPU the run uses computes in bfloat16 (compute capability >= 8.0: A100, H100, L4, RTX 30xx and newer).
 
-    `gpus` are the --gpus indices (None: all GPUs in CUDA_VISIBLE_DEVICES, else all installed). None when
-    nvidia-smi cannot tell (no GPU here, or a driver too old to report compute capabilities).
+    `visible` are the GPUs a process here sees (visible_gpus()); `gpus` the --gpus indices among them (None: all).
+    None when that cannot be told: no GPU, an index nvidia-smi does not show, or a driver too old to report
+    compute capabilities.
     """
-    listing = _nvidia_smi("--query-gpu=index,compute_cap", "--format=csv,noheader")
-    if listing is None:
+    wanted = gpus.split(",") if gpus else None
+    used = [gpu for gpu in visible if wanted is None or str(gpu.index) in wanted]
+    if not used or (wanted is not None and len(used) != len(wanted)):
         return None
-    capabilities: dict[str, float] = {}
-    for line in listing.splitlines():
-        index, _, capability = line.partition(",")
-        try:
-            capabilities[index.strip()] = float(capability)
-        except ValueError:
-            return None
-    wanted = gpus or os.environ.get("CUDA_VISIBLE_DEVICES")
-    indices = [i.strip() for i in wanted.split(",")] if wanted else list(capabilities)
-    if not indices or not all(i in capabilities for i in indices):
+    capabilities = [gpu.compute_capability for gpu in used]
+    if any(capability is None for capability in capabilities):
         return None
-    return min(capabilities[i] for i in indices) >= BF16_COMPUTE_CAPABILITY
+    return all(capability >= BF16_COMPUTE_CAPABILITY for capability in capabilities if capability is not None)
 
 
 def check_hardware(config: TrainConfig, gpus: int) -> list[Problem]:
