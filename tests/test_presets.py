@@ -138,3 +138,4 @@ def test_fast_trains_with_two_ranks_then_finishes_without_patch_dropout(demo_dat
     assert [p.name for p in epoch_checkpoints(tmp_path / "fast")] == ["epoch_1.pt", "epoch_2.pt", "epoch_3.pt"]
     progress = train_progress(tmp_path / "fast")
     assert progress[-1].epoch == 2 and progress[-1].loss < progress[0].loss
+    assert all(0 <= line.data_seconds <= line.batch_seconds for line in progress), "waiting for data is part of each step"
