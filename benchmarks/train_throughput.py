@@ -13,7 +13,7 @@ round's samples/s, the least disturbed one on a shared machine).
 
 Usage:
   python benchmarks/train_throughput.py                # CPU: bmclip-tiny, batch 64, 1 process, 60 steps
-  python benchmarks/train_throughput.py --gpu          # GPUs: ViT-B-32, batch 256, one process per GPU, 100 steps
+  python benchmarks/train_throughput.py --gpu          # GPUs: ViT-B-32, batch 256, one process per GPU, 100 steps (20 untimed)
   python benchmarks/train_throughput.py --gpu --rounds 1 --steps 100 --model ViT-B-16
 On CPU, (a) runs one process: open_clip_train 3.3 cannot run several CPU processes without bmclip's
 DistributedDataParallel shim (see README).
@@ -70,8 +70,8 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="training steps per run (default: 60 on CPU, 100 with --gpu)")
     parser.add_argument("--nproc", type=int, help="processes (default: 1 on CPU, one per visible GPU with --gpu)")
     parser.add_argument("--workers", type=int, help="data-loading workers per process (default: 1 on CPU, 8 with --gpu)")
-    parser.add_argument("--log-every", type=int, default=5, help="open_clip's --log-every-n-steps (one timing window)")
-    parser.add_argument("--warmup-steps", type=int, default=10, help="steps left out of samples/s (start-up, compilation)")
+    parser.add_argument("--log-every", type=int, help="open_clip's --log-every-n-steps, one timing window (default: 5 on CPU, 10 with --gpu)")
+    parser.add_argument("--warmup-steps", type=int, help="steps left out of samples/s: start-up, compilation (default: 10 on CPU, 20 with --gpu)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions of (a), (b), (c); median reported")
     parser.add_argument("--report-to", default="tensorboard", help="the seed's logger; 'none' to leave it out")
     parser.add_argument("--keep", type=Path, help="keep the run folders here instead of a temporary folder")
@@ -82,6 +82,8 @@ def parse_options() -> argparse.Namespace:
     options.steps = options.steps or (100 if gpu else 60)
     options.nproc = options.nproc or (max(visible_gpu_count(), 1) if gpu else 1)
     options.workers = options.workers if options.workers is not None else (8 if gpu else 1)
+    options.log_every = options.log_every or (10 if gpu else 5)
+    options.warmup_steps = options.warmup_steps if options.warmup_steps is not None else (20 if gpu else 10)
     options.precision = "amp" if gpu else "fp32"
     return options
 
