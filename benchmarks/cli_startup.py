@@ -58,6 +58,8 @@ def main() -> None:
             ("bmclip train --help", [*bmclip, "train", "--help"]),
             ("python -m open_clip_train.main --help", [sys.executable, "-m", "open_clip_train.main", "--help"]),
             ("bmclip train --dry-run (100k-row CSV)", [*bmclip, "train", "--train-data", "train.csv", "--model", "bmclip-tiny", "--dry-run"]),
+            ("bmclip slurm-gen (100k-row CSV)", [*bmclip, "slurm-gen", "--train-data", "train.csv", "--model", "bmclip-tiny",
+                                                 "--nodes", "4", "--gpus-per-node", "8"]),
         ]
         print(f"machine: {os.cpu_count()} CPU cores; median of {runs} runs")
         print(f"| {'command':<40} | {'wall time (s)':>13} | {'peak memory (MiB)':>17} |")

@@ -141,15 +141,18 @@ def _run_folder_problems(config: TrainConfig) -> list[Problem]:
     if config.resume not in (None, "latest"):
         resume = Path(config.resume)
         if not resume.is_file():
-            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'latest'")]
+            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'latest'", local_only=True)]
     return []
 
 
-def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True) -> Preflight:
+def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True,
+              remote_paths: bool = False) -> Preflight:
     """Resolve `auto` values for a node with `gpus` GPUs and check everything a launch depends on.
 
     Hardware problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
     `check_paths=False` skips existence checks for paths that only exist where the job will run.
+    `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
+    absent from this machine a warning; a CSV that could not be read here then needs --csv-separator.
     """
     problems: list[Problem] = []
     updates = _data_updates(config, problems, check_paths)
@@ -161,8 +164,22 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
     problems.extend(check_extra_args(resolved))
     if check_paths:
         problems.extend(_run_folder_problems(resolved))
-    if not any(p.severity is Severity.ERROR for p in problems):
+    if not any(p.severity is Severity.ERROR and not (remote_paths and p.local_only) for p in problems):
         parsed = parse_with_open_clip(openclip_argv(resolved))
         if isinstance(parsed, Problem):
             problems.append(parsed)
+    if remote_paths:
+        problems = [_expected_elsewhere(p) if p.local_only else p for p in problems] + _unsniffed_separator(resolved)
     return Preflight(resolved, problems)
+
+
+def _expected_elsewhere(problem: Problem) -> Problem:
+    """A problem that only says something is absent here, as a warning for a job that runs elsewhere."""
+    return Problem(problem.subject, problem.message, "it must exist where the job runs", Severity.WARNING, local_only=True)
+
+
+def _unsniffed_separator(config: TrainConfig) -> list[Problem]:
+    if config.dataset_type is DatasetType.csv and config.csv_separator is None:
+        return [error("--csv-separator", f"cannot be sniffed from '{config.train_data}', which is not on this machine",
+                      "pass it, e.g. --csv-separator ','")]
+    return []
