@@ -57,7 +57,9 @@ class TrainConfig(BaseModel):
 
     # Data
     train_data: str | None = _option(
-        None, "Training data: a CSV/TSV file, or webdataset shards as a brace pattern ('shards/{000000..000099}.tar'); '::' joins several sources.", DATA, "data/train.csv")
+        None, "Training data: a CSV/TSV file, or webdataset shards as a brace pattern ('shards/{000000..000099}.tar'), local or on the "
+        "Hugging Face hub ('hf://datasets/<owner>/<name>/<folder>/{000000..000099}.tar'), or a BIOMEDICA set by name (listed below); "
+        "'::' joins several sources.", DATA, "biomedica:commercial")
     val_data: str | None = _option(None, "Validation data, same forms as --train-data.", DATA, "data/val.csv")
     dataset_type: DatasetType = _option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
     csv_img_key: str = _option("filepath", "CSV column holding image paths.", DATA, "filepath")
@@ -65,13 +67,16 @@ class TrainConfig(BaseModel):
     csv_separator: str | None = _option(
         None, "CSV separator; sniffed from the header when not given (open_clip's own default is a TAB).", DATA, ",", shown_default="sniffed")
     train_num_samples: int | None = _option(
-        None, "Samples per epoch; for webdataset read from sizes.json beside the shards when not given.", DATA, "10968539", gt=0)
+        None, "Samples per epoch; for webdataset read from sizes.json beside the shards (or in the hub repo's folder) when not given.", DATA, "10968539", gt=0)
     val_num_samples: int | None = _option(None, "Validation samples (webdataset).", DATA, "10000", gt=0)
     dataset_resampled: bool | None = _option(
         None, "Sample shards with replacement; on by default for webdataset (BIOMEDICA's shards are clustered).", DATA, "true",
         shown_default="on for webdataset")
     train_data_upsampling_factors: str | None = _option(
         None, "Weights of the '::'-joined --train-data sources, e.g. '1::2'; needs --dataset-resampled.", DATA, "1::2")
+    revision: str | None = _option(
+        None, "Branch, tag or commit of the hub repo that hf:// data is read from (pins the dataset version).", DATA, "main",
+        shown_default="the repo's default branch")
 
     # Model
     model: str = _option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.", MODEL, "ViT-B-32")
@@ -127,7 +132,7 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(REPORT_TARGETS)}")
         return ",".join(targets)
 
-    @field_validator("train_data", "val_data", "pretrained", "name", "resume")
+    @field_validator("train_data", "val_data", "pretrained", "name", "resume", "revision")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():

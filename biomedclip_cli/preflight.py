@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from biomedclip_cli.biomedica import expand_shortcuts
 from biomedclip_cli.checks.data import (
+    ShardSet,
     check_csv_columns,
+    check_first_samples,
     check_image_paths,
     check_shards,
     inspect_shards,
@@ -20,8 +23,9 @@ from biomedclip_cli.checks.data import (
 from biomedclip_cli.checks.hardware import check_hardware
 from biomedclip_cli.checks.model import check_model
 from biomedclip_cli.config import DatasetType, Precision, TrainConfig
+from biomedclip_cli.hub import is_hub_url
 from biomedclip_cli.openclip_args import check_extra_args, openclip_argv, parse_with_open_clip
-from biomedclip_cli.problems import Problem, Severity, error
+from biomedclip_cli.problems import Problem, Severity, error, warning
 
 SCRATCH_LR = 5e-4
 FINE_TUNE_LR = 5e-6
@@ -82,13 +86,11 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem], check_path
     updates: dict[str, object] = {}
     resampled = True if config.dataset_resampled is None else config.dataset_resampled
     updates["dataset_resampled"] = resampled
-    shards = inspect_shards(config.train_data or "")
-    if check_paths:
-        problems.extend(check_shards(shards, "--train-data", config.train_data or ""))
-    if config.train_num_samples is None:
+    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems, check_paths)
+    if config.train_num_samples is None and not shards.problems:
         if shards.num_samples is None:
-            problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them",
-                                  "pass the number of samples per epoch, e.g. --train-num-samples 10000"))
+            problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them "
+                                  "(in a hub repo: sizes.json or _info.json)", "pass the number of samples per epoch, e.g. --train-num-samples 10000"))
         else:
             updates["train_num_samples"] = shards.num_samples
     factors = config.train_data_upsampling_factors
@@ -98,26 +100,65 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem], check_path
         elif len(factors.split("::")) != len(shards.by_source):
             problems.append(error("--train-data-upsampling-factors", f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
                                   "give one weight per '::'-joined source, e.g. 1::2"))
-    if config.val_data is not None and check_paths:
-        problems.extend(check_shards(inspect_shards(config.val_data), "--val-data", config.val_data))
+    if config.val_data is not None and (check_paths or any(is_hub_url(s) for s in sources(config.val_data))):
+        _checked_shards(config.val_data, "--val-data", config.revision, problems, check_paths)
     return updates
+
+
+def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem], check_paths: bool) -> ShardSet:
+    """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop.
+
+    hf:// shards are checked even without `check_paths`: the hub is the same wherever the job runs.
+    """
+    shards = inspect_shards(data, revision, option, check_local=check_paths)
+    problems.extend(shards.problems)
+    if not shards.problems:
+        problems.extend(check_shards(shards, option, data))
+        problems.extend(check_first_samples(shards, option))
+    return shards
+
+
+def _expanded_shortcuts(config: TrainConfig, problems: list[Problem]) -> dict[str, object] | None:
+    """BIOMEDICA shortcut names in --train-data/--val-data replaced by their hf:// patterns; None after an unknown name."""
+    updates: dict[str, object] = {}
+    for name, option in (("train_data", "--train-data"), ("val_data", "--val-data")):
+        value = getattr(config, name)
+        expanded = expand_shortcuts(value, option) if value is not None else value
+        if isinstance(expanded, Problem):
+            problems.append(expanded)
+            return None
+        if expanded != value:
+            updates[name] = expanded
+    return updates
+
+
+def _revision_problems(config: TrainConfig) -> list[Problem]:
+    data = "::".join(d for d in (config.train_data, config.val_data) if d)
+    if config.revision and not any(is_hub_url(source) for source in sources(data)):
+        return [warning("--revision", "has no effect: no --train-data or --val-data source is an hf:// URL")]
+    return []
 
 
 def _data_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
     if config.train_data is None and config.dataset_type is not DatasetType.synthetic:
         problems.append(error("--train-data", "is missing", "pass a CSV file or a shard pattern, e.g. --train-data data/train.csv"))
         return {}
+    expanded = _expanded_shortcuts(config, problems)
+    if expanded is None:
+        return {}
+    config = config.model_copy(update=expanded)
+    problems.extend(_revision_problems(config))
     dataset_type = _resolve_dataset_type(config, problems)
     if dataset_type is None:
-        return {}
+        return expanded
     resolved = config.model_copy(update={"dataset_type": dataset_type})
     if dataset_type is DatasetType.csv:
-        return {"dataset_type": dataset_type, **_csv_updates(resolved, problems, check_paths)}
+        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems, check_paths)}
     if dataset_type is DatasetType.webdataset:
-        return {"dataset_type": dataset_type, **_webdataset_updates(resolved, problems, check_paths)}
+        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems, check_paths)}
     if config.train_num_samples is None:
         problems.append(error("--train-num-samples", "is needed for synthetic data", "e.g. --train-num-samples 1024"))
-    return {"dataset_type": dataset_type}
+    return {**expanded, "dataset_type": dataset_type}
 
 
 def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, object]:

@@ -21,7 +21,7 @@ def imported_modules(*args: str) -> set[str]:
 def test_help_lists_the_commands():
     result = run_bmclip("--help")
     assert result.returncode == 0
-    for command in ("train", "eval", "demo-data"):
+    for command in ("train", "eval", "demo-data", "env-check"):
         assert command in result.stdout
 
 

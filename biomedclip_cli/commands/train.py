@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.biomedica import shortcut_help
 from biomedclip_cli.checks.hardware import visible_gpu_count
 from biomedclip_cli.config import OPTION_FIELDS, TrainConfig, build_config, load_config_file
 from biomedclip_cli.commands.config_options import with_config_options
@@ -26,8 +27,11 @@ EPILOG = """Examples:
 
   bmclip train --config examples/demo.yaml --epochs 5
 
+  bmclip train --train-data biomedica:commercial --model ViT-B-32 --pretrained openai   (streams from the hub: accept the dataset's terms and run `hf auth login` first)
+
   bmclip train --config train.yaml -- --grad-clip-norm 1.0   (open_clip flags without a bmclip option go after --)
-"""
+
+""" + shortcut_help()
 
 ConfigFileOpt = Annotated[
     Optional[Path],
