@@ -39,6 +39,11 @@ TIME_PATTERN = re.compile(r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<
 MEMORY_PATTERN = re.compile(r"^\d+[KMGT]?$")
 SBATCH_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9-]*$")
 SLURM_DECIDES = ("gpus", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
+# sbatch options slurm-gen writes or has an option for, and those that would change its one-task-a-node layout.
+BMCLIP_SBATCH_OPTIONS = frozenset({
+    "nodes", "ntasks-per-node", "cpus-per-task", "job-name", "chdir", "output", "open-mode", "requeue", "signal", "wait-all-nodes",
+    "gres", "partition", "account", "time", "mem", "qos", "constraint", "ntasks", "gpus", "gpus-per-node", "gpus-per-task",
+})
 RESUME_FROM_RUN_FOLDER = "latest"
 
 
@@ -237,7 +242,7 @@ def job_problems(config: TrainConfig, job: SlurmJob) -> list[Problem]:
     if "\\" in str(job_run_dir(config, job)):
         problems.append(error("--logs", f"the run folder '{job_run_dir(config, job)}' contains a backslash, which turns off SLURM's %x/%j in log names",
                               "use a path without backslashes"))
-    problems.extend(_sbatch_key_problems(job, config))
+    problems.extend(_sbatch_key_problems(job))
     for option, value in sbatch_options(config, job).items():
         if value is not None and CONTROL_CHARACTERS.search(value):
             problems.append(error(f"--{option}", f"{value!r} contains a line break or control character, which cannot go on an #SBATCH line",
@@ -245,14 +250,14 @@ def job_problems(config: TrainConfig, job: SlurmJob) -> list[Problem]:
     return problems
 
 
-def _sbatch_key_problems(job: SlurmJob, config: TrainConfig) -> list[Problem]:
-    owned = set(sbatch_options(config, SlurmJob(nodes=job.nodes, gpus_per_node=1, chdir=job.chdir)))
+def _sbatch_key_problems(job: SlurmJob) -> list[Problem]:
     for item in job.extra_sbatch:
         key = item.partition("=")[0].removeprefix("--")
         if not SBATCH_KEY_PATTERN.match(key):
             return [error("--sbatch", f"'{item}' is not KEY=VALUE with an sbatch option name as KEY", "e.g. --sbatch mail-type=END")]
-        if key in owned or key in ("partition", "account", "time", "mem", "qos", "constraint"):
-            return [error("--sbatch", f"--{key} is set by bmclip slurm-gen", "use slurm-gen's own option for it (bmclip slurm-gen --help)")]
+        if key in BMCLIP_SBATCH_OPTIONS:
+            return [error("--sbatch", f"--{key} is set by bmclip slurm-gen (one task a node runs all its ranks)",
+                          "use slurm-gen's own options (bmclip slurm-gen --help)")]
     return []
 
 

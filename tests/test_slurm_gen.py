@@ -18,6 +18,7 @@ import yaml
 from open_clip_train.params import parse_args
 
 from biomedclip_cli.launch import WORKER_MODULE
+from biomedclip_cli.slurm import BMCLIP_SBATCH_OPTIONS
 from conftest import REPO, run_bmclip
 from test_cli import imported_modules
 
@@ -81,7 +82,7 @@ def test_four_nodes_of_eight_gpus_match_the_golden_file(tmp_path: Path):
 def test_the_golden_job_launches_what_train_would_on_each_node():
     script = GOLDEN.read_text(encoding="utf-8")
     options = sbatch_values(script)
-    assert list(options) == sorted(options)
+    assert list(options) == sorted(options) and set(options) <= BMCLIP_SBATCH_OPTIONS
     assert options | {"output": None} == {
         "account": "biomed-lab", "chdir": "/scratch/bmclip", "cpus-per-task": "72", "gres": "gpu:8", "job-name": "vit-b-32-biomedica",
         "mem": "480G", "nodes": "4", "ntasks-per-node": "1", "open-mode": "append", "output": None, "partition": "gpu", "requeue": None,
@@ -227,6 +228,20 @@ def test_launch_settings_slurm_decides_are_dropped_with_a_warning(invoke, demo_d
     assert "ignored in a SLURM job, which decides them: gpus=0,1, rdzv_endpoint=node001:29400" in result.stderr
     assert sbatch_values(result.stdout)["nodes"] == "2"
     assert "CUDA_VISIBLE_DEVICES" not in result.stdout and "node001" not in result.stdout
+
+
+def test_login_node_without_open_clip_train_needs_remote_paths(tmp_path: Path, demo_data):
+    stub = tmp_path / "no-train-extra" / "open_clip_train"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('bmclip[train] is not installed on this login node')\n")
+    environment = {"PYTHONPATH": f"{REPO}{os.pathsep}{stub.parent}"}
+    args = ("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--gpus-per-node", "0")
+    refused = run_bmclip(*args, cwd=tmp_path, env=environment)
+    assert refused.returncode == 2 and "bmclip: error: open_clip_train: is not installed" in refused.stderr
+    allowed = run_bmclip(*args, "--remote-paths", cwd=tmp_path, env=environment)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "open_clip_train: is not installed; it must exist where the job runs" in allowed.stderr
+    assert "-m biomedclip_cli.worker" in allowed.stdout
 
 
 def test_submit_without_sbatch_says_where_to_run(tmp_path: Path, demo_data):
