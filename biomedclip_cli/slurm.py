@@ -21,11 +21,13 @@ import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from biomedclip_cli.config import TrainConfig, config_to_yaml
 from biomedclip_cli.launch import RDZV_HOST_VARIABLE, RDZV_PORT_VARIABLE, SRUN_ARGS, WORKER_MODULE, srun_words
 from biomedclip_cli.openclip_args import openclip_argv
+from biomedclip_cli.preflight import default_run_name
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 from biomedclip_cli.run_folder import CONFIG_FILE
 
@@ -75,8 +77,9 @@ def slurm_train_config(config: TrainConfig, nodes: int) -> tuple[TrainConfig, li
     """The config as a SLURM job trains it, and warnings about what changed.
 
     SLURM decides the launch settings a workstation run names (GPU indices, rendezvous, node rank):
-    values given for them are dropped with one warning. Without --resume, the job resumes from
-    the run folder's newest checkpoint when it has one, which is what makes a requeue continue.
+    values given for them are dropped with one warning. The run name is fixed now, so that every
+    start of the job uses the same run folder; without --resume, the job resumes from that folder's
+    newest checkpoint when it has one, which is what makes a requeue continue.
     """
     problems: list[Problem] = []
     ignored = {name: getattr(config, name) for name in SLURM_DECIDES if name in config.model_fields_set and getattr(config, name) is not None}
@@ -88,6 +91,7 @@ def slurm_train_config(config: TrainConfig, nodes: int) -> tuple[TrainConfig, li
                                 f"start a new run with --pretrained, or drop --resume (the job then uses --resume {RESUME_FROM_RUN_FOLDER})"))
     updates: dict[str, object] = {name: TrainConfig.model_fields[name].default for name in SLURM_DECIDES}
     updates["nnodes"] = nodes
+    updates["name"] = config.name or default_run_name(config.model, datetime.now())
     if config.resume is None:
         updates["resume"] = RESUME_FROM_RUN_FOLDER
     return config.model_copy(update=updates), problems

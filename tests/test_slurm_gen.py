@@ -124,10 +124,12 @@ def test_seed_slurm_recipe_in_the_readme_trains_what_the_seed_script_trains(tmp_
 
 
 def test_cpu_job_with_ranks_per_node(invoke, demo_data):
-    result = invoke("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--name", "cpu", "--gpus-per-node", "0", "--nproc-per-node", "3")
+    result = invoke("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--gpus-per-node", "0", "--nproc-per-node", "3")
     assert result.exit_code == 0, result.stderr
     options = sbatch_values(result.stdout)
     assert "gres" not in options and options["cpus-per-task"] == "3" and options["nodes"] == "1"
+    assert re.fullmatch(r"\d{8}-\d{6}-bmclip-tiny", options["job-name"]), "the run name is fixed in the file, for every restart"
+    assert parse_args(open_clip_args(result.stdout)).name == options["job-name"]
     assert "--nproc-per-node=3" in launch_argv(result.stdout)
     assert parse_args(open_clip_args(result.stdout)).precision == "fp32"
     assert "SLURM does not create the folder of its log" in result.stderr
