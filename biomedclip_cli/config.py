@@ -19,6 +19,7 @@ from biomedclip_cli.problems import Problem, ProblemFound, error
 
 DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
 REPORT_TARGETS = ("tensorboard", "wandb")
+RESUME_AUTO = "auto"
 
 
 class DatasetType(str, Enum):
@@ -106,7 +107,17 @@ class TrainConfig(BaseModel):
     save_frequency: int = _option(1, "Save a checkpoint every N epochs (the last epoch is always saved).", OUTPUT, "1", ge=0)
     report_to: str = _option("", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard", shown_default="none")
     workers: int = _option(4, "Data-loading processes per training process.", OUTPUT, "8", ge=0)
-    resume: str | None = _option(None, "Continue from a checkpoint file, or 'latest' in this run folder.", OUTPUT, "logs/run/checkpoints/epoch_3.pt")
+    resume: str | None = _option(
+        None, "Continue from a checkpoint file; or 'auto' (also 'latest'): from this run folder's newest complete checkpoint if it has one, "
+        "else start fresh, so the same command can simply be run again after a failure.", OUTPUT, "auto")
+    checkpoint_every_samples: int | None = _option(
+        None, "Save a checkpoint every N samples (with --total-samples): epochs of N samples drawn with replacement "
+        "(webdataset), for frequent checkpoints on large data.", OUTPUT, "1000000", gt=0)
+    total_samples: int | None = _option(
+        None, "Samples to train on in all, with --checkpoint-every-samples (sets the number of epochs).", OUTPUT, "24000000", gt=0)
+    keep_checkpoints: int | None = _option(
+        None, "Keep only the newest K epoch checkpoints; older ones are deleted once a newer one is verified complete.", OUTPUT, "3",
+        shown_default="all", gt=0)
 
     # Launch
     nproc_per_node: int | None = _option(
@@ -142,6 +153,12 @@ class TrainConfig(BaseModel):
     def run_dir(self) -> Path:
         """The run folder <logs>/<name>; only meaningful once the name is resolved."""
         return Path(self.logs) / (self.name or "")
+
+    def planned_epochs(self) -> int:
+        """Epochs the run trains for: ceil(total / every) with --checkpoint-every-samples, else --epochs."""
+        if self.checkpoint_every_samples and self.total_samples:
+            return -(-self.total_samples // self.checkpoint_every_samples)
+        return self.epochs
 
 
 OPTION_FIELDS = tuple(name for name in TrainConfig.model_fields if name != "extra_args")

@@ -6,7 +6,7 @@ import contextlib
 import io
 from argparse import Namespace
 
-from biomedclip_cli.config import DatasetType, TrainConfig, flag
+from biomedclip_cli.config import RESUME_AUTO, DatasetType, TrainConfig, flag
 from biomedclip_cli.hub import pin_revision
 from biomedclip_cli.problems import Problem, error
 
@@ -14,7 +14,9 @@ LAUNCH_FIELDS = ("nproc_per_node", "gpus", "nnodes", "node_rank", "rdzv_endpoint
 CSV_FIELDS = ("csv_img_key", "csv_caption_key", "csv_separator")
 WEBDATASET_FIELDS = ("dataset_resampled", "train_data_upsampling_factors")
 DATA_FIELDS = ("train_data", "val_data")
-NOT_OPEN_CLIP = (*LAUNCH_FIELDS, "revision", "extra_args")
+CHECKPOINT_FIELDS = ("checkpoint_every_samples", "total_samples", "keep_checkpoints")
+NOT_OPEN_CLIP = (*LAUNCH_FIELDS, *CHECKPOINT_FIELDS, "revision", "extra_args")
+OPEN_CLIP_RESUME_LATEST = "latest"
 
 
 def _value_args(name: str, value: object) -> list[str]:
@@ -42,11 +44,20 @@ def openclip_argv(config: TrainConfig) -> list[str]:
     for name in TrainConfig.model_fields:
         if name in skipped:
             continue
-        value = getattr(config, name)
+        value = _open_clip_value(name, getattr(config, name))
         if name in DATA_FIELDS and value:
             value = pin_revision(value, config.revision)
         argv += _value_args(name, value)
     return argv + list(config.extra_args)
+
+
+def _open_clip_value(name: str, value: object) -> object:
+    """`--resume auto` left unresolved (a command prepared away from the run folder) becomes open_clip's `latest`.
+
+    bmclip's worker answers open_clip's `latest` lookup with the run's newest complete checkpoint,
+    or none (a fresh start): what `auto` means.
+    """
+    return OPEN_CLIP_RESUME_LATEST if name == "resume" and value == RESUME_AUTO else value
 
 
 def open_clip_flags(config: TrainConfig) -> set[str]:

@@ -20,16 +20,19 @@ from biomedclip_cli.checks.data import (
     sources,
     suffix_type,
 )
+from biomedclip_cli.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.checks.hardware import check_hardware
 from biomedclip_cli.checks.model import check_model
-from biomedclip_cli.config import DatasetType, Precision, TrainConfig
+from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, TrainConfig
 from biomedclip_cli.hub import is_hub_url
-from biomedclip_cli.openclip_args import check_extra_args, openclip_argv, parse_with_open_clip
+from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
 from biomedclip_cli.problems import Problem, Severity, error, warning
+from biomedclip_cli.run_folder import CHECKPOINT_DIR, read_launch_record
 
 SCRATCH_LR = 5e-4
 FINE_TUNE_LR = 5e-6
-RUN_MARKERS = ("bmclip.yaml", "out.log")
+RUN_MARKERS = ("bmclip.yaml", "out.log", CHECKPOINT_DIR)
+RESUME_FROM_RUN_FOLDER = (RESUME_AUTO, OPEN_CLIP_RESUME_LATEST)
 
 
 @dataclass
@@ -174,37 +177,104 @@ def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, 
     return updates
 
 
+def _cadence_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """--checkpoint-every-samples N with --total-samples M: epochs of N samples drawn with replacement, ceil(M/N) of them."""
+    every, total = config.checkpoint_every_samples, config.total_samples
+    if every is None and total is None:
+        return {}
+    if every is None or total is None:
+        missing, given = ("--checkpoint-every-samples", "--total-samples") if every is None else ("--total-samples", "--checkpoint-every-samples")
+        problems.append(error(given, f"needs {missing}", "pass both: --checkpoint-every-samples N --total-samples M (M samples in all, a checkpoint every N)"))
+        return {}
+    epochs = config.planned_epochs()
+    if config.train_num_samples not in (None, every):
+        problems.append(error("--train-num-samples", f"conflicts with --checkpoint-every-samples {every} (which makes each epoch {every} samples)",
+                              "drop --train-num-samples"))
+    if config.dataset_resampled is False:
+        problems.append(error("--no-dataset-resampled", "conflicts with --checkpoint-every-samples (its epochs draw samples with replacement)",
+                              "drop --no-dataset-resampled"))
+    if "epochs" in config.model_fields_set and config.epochs != epochs:
+        problems.append(error("--epochs", f"is set by --total-samples {total} / --checkpoint-every-samples {every} (= {epochs} epochs)",
+                              "drop --epochs, or change --total-samples"))
+    return {"train_num_samples": every, "epochs": epochs, "dataset_resampled": True}
+
+
+def _cadence_problems(config: TrainConfig) -> list[Problem]:
+    if config.checkpoint_every_samples is not None and config.dataset_type is DatasetType.csv:
+        return [error("--checkpoint-every-samples", "needs webdataset shards (an epoch of CSV data always reads the whole file)",
+                      "convert the CSV to shards, or use --epochs with --save-frequency")]
+    return []
+
+
+def _resume_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """Resolve --resume auto (or latest) to the run folder's newest complete checkpoint, or a fresh start.
+
+    A run folder that exists without a complete checkpoint keeps open_clip's `latest`, which lets
+    open_clip start fresh in it (bmclip's worker finds no checkpoint either).
+    """
+    if config.resume not in RESUME_FROM_RUN_FOLDER:
+        return {}
+    run_dir = config.run_dir()
+    point = newest_complete_checkpoint(run_dir)
+    problems.extend(point.skipped)
+    if point.checkpoint is not None:
+        return {"resume": str(point.checkpoint)}
+    if any((run_dir / marker).exists() for marker in RUN_MARKERS):
+        return {"resume": OPEN_CLIP_RESUME_LATEST}
+    return {"resume": None}
+
+
 def _run_folder_problems(config: TrainConfig) -> list[Problem]:
     run_dir = config.run_dir()
     if config.resume is None and any((run_dir / marker).exists() for marker in RUN_MARKERS):
         return [error("--name", f"run folder '{run_dir}' already exists",
-                      "pick another --name, or continue it with --resume latest")]
-    if config.resume not in (None, "latest"):
+                      "pick another --name, or continue it with --resume auto (or bmclip resume)")]
+    if config.resume not in (None, *RESUME_FROM_RUN_FOLDER):
         resume = Path(config.resume)
         if not resume.is_file():
-            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'latest'", local_only=True)]
+            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'auto'", local_only=True)]
+    return []
+
+
+def _still_running_problems(config: TrainConfig) -> list[Problem]:
+    """A run folder whose launching bmclip process still runs here must not get a second training."""
+    launch = read_launch_record(config.run_dir())
+    if launch is not None and launch.alive_here():
+        return [error("--name", f"run folder '{config.run_dir()}' is being trained right now by bmclip process {launch.pid}",
+                      "wait for it to end, or stop it (Ctrl-C, or kill that process) before resuming")]
     return []
 
 
 def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True,
-              remote_paths: bool = False) -> Preflight:
+              remote_paths: bool = False, resume_at_start: bool = False) -> Preflight:
     """Resolve `auto` values for a node with `gpus` GPUs and check everything a launch depends on.
 
     Hardware problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
     `check_paths=False` skips existence checks for paths that only exist where the job will run.
     `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
     absent from this machine a warning; a CSV that could not be read here then needs --csv-separator.
+    `resume_at_start=True` leaves `--resume auto` for the training to resolve when it starts (a SLURM
+    job may start later, after a requeue): no checkpoint is loaded here, so torch is not imported.
     """
     problems: list[Problem] = []
+    if config.resume == RESUME_AUTO and config.name is None:
+        problems.append(warning("--resume", "auto without --name starts a new run folder each time",
+                                "pass --name so that running the command again finds its checkpoints"))
+    config = config.model_copy(update=_cadence_updates(config, problems))
     updates = _data_updates(config, problems, check_paths)
     problems.extend(check_model(config))
     updates.update(_launch_updates(config, gpus, now or datetime.now()))
     resolved = config.model_copy(update=updates)
+    problems.extend(_cadence_problems(resolved))
     hardware = check_hardware(resolved, gpus)
     problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
     problems.extend(check_extra_args(resolved))
     if check_paths:
+        if not resume_at_start:
+            resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
         problems.extend(_run_folder_problems(resolved))
+        running = _still_running_problems(resolved)
+        problems.extend([p.as_warning() for p in running] if dry_run else running)
     if not any(p.severity is Severity.ERROR and not (remote_paths and p.local_only) for p in problems):
         parsed = parse_with_open_clip(openclip_argv(resolved))
         if isinstance(parsed, Problem):

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from biomedclip_cli.config import TrainConfig, config_to_yaml
+from biomedclip_cli.config import RESUME_AUTO, TrainConfig, config_to_yaml
 from biomedclip_cli.launch import RDZV_HOST_VARIABLE, RDZV_PORT_VARIABLE, SRUN_ARGS, WORKER_MODULE, srun_words
 from biomedclip_cli.openclip_args import openclip_argv
-from biomedclip_cli.preflight import default_run_name
+from biomedclip_cli.preflight import RESUME_FROM_RUN_FOLDER, default_run_name
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 from biomedclip_cli.run_folder import CONFIG_FILE
 
@@ -46,7 +46,6 @@ BMCLIP_SBATCH_OPTIONS = frozenset({
     "nodes", "ntasks-per-node", "cpus-per-task", "job-name", "chdir", "output", "open-mode", "requeue", "signal", "wait-all-nodes",
     "gres", "partition", "account", "time", "mem", "qos", "constraint", "ntasks", "gpus", "gpus-per-node", "gpus-per-task",
 })
-RESUME_FROM_RUN_FOLDER = "latest"
 
 
 @dataclass(frozen=True)
@@ -86,14 +85,14 @@ def slurm_train_config(config: TrainConfig, nodes: int) -> tuple[TrainConfig, li
     if ignored:
         shown = ", ".join(f"{name}={value}" for name, value in ignored.items())
         problems.append(warning("--config", f"ignored in a SLURM job, which decides them: {shown}", "drop them from the file to silence this"))
-    if config.resume not in (None, RESUME_FROM_RUN_FOLDER):
+    if config.resume not in (None, *RESUME_FROM_RUN_FOLDER):
         problems.append(warning("--resume", f"a requeued job starts again from '{config.resume}', not from its own newest checkpoint",
-                                f"start a new run with --pretrained, or drop --resume (the job then uses --resume {RESUME_FROM_RUN_FOLDER})"))
+                                f"drop --resume (the job then uses --resume {RESUME_AUTO}) unless that is what you want"))
     updates: dict[str, object] = {name: TrainConfig.model_fields[name].default for name in SLURM_DECIDES}
     updates["nnodes"] = nodes
     updates["name"] = config.name or default_run_name(config.model, datetime.now())
     if config.resume is None:
-        updates["resume"] = RESUME_FROM_RUN_FOLDER
+        updates["resume"] = RESUME_AUTO
     return config.model_copy(update=updates), problems
 
 

@@ -142,11 +142,22 @@ def test_out_writes_the_file_and_the_run_folder_slurm_needs(invoke, demo_data):
     script = Path("job.sbatch").read_text()
     assert (Path("logs/run/slurm.sbatch").read_text()) == script
     saved = yaml.safe_load(Path("logs/run/bmclip.yaml").read_text())
-    assert (saved["resume"], saved["nnodes"], saved["dataset_type"], saved["csv_separator"]) == ("latest", 1, "csv", ",")
+    assert (saved["resume"], saved["nnodes"], saved["dataset_type"], saved["csv_separator"]) == ("auto", 1, "csv", ",")
     assert sbatch_values(script)["output"] == f"{Path.cwd() / 'logs' / 'run'}/%x-%j.out"
     assert "sbatch job.sbatch" in result.stdout
     again = invoke("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--name", "run", "--gpus-per-node", "0", "--out", "job.sbatch")
     assert again.exit_code == 0, "regenerating the job of an existing run folder is allowed: the job resumes it"
+
+
+def test_a_run_with_checkpoints_is_left_for_the_job_to_resume(tmp_path: Path, demo_data):
+    checkpoints = tmp_path / "logs" / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "epoch_1.pt").write_bytes(b"not loaded here: the job picks its newest complete checkpoint when it starts")
+    args = ("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--logs", str(tmp_path / "logs"), "--name", "run", "--gpus-per-node", "0")
+    assert "torch" not in imported_modules(*args)
+    result = run_bmclip(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert parse_args(open_clip_args(result.stdout)).resume == "latest"
 
 
 def test_hostile_paths_and_values_stay_inert(tmp_path: Path, demo_data):
