@@ -101,6 +101,7 @@ def assert_resumed(run_dir: Path) -> None:
     after = text[resumed.end():]
     started = [int(epoch) for epoch in re.findall(r"Start epoch (\d+)", after)]
     assert started and started[0] == int(resumed.group(2)) >= 1 and started[-1] == 2, started
+    assert f"bmclip: continuing at epoch {started[0]}, step" in after
 
 
 def test_time_limit_signal_makes_the_job_requeue_itself_within_the_bound(cluster: SlurmCluster, demo_data, tmp_path: Path):
