@@ -19,10 +19,10 @@ from biomedclip_cli.checks.data import (
     suffix_type,
 )
 from biomedclip_cli.checks.hardware import check_hardware
-from biomedclip_cli.checks.model import check_model
+from biomedclip_cli.checks.model import HUB_PREFIX, check_model, check_pretrained_file
 from biomedclip_cli.config import DatasetType, Precision, TrainConfig
 from biomedclip_cli.openclip_args import check_extra_args, openclip_argv, parse_with_open_clip
-from biomedclip_cli.problems import Problem, Severity, error
+from biomedclip_cli.problems import Problem, Severity, error, warning
 
 SCRATCH_LR = 5e-4
 FINE_TUNE_LR = 5e-6
@@ -129,10 +129,20 @@ def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, 
     if config.nproc_per_node is None:
         updates["nproc_per_node"] = len(config.gpus.split(",")) if config.gpus else max(gpus, 1)
     if config.lr is None:
-        updates["lr"] = FINE_TUNE_LR if config.pretrained else SCRATCH_LR
+        updates["lr"] = FINE_TUNE_LR if config.pretrained or config.model.startswith(HUB_PREFIX) else SCRATCH_LR
     if config.name is None:
         updates["name"] = default_run_name(config.model, now)
     return updates
+
+
+def _hub_model_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """`--pretrained hf-hub:ID` names a hub model: open_clip takes it as the model (its config and weights), with no --pretrained."""
+    if not (config.pretrained or "").startswith(HUB_PREFIX):
+        return {}
+    if "model" in config.model_fields_set and config.model != config.pretrained:
+        problems.append(warning("--model", f"'{config.model}' is replaced by {config.pretrained}, which brings its own architecture",
+                                f"drop --model, or pass --model {config.pretrained}"))
+    return {"model": config.pretrained, "pretrained": None}
 
 
 def _run_folder_problems(config: TrainConfig) -> list[Problem]:
@@ -155,8 +165,13 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
     """
     problems: list[Problem] = []
     updates = _data_updates(config, problems, check_paths)
-    problems.extend(check_model(config))
-    updates.update(_launch_updates(config, gpus, now or datetime.now()))
+    updates.update(_hub_model_updates(config, problems))
+    model_choice = config.model_copy(update=updates)
+    model_problems = check_model(model_choice)
+    if check_paths and not any(p.severity is Severity.ERROR for p in model_problems):
+        model_problems += check_pretrained_file(model_choice)
+    problems.extend(model_problems)
+    updates.update(_launch_updates(model_choice, gpus, now or datetime.now()))
     resolved = config.model_copy(update=updates)
     hardware = check_hardware(resolved, gpus)
     problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
