@@ -55,6 +55,16 @@ def launcher_args(config: TrainConfig) -> list[str]:
     return args
 
 
+def logger_environment(config: TrainConfig) -> dict[str, str]:
+    """WANDB_DIR set to the run folder when logging to W&B, so its files (offline runs too) land beside the checkpoints, not in ./wandb.
+
+    A WANDB_DIR the user exported is left alone.
+    """
+    if "wandb" in config.report_to.split(",") and "WANDB_DIR" not in os.environ:
+        return {"WANDB_DIR": str(config.run_dir())}
+    return {}
+
+
 def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str | None = None) -> LaunchCommand:
     """The torch.distributed.run command that starts bmclip's worker in every rank.
 
@@ -62,6 +72,7 @@ def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str 
     would otherwise swallow open_clip's --logs); torchrun drops it before the worker sees its argv.
     """
     env = {"CUDA_VISIBLE_DEVICES": config.gpus} if config.gpus else {}
+    env.update(logger_environment(config))
     argv = [python or sys.executable, "-m", LAUNCHER_MODULE, *launcher_args(config), "-m", WORKER_MODULE, "--", *openclip_args]
     return LaunchCommand(argv=argv, env=env)
 

@@ -19,6 +19,7 @@ from biomedclip_cli.checks.data import (
     suffix_type,
 )
 from biomedclip_cli.checks.hardware import check_hardware
+from biomedclip_cli.checks.loggers import check_loggers
 from biomedclip_cli.checks.model import HUB_PREFIX, check_model, check_pretrained_file
 from biomedclip_cli.config import DatasetType, Precision, TrainConfig
 from biomedclip_cli.openclip_args import check_extra_args, openclip_argv, parse_with_open_clip
@@ -160,7 +161,7 @@ def _run_folder_problems(config: TrainConfig) -> list[Problem]:
 def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True) -> Preflight:
     """Resolve `auto` values for a node with `gpus` GPUs and check everything a launch depends on.
 
-    Hardware problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
+    Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
     `check_paths=False` skips existence checks for paths that only exist where the job will run.
     """
     problems: list[Problem] = []
@@ -175,6 +176,8 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
     resolved = config.model_copy(update=updates)
     hardware = check_hardware(resolved, gpus)
     problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
+    loggers = check_loggers(resolved)
+    problems.extend([p.as_warning() for p in loggers] if dry_run else loggers)
     problems.extend(check_extra_args(resolved))
     if check_paths:
         problems.extend(_run_folder_problems(resolved))
