@@ -59,6 +59,11 @@ class RetrievalScores:
                 "text_to_image": direction(self.text_to_image)}
 
 
+def _share(flags: Any) -> float:
+    """The share of true values in a boolean tensor, as an exact Python fraction (0.68, not 0.6800000071525574)."""
+    return int(flags.sum()) / len(flags) if len(flags) else 0.0
+
+
 def zero_shot_scores(logits: Any, targets: Any, classnames: list[str]) -> ZeroShotScores:
     """Top-1/top-5 accuracy, balanced accuracy (mean recall over classes that have samples), per-class recall, confusion.
 
@@ -71,13 +76,13 @@ def zero_shot_scores(logits: Any, targets: Any, classnames: list[str]) -> ZeroSh
     classes = len(classnames)
     top5 = None
     if classes > 5:
-        top5 = float((logits.topk(5, dim=1).indices == targets[:, None]).any(dim=1).float().mean())
+        top5 = _share((logits.topk(5, dim=1).indices == targets[:, None]).any(dim=1))
     confusion = torch.zeros(classes, classes, dtype=torch.long)
     confusion.index_put_((targets, predicted), torch.ones_like(targets), accumulate=True)
     counts = confusion.sum(dim=1)
-    recall = {name: (float(confusion[i, i] / counts[i]) if counts[i] else None) for i, name in enumerate(classnames)}
+    recall = {name: (int(confusion[i, i]) / int(counts[i]) if counts[i] else None) for i, name in enumerate(classnames)}
     present = [value for value in recall.values() if value is not None]
-    return ZeroShotScores(len(targets), list(classnames), float(correct.float().mean()), top5, sum(present) / len(present), recall,
+    return ZeroShotScores(len(targets), list(classnames), _share(correct), top5, sum(present) / len(present), recall,
                           {name: int(counts[i]) for i, name in enumerate(classnames)}, confusion.tolist())
 
 
@@ -85,7 +90,7 @@ def _direction(ranks: Any) -> DirectionScores:
     import torch
 
     ranks = ranks.float()
-    return DirectionScores(len(ranks), {k: float((ranks <= k).float().mean()) for k in RECALL_AT}, float(torch.quantile(ranks, 0.5)))
+    return DirectionScores(len(ranks), {k: _share(ranks <= k) for k in RECALL_AT}, float(torch.quantile(ranks, 0.5)))
 
 
 def retrieval_scores(similarity: Any, text_of_image: Any) -> RetrievalScores:

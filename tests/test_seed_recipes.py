@@ -13,14 +13,12 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
-import torch
 from open_clip_train.params import parse_args
 from PIL import Image
 from torch.distributed.run import get_args_parser
 
 from biomedclip_cli.launch import WORKER_MODULE
-from biomedclip_cli.model_facts import meta_model
-from conftest import REPO, run_bmclip
+from conftest import REPO, run_bmclip, write_fitting_checkpoint
 
 # The guide's commands, verbatim, with its placeholder paths mapped to the README's relative paths.
 SEED_COMMANDS = {
@@ -103,17 +101,6 @@ def seed_argv(name: str) -> tuple[dict[str, str], list[str], list[str]]:
     words = [w for w in words if not re.match(r"^[A-Z_]+=", w)]
     module_at = words.index("-m")
     return env, words[1:module_at], words[module_at + 2:]
-
-
-def write_fitting_checkpoint(path: Path, model_name: str) -> None:
-    """A raw training checkpoint (`module.` keys) with every tensor of `model_name`, all zeros, in a few kilobytes.
-
-    Each tensor is one zero expanded to its shape, so torch saves one element per tensor; open_clip
-    loads it into the model like any checkpoint (preflight checks that it fits --model).
-    """
-    state = meta_model(model_name).state_dict()
-    zeros = {f"module.{key}": torch.zeros((), dtype=value.dtype).expand(value.shape) for key, value in state.items()}
-    torch.save({"epoch": 1, "state_dict": zeros}, path)
 
 
 def make_recipe_files(folder: Path) -> None:
