@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from biomedclip_cli.model_facts import ModelFacts, facts_from_config, model_facts
 from biomedclip_cli.pretrained_tags import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME, cached_hub_file, cached_weights, pretrained_weights
@@ -70,6 +71,16 @@ class CatalogEntry:
         """The `--model` / `--pretrained` flags to paste into `bmclip train`."""
         flags = f"--model {self.model}"
         return f"{flags} --pretrained {self.pretrained}" if self.pretrained else flags
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for --json."""
+        facts = self.facts
+        return {"section": self.section, "title": self.title, "model": self.model, "pretrained": self.pretrained,
+                "train_flags": self.train_flags(), "params": facts.params if facts else None,
+                "image_size": facts.image_size if facts else None, "embed_dim": facts.embed_dim if facts else None,
+                "context_length": facts.context_length if facts else None, "cached": self.cached is not None,
+                "cached_path": str(self.cached) if self.cached else None, "source": self.source, "note": self.note,
+                "download": self.download or None}
 
     def matches(self, text: str) -> bool:
         """Whether `text` occurs (case-insensitively) in the name, tag, title or note."""

@@ -57,9 +57,9 @@ def test_compare_puts_the_start_and_every_epoch_side_by_side(trained_run: Path, 
     result = run_bmclip("eval", "--workers", "0", "--compare", str(trained_run), "--data", str(demo_data.heldout_csv), env={"COLUMNS": "120"})
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout
-    for name in ("start (untrained)", *(f"epoch_{k}" for k in range(1, 7))):
-        assert f"│ {name}" in table
-    assert "top-1" in table and "i→t R@1" in table and "confusion matrix of epoch_6" in table
+    rows = [line.split()[0] for line in table.splitlines() if line.strip().startswith(("start", "epoch_"))]
+    assert rows == ["start", *(f"epoch_{k}" for k in range(1, 7))]
+    assert "top-1" in table and "i→t" in table and "confusion matrix of epoch_" in table
     assert "bmclip-tiny with" in table  # the model came from the run's bmclip.yaml
 
 

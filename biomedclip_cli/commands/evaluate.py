@@ -102,9 +102,9 @@ def _print_results(data: Path, results: list[EvalResult]) -> None:
         _print_comparison(title, results)
     if first.retrieval:
         console.out.print(f"retrieval: {first.retrieval.images} images against {first.retrieval.texts} distinct captions", markup=False)
-    last = results[-1]
-    if last.zero_shot and len(last.zero_shot.classnames) <= CONFUSION_MAX_CLASSES:
-        _print_confusion(last)
+    scored = [result for result in results if result.zero_shot]
+    if scored and len(scored[0].zero_shot.classnames) <= CONFUSION_MAX_CLASSES:  # type: ignore[union-attr]
+        _print_confusion(max(reversed(scored), key=lambda result: result.zero_shot.top1))  # type: ignore[union-attr]
     for result in results:
         console.out.print(f"{result.weights.name}: {result.weights.model} with {result.weights.pretrained or 'its own initial weights'}", markup=False)
 
@@ -132,9 +132,10 @@ def _print_single(title: str, result: EvalResult) -> None:
 
 
 def _print_comparison(title: str, results: list[EvalResult]) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title + "; per-class recall and R@10 with --json", title_justify="left")
+    table = Table(title=title + "; per-class recall and R@10 with --json", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     columns: list[tuple[str, list[str]]] = []
     zero_shot = [r.zero_shot for r in results]
     if all(zero_shot):
@@ -150,7 +151,7 @@ def _print_comparison(title: str, results: list[EvalResult]) -> None:
                         (f"{label} med", [f"{s.median_rank:g}" for s in scores])]
     table.add_column("weights", no_wrap=True)
     for header, _ in columns:
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", min_width=5)
     for row, result in enumerate(results):
         table.add_row(result.weights.name, *[cells[row] for _, cells in columns])
     console.out.print(table)

@@ -43,12 +43,7 @@ def list_models(
 
     entries = catalog(filter_text, biomedical_only=biomedical, cached_only=cached)
     if as_json:
-        rows = [{"section": e.section, "title": e.title, "model": e.model, "pretrained": e.pretrained, "train_flags": e.train_flags(),
-                 "params": e.facts.params if e.facts else None, "image_size": e.facts.image_size if e.facts else None,
-                 "embed_dim": e.facts.embed_dim if e.facts else None, "context_length": e.facts.context_length if e.facts else None,
-                 "cached": e.cached is not None, "cached_path": str(e.cached) if e.cached else None,
-                 "source": e.source, "note": e.note, "download": e.download or None} for e in entries]
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
         return
     if not entries:
         console.print_warning("no model matches; try without --filter/--cached, or bmclip list-models --biomedical")
@@ -66,7 +61,8 @@ def _facts_line(entry: CatalogEntry) -> str:
     facts = entry.facts
     size = f"{facts.image_size} px" if facts and facts.image_size else "image size -"
     embed = f"embed {facts.embed_dim}" if facts and facts.embed_dim else "embed -"
-    return f"{format_params(facts.params if facts else None)} params, {size}, {embed}"
+    params = f"{format_params(facts.params)} params" if facts and facts.params else "params unknown"
+    return f"{params}, {size}, {embed}"
 
 
 def _print_curated(entries: list[CatalogEntry]) -> None:
