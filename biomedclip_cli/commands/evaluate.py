@@ -30,7 +30,7 @@ def evaluate(
     model: Annotated[Optional[str], typer.Option(help="open_clip model name; read from the run's bmclip.yaml when a run folder is given.", show_default=False)] = None,
     checkpoint: Annotated[Optional[list[str]], typer.Option(
         help="Weights: a run folder (its newest checkpoint), a checkpoint file, an open_clip tag, or 'none' (untrained). Repeat to compare.",
-        show_default="none")] = None,
+        show_default="none", metavar="WEIGHTS")] = None,
     compare: Annotated[Optional[Path], typer.Option(help="A run folder: evaluate its starting weights and every epoch checkpoint side by side.",
                                                     metavar="RUN_DIR")] = None,
     image_column: Annotated[str, typer.Option(help="Column of image paths.")] = "filepath",
