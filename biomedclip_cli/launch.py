@@ -59,6 +59,16 @@ def launcher_args(config: TrainConfig) -> list[str]:
     return args
 
 
+def logger_environment(config: TrainConfig) -> dict[str, str]:
+    """WANDB_DIR set to the run folder when logging to W&B, so its files (offline runs too) land beside the checkpoints, not in ./wandb.
+
+    A WANDB_DIR the user exported is left alone.
+    """
+    if "wandb" in config.report_to.split(",") and "WANDB_DIR" not in os.environ:
+        return {"WANDB_DIR": str(config.run_dir())}
+    return {}
+
+
 def worker_args(config: TrainConfig) -> list[str]:
     """bmclip's own options for the worker (before the `--` that starts open_clip's arguments)."""
     return [WORKER_KEEP_CHECKPOINTS, str(config.keep_checkpoints)] if config.keep_checkpoints else []
@@ -72,6 +82,7 @@ def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str 
     any, come next and end with a second `--` before open_clip's arguments.
     """
     env = {"CUDA_VISIBLE_DEVICES": config.gpus} if config.gpus else {}
+    env.update(logger_environment(config))
     own = worker_args(config)
     argv = [python or sys.executable, "-m", LAUNCHER_MODULE, *launcher_args(config), "-m", WORKER_MODULE, "--",
             *([*own, "--"] if own else []), *openclip_args]

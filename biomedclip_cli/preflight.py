@@ -22,7 +22,8 @@ from biomedclip_cli.checks.data import (
 )
 from biomedclip_cli.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.checks.hardware import check_hardware
-from biomedclip_cli.checks.model import check_model
+from biomedclip_cli.checks.loggers import check_loggers
+from biomedclip_cli.checks.model import HUB_PREFIX, check_model, check_pretrained_file
 from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, TrainConfig
 from biomedclip_cli.hub import is_hub_url
 from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
@@ -171,10 +172,20 @@ def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, 
     if config.nproc_per_node is None:
         updates["nproc_per_node"] = len(config.gpus.split(",")) if config.gpus else max(gpus, 1)
     if config.lr is None:
-        updates["lr"] = FINE_TUNE_LR if config.pretrained else SCRATCH_LR
+        updates["lr"] = FINE_TUNE_LR if config.pretrained or config.model.startswith(HUB_PREFIX) else SCRATCH_LR
     if config.name is None:
         updates["name"] = default_run_name(config.model, now)
     return updates
+
+
+def _hub_model_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """`--pretrained hf-hub:ID` names a hub model: open_clip takes it as the model (its config and weights), with no --pretrained."""
+    if not (config.pretrained or "").startswith(HUB_PREFIX):
+        return {}
+    if "model" in config.model_fields_set and config.model != config.pretrained:
+        problems.append(warning("--model", f"'{config.model}' is replaced by {config.pretrained}, which brings its own architecture",
+                                f"drop --model, or pass --model {config.pretrained}"))
+    return {"model": config.pretrained, "pretrained": None}
 
 
 def _cadence_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
@@ -246,15 +257,16 @@ def _still_running_problems(config: TrainConfig) -> list[Problem]:
 
 
 def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True,
-              remote_paths: bool = False, resume_at_start: bool = False) -> Preflight:
+              remote_paths: bool = False, without_torch: bool = False) -> Preflight:
     """Resolve `auto` values for a node with `gpus` GPUs and check everything a launch depends on.
 
-    Hardware problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
+    Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
     `check_paths=False` skips existence checks for paths that only exist where the job will run.
     `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
     absent from this machine a warning; a CSV that could not be read here then needs --csv-separator.
-    `resume_at_start=True` leaves `--resume auto` for the training to resolve when it starts (a SLURM
-    job may start later, after a requeue): no checkpoint is loaded here, so torch is not imported.
+    `without_torch=True` leaves out the checks that load files with torch (a --pretrained file's
+    shapes, the checkpoint --resume auto picks): slurm-gen imports no torch, and its job resolves
+    --resume auto each time it starts.
     """
     problems: list[Problem] = []
     if config.resume == RESUME_AUTO and config.name is None:
@@ -262,15 +274,22 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
                                 "pass --name so that running the command again finds its checkpoints"))
     config = config.model_copy(update=_cadence_updates(config, problems))
     updates = _data_updates(config, problems, check_paths)
-    problems.extend(check_model(config))
-    updates.update(_launch_updates(config, gpus, now or datetime.now()))
+    updates.update(_hub_model_updates(config, problems))
+    model_choice = config.model_copy(update=updates)
+    model_problems = check_model(model_choice)
+    if check_paths and not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
+        model_problems += check_pretrained_file(model_choice)
+    problems.extend(model_problems)
+    updates.update(_launch_updates(model_choice, gpus, now or datetime.now()))
     resolved = config.model_copy(update=updates)
     problems.extend(_cadence_problems(resolved))
     hardware = check_hardware(resolved, gpus)
     problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
+    loggers = check_loggers(resolved)
+    problems.extend([p.as_warning() for p in loggers] if dry_run else loggers)
     problems.extend(check_extra_args(resolved))
     if check_paths:
-        if not resume_at_start:
+        if not without_torch:
             resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
         problems.extend(_run_folder_problems(resolved))
         running = _still_running_problems(resolved)

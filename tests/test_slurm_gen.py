@@ -149,11 +149,13 @@ def test_out_writes_the_file_and_the_run_folder_slurm_needs(invoke, demo_data):
     assert again.exit_code == 0, "regenerating the job of an existing run folder is allowed: the job resumes it"
 
 
-def test_a_run_with_checkpoints_is_left_for_the_job_to_resume(tmp_path: Path, demo_data):
+def test_no_file_is_loaded_with_torch_a_run_with_checkpoints_is_left_for_the_job_to_resume(tmp_path: Path, demo_data):
     checkpoints = tmp_path / "logs" / "run" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / "epoch_1.pt").write_bytes(b"not loaded here: the job picks its newest complete checkpoint when it starts")
-    args = ("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--logs", str(tmp_path / "logs"), "--name", "run", "--gpus-per-node", "0")
+    (tmp_path / "weights.pt").write_bytes(b"not loaded here either")
+    args = ("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--pretrained", str(tmp_path / "weights.pt"),
+            "--logs", str(tmp_path / "logs"), "--name", "run", "--gpus-per-node", "0")
     assert "torch" not in imported_modules(*args)
     result = run_bmclip(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
