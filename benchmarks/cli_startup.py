@@ -58,6 +58,8 @@ def main() -> None:
             ("bmclip train --help", [*bmclip, "train", "--help"]),
             ("python -m open_clip_train.main --help", [sys.executable, "-m", "open_clip_train.main", "--help"]),
             ("bmclip train --dry-run (100k-row CSV)", [*bmclip, "train", "--train-data", "train.csv", "--model", "bmclip-tiny", "--dry-run"]),
+            ("bmclip slurm-gen (100k-row CSV)", [*bmclip, "slurm-gen", "--train-data", "train.csv", "--model", "bmclip-tiny",
+                                                 "--nodes", "4", "--gpus-per-node", "8"]),
             ("bmclip list-models", [*bmclip, "list-models"]),
             ("bmclip list-models --json", [*bmclip, "list-models", "--json"]),
             ("import open_clip; list_pretrained()", [sys.executable, "-c", "import open_clip; open_clip.list_pretrained()"]),

@@ -243,7 +243,7 @@ def _run_folder_problems(config: TrainConfig) -> list[Problem]:
     if config.resume not in (None, *RESUME_FROM_RUN_FOLDER):
         resume = Path(config.resume)
         if not resume.is_file():
-            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'auto'")]
+            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'auto'", local_only=True)]
     return []
 
 
@@ -256,11 +256,17 @@ def _still_running_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
-def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True) -> Preflight:
+def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True,
+              remote_paths: bool = False, without_torch: bool = False) -> Preflight:
     """Resolve `auto` values for a node with `gpus` GPUs and check everything a launch depends on.
 
     Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
     `check_paths=False` skips existence checks for paths that only exist where the job will run.
+    `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
+    absent from this machine a warning; a CSV that could not be read here then needs --csv-separator.
+    `without_torch=True` leaves out the checks that load files with torch (a --pretrained file's
+    shapes, the checkpoint --resume auto picks): slurm-gen imports no torch, and its job resolves
+    --resume auto each time it starts.
     """
     problems: list[Problem] = []
     if config.resume == RESUME_AUTO and config.name is None:
@@ -271,7 +277,7 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
     updates.update(_hub_model_updates(config, problems))
     model_choice = config.model_copy(update=updates)
     model_problems = check_model(model_choice)
-    if check_paths and not any(p.severity is Severity.ERROR for p in model_problems):
+    if check_paths and not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
         model_problems += check_pretrained_file(model_choice)
     problems.extend(model_problems)
     updates.update(_launch_updates(model_choice, gpus, now or datetime.now()))
@@ -283,12 +289,27 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
     problems.extend([p.as_warning() for p in loggers] if dry_run else loggers)
     problems.extend(check_extra_args(resolved))
     if check_paths:
-        resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
+        if not without_torch:
+            resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
         problems.extend(_run_folder_problems(resolved))
         running = _still_running_problems(resolved)
         problems.extend([p.as_warning() for p in running] if dry_run else running)
-    if not any(p.severity is Severity.ERROR for p in problems):
+    if not any(p.severity is Severity.ERROR and not (remote_paths and p.local_only) for p in problems):
         parsed = parse_with_open_clip(openclip_argv(resolved))
         if isinstance(parsed, Problem):
             problems.append(parsed)
+    if remote_paths:
+        problems = [_expected_elsewhere(p) if p.local_only else p for p in problems] + _unsniffed_separator(resolved)
     return Preflight(resolved, problems)
+
+
+def _expected_elsewhere(problem: Problem) -> Problem:
+    """A problem that only says something is absent here, as a warning for a job that runs elsewhere."""
+    return Problem(problem.subject, problem.message, "it must exist where the job runs", Severity.WARNING, local_only=True)
+
+
+def _unsniffed_separator(config: TrainConfig) -> list[Problem]:
+    if config.dataset_type is DatasetType.csv and config.csv_separator is None:
+        return [error("--csv-separator", f"cannot be sniffed from '{config.train_data}', which is not on this machine",
+                      "pass it, e.g. --csv-separator ','")]
+    return []

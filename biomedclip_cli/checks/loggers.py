@@ -81,8 +81,10 @@ def check_loggers(config: TrainConfig) -> list[Problem]:
     targets = report_targets(config)
     for target in targets:
         if importlib.util.find_spec(PACKAGES[target]) is None:
-            return [error("--report-to", f"{target} is not installed here", f"pip install {PACKAGES[target]}, or drop it from --report-to")]
+            return [error("--report-to", f"{target} is not installed here", f"pip install {PACKAGES[target]}, or drop it from --report-to",
+                          local_only=True)]
     if "wandb" in targets and wandb_mode() not in OFFLINE_MODES and not wandb_login_found():
         return [error("--report-to", "wandb is in online mode but no W&B login was found (no WANDB_API_KEY, no .netrc entry)",
-                      "run `wandb login` once, export WANDB_API_KEY, or set WANDB_MODE=offline to log locally and `wandb sync` later")]
+                      "run `wandb login` once, export WANDB_API_KEY, or set WANDB_MODE=offline to log locally and `wandb sync` later",
+                      local_only=True)]
     return []

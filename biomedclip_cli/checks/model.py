@@ -75,7 +75,8 @@ def check_model(config: TrainConfig) -> list[Problem]:
     if config.pretrained and looks_like_path(config.pretrained):
         path = Path(config.pretrained)
         if not path.exists():
-            problems.append(error("--pretrained", f"file '{path}' does not exist", "pass a checkpoint file or an open_clip tag such as openai"))
+            problems.append(error("--pretrained", f"file '{path}' does not exist", "pass a checkpoint file or an open_clip tag such as openai",
+                                  local_only=True))
         elif path.is_dir():
             problems.append(error("--pretrained", f"'{path}' is a folder, open_clip needs a checkpoint file",
                                   "pass the .pt/.bin/.safetensors file inside it"))
