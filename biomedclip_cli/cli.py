@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from biomedclip_cli import __version__, console
-from biomedclip_cli.commands import demo_data, evaluate, train
+from biomedclip_cli.commands import demo_data, evaluate, prepare, train
 from biomedclip_cli.problems import ProblemFound
 
 DEBUG_VARIABLE = "BMCLIP_DEBUG"
@@ -44,6 +44,7 @@ def create_app() -> typer.Typer:
     app.command("train", epilog=train.EPILOG, context_settings=PASSTHROUGH)(train.train_command)
     app.command("eval", epilog=evaluate.EPILOG)(evaluate.evaluate)
     app.command("demo-data", epilog=demo_data.EPILOG)(demo_data.demo_data)
+    app.command("prepare-csv", epilog=prepare.EPILOG)(prepare.prepare_csv)
     return app
 
 
