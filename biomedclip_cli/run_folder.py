@@ -32,8 +32,15 @@ def epoch_checkpoints(run_dir: Path) -> list[Path]:
     folder = run_dir / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := EPOCH_CHECKPOINT.match(p.name))]
-    return [p for _, p in sorted(found)]
+    return sorted((p for p in folder.iterdir() if EPOCH_CHECKPOINT.match(p.name)), key=checkpoint_epoch)
+
+
+def checkpoint_epoch(checkpoint: Path) -> int:
+    """The epoch number K of an epoch_K.pt file."""
+    match = EPOCH_CHECKPOINT.match(checkpoint.name)
+    if match is None:
+        raise ValueError(f"not an epoch checkpoint: {checkpoint}")
+    return int(match.group(1))
 
 
 @dataclass(frozen=True)

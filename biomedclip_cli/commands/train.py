@@ -16,7 +16,7 @@ from biomedclip_cli.launch import LaunchCommand, run_supervised, torchrun_comman
 from biomedclip_cli.openclip_args import openclip_argv
 from biomedclip_cli.preflight import preflight
 from biomedclip_cli.problems import ProblemFound
-from biomedclip_cli.run_folder import epoch_checkpoints, train_progress, write_run_config
+from biomedclip_cli.run_folder import checkpoint_epoch, epoch_checkpoints, train_progress, write_run_config
 
 ANNOUNCED_DEFAULTS = ("model", "batch_size", "epochs", "lr", "warmup", "precision", "nproc_per_node")
 
@@ -72,22 +72,21 @@ def launch_and_summarise(config: TrainConfig, command: LaunchCommand) -> int:
 
 
 def print_summary(config: TrainConfig, status: int) -> None:
-    """One rich summary of the run: folder, last checkpoint, final loss, samples/s."""
-    from rich.table import Table
-
+    """One summary of the run: folder, last checkpoint, epochs, loss, samples/s (lines never wrap or cut paths)."""
     run_dir = config.run_dir()
     progress = train_progress(run_dir)
     checkpoints = epoch_checkpoints(run_dir)
-    table = Table(title="bmclip: training finished" if status == 0 else f"bmclip: training stopped (exit status {status})",
-                  show_header=False, title_justify="left")
-    table.add_row("run folder", str(run_dir))
-    table.add_row("last checkpoint", str(checkpoints[-1]) if checkpoints else "none")
+    rows = {"run folder": str(run_dir), "last checkpoint": str(checkpoints[-1]) if checkpoints else "none",
+            "epochs done": f"{checkpoint_epoch(checkpoints[-1]) if checkpoints else 0} of {config.epochs}"}
     if progress:
-        table.add_row("epochs done", f"{len(checkpoints) and int(checkpoints[-1].stem.split('_')[1])} of {config.epochs}")
-        table.add_row("final loss", f"{progress[-1].loss:.4f} (first logged {progress[0].loss:.4f})")
-        table.add_row("samples/s", f"{progress[-1].samples_per_second:.1f}")
-    table.add_row("log", str(run_dir / "out.log"))
-    console.out.print(table)
+        rows["final loss"] = f"{progress[-1].loss:.4f} (first logged {progress[0].loss:.4f})"
+        rows["samples/s"] = f"{progress[-1].samples_per_second:.1f}"
+    rows["log"] = str(run_dir / "out.log")
+    title = "[green]bmclip: training finished[/]" if status == 0 else f"[red]bmclip: training stopped (exit status {status})[/]"
+    console.out.print(title)
+    for label, value in rows.items():
+        console.out.print(f"  [bold]{label:<16}[/]", end="")
+        console.out.print(value, markup=False)
 
 
 def train(

@@ -1,0 +1,43 @@
+"""The command line as a whole: help, version, and start-up that never imports torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from biomedclip_cli import __version__
+from conftest import REPO, run_bmclip
+
+HEAVY_MODULES = ("torch", "open_clip", "open_clip_train", "webdataset", "PIL", "numpy")
+
+
+def imported_modules(*args: str) -> set[str]:
+    """Top-level modules imported while running `bmclip ARGS` (from python -X importtime)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "biomedclip_cli", *args],
+                            capture_output=True, text=True, cwd=REPO, check=True)
+    return {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_help_lists_the_commands():
+    result = run_bmclip("--help")
+    assert result.returncode == 0
+    for command in ("train", "eval", "demo-data"):
+        assert command in result.stdout
+
+
+def test_version():
+    result = run_bmclip("--version")
+    assert result.stdout.strip() == f"bmclip {__version__}"
+
+
+def test_help_and_version_import_no_torch():
+    for args in (["--help"], ["--version"], ["train", "--help"]):
+        modules = imported_modules(*args)
+        assert "typer" in modules
+        heavy = modules & set(HEAVY_MODULES)
+        assert not heavy, f"bmclip {' '.join(args)} imported {heavy}"
+
+
+def test_no_arguments_shows_help():
+    result = run_bmclip()
+    assert "Usage" in result.stdout + result.stderr

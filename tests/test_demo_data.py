@@ -1,0 +1,60 @@
+"""The synthetic demo dataset: five modalities, as a CSV and as BIOMEDICA-layout shards, held-out kept apart."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import webdataset as wds
+
+from biomedclip_cli.data.demo import write_demo_dataset
+from biomedclip_cli.data.synthetic import MODALITIES, generate
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_csv_lists_every_figure_with_caption_and_label(demo_data):
+    rows = read_rows(demo_data.train_csv)
+    assert len(rows) == demo_data.train_samples == 40 * len(MODALITIES)
+    assert {row["label"] for row in rows} == {m.label for m in MODALITIES}
+    assert all(Path(row["filepath"]).is_file() and row["caption"] for row in rows)
+
+
+def test_held_out_figures_are_never_in_the_training_data(demo_data):
+    train = {row["filepath"] for row in read_rows(demo_data.train_csv)}
+    heldout = read_rows(demo_data.heldout_csv)
+    assert len(heldout) == 10 * len(MODALITIES)
+    assert not train & {row["filepath"] for row in heldout}
+    train_bytes = {Path(p).read_bytes() for p in train}
+    assert not train_bytes & {Path(row["filepath"]).read_bytes() for row in heldout}
+
+
+def test_shards_hold_jpg_txt_json_samples_counted_in_sizes_json(demo_data):
+    folder = Path(demo_data.shards).parent
+    sizes = json.loads((folder / "sizes.json").read_text())
+    assert sizes == {"000000.tar": 100, "000001.tar": 100}
+    samples = list(wds.WebDataset(demo_data.shards, shardshuffle=False).decode("pil"))
+    assert len(samples) == 200
+    first = samples[0]
+    assert first["jpg"].size == (64, 64) and first["txt"]
+    assert first["json"]["image_primary_label"][0] in {m.label for m in MODALITIES}
+    assert first["__key__"].count("-") == 3 and "-PMC" in first["__key__"]
+
+
+def test_same_seed_same_figures_and_captions_vary():
+    first = [(s.caption, s.image.tobytes()) for s in generate(3, seed=7)]
+    again = [(s.caption, s.image.tobytes()) for s in generate(3, seed=7)]
+    other = [(s.caption, s.image.tobytes()) for s in generate(3, seed=8)]
+    assert first == again and first != other
+    captions = {s.caption for s in generate(30, seed=1) if s.label == "brain mri"}
+    assert len(captions) > 5
+
+
+def test_refuses_to_overwrite_a_dataset(invoke, tmp_path):
+    write_demo_dataset(tmp_path / "data", per_class=1, heldout_per_class=1, seed=0, shard_size=10)
+    result = invoke("demo-data", str(tmp_path / "data"))
+    assert result.exit_code == 2 and "already holds a dataset" in result.stderr

@@ -1,0 +1,54 @@
+"""Real training: the tiny model, 2 ranks through torch.distributed.run (gloo on CPU), CSV and shards."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from biomedclip_cli.config import TrainConfig
+from biomedclip_cli.run_folder import epoch_checkpoints, train_progress
+from conftest import run_bmclip
+
+pytestmark = pytest.mark.slow
+
+TINY_RUN = ("--model", "bmclip-tiny", "--nproc-per-node", "2", "--batch-size", "16", "--epochs", "3", "--lr", "1e-3",
+            "--warmup", "2", "--workers", "0")
+
+
+def assert_trained(run_dir: Path, epochs: int) -> None:
+    """Checkpoints for every epoch exist and the logged loss fell from the first step to the last."""
+    assert [p.name for p in epoch_checkpoints(run_dir)] == [f"epoch_{k}.pt" for k in range(1, epochs + 1)]
+    progress = train_progress(run_dir)
+    assert progress[-1].epoch == epochs - 1
+    assert progress[-1].loss < progress[0].loss * 0.9, [p.loss for p in progress]
+
+
+def test_train_on_csv_with_two_ranks(demo_data, tmp_path: Path):
+    result = run_bmclip("train", "--train-data", str(demo_data.train_csv), *TINY_RUN, "--logs", str(tmp_path), "--name", "csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "csv"
+    assert_trained(run_dir, epochs=3)
+    assert "world_size: 2" in (run_dir / "params.txt").read_text()
+    saved = TrainConfig.model_validate(yaml.safe_load((run_dir / "bmclip.yaml").read_text()))
+    assert (saved.dataset_type.value, saved.csv_separator, saved.nproc_per_node) == ("csv", ",", 2)
+    assert "training finished" in result.stdout and "epoch_3.pt" in result.stdout
+
+
+def test_train_on_biomedica_layout_shards_with_two_ranks(demo_data, tmp_path: Path):
+    result = run_bmclip("train", "--train-data", demo_data.shards, *TINY_RUN, "--logs", str(tmp_path), "--name", "shards")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_trained(tmp_path / "shards", epochs=3)
+    params = (tmp_path / "shards" / "params.txt").read_text()
+    assert "dataset_resampled: True" in params and "train_num_samples: 200" in params
+
+
+def test_dry_run_line_pasted_into_a_shell_trains_the_same(demo_data, tmp_path: Path):
+    dry = run_bmclip("train", "--train-data", str(demo_data.train_csv), *TINY_RUN, "--epochs", "1",
+                     "--logs", str(tmp_path), "--name", "pasted", "--dry-run")
+    assert dry.returncode == 0 and len(dry.stdout.splitlines()) == 1
+    shell = subprocess.run(["bash", "-c", dry.stdout], capture_output=True, text=True, timeout=300, check=False)
+    assert shell.returncode == 0, shell.stderr[-3000:]
+    assert [p.name for p in epoch_checkpoints(tmp_path / "pasted")] == ["epoch_1.pt"]
