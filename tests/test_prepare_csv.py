@@ -25,11 +25,11 @@ from biomedclip_cli.data.image_checks import CheckSettings
 from biomedclip_cli.data.prepare import Outputs, PrepareRequest, open_sources, prepare
 from biomedclip_cli.data.rows import PANDAS_NA_VALUES
 from biomedclip_cli.data.sources import ReadSettings
+from biomedclip_cli.run_folder import epoch_checkpoints, train_progress
+from conftest import REPO, run_bmclip
 from prepare_inputs import (
     GOOD_FIGURES, Figures, copy_tree, encoded, figure, metadata_records, write_biomedica_shards, write_figures, write_metadata,
 )
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +149,9 @@ def test_shards_out_in_biomedica_layout_read_back_by_webdataset(figures: Figures
         written.update({sample["json"]["bmclip_source"]: sample["txt"] for sample in samples})
     assert written == {str(path): caption for path, caption in figures.good.items()}
     assert not (tmp_path / "train.csv").exists() and (tmp_path / "shards.rejects.csv").is_file()
+    dry_run = CliRunner().invoke(app, [*line[1:], "--model", "bmclip-tiny", "--dry-run"])
+    assert dry_run.exit_code == 0, dry_run.stderr
+    assert f"--train-num-samples {line[5]} --val-num-samples {line[9]}" in dry_run.stdout
 
 
 def test_split_is_deterministic_and_keeps_groups_together(figures: Figures, tmp_path: Path):
@@ -254,16 +257,22 @@ def test_ctrl_c_leaves_no_half_written_csv(tmp_path: Path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["many"]
 
 
+def test_help_imports_nothing_heavy():
+    from test_cli import HEAVY_MODULES, imported_modules
+
+    assert not imported_modules("prepare-csv", "--help") & set(HEAVY_MODULES)
+
+
 @pytest.mark.slow
 def test_the_printed_train_line_trains_two_steps(figures: Figures, tmp_path: Path):
     result = prepare_csv(figures.root, "--out", tmp_path / "train.csv", "--check-images", "--min-side", 16, "--dedupe")
     assert result.exit_code == 0, result.stderr
     line = train_line(result.stdout)[1:] + ["--model", "bmclip-tiny", "--nproc-per-node", "2", "--batch-size", "4", "--epochs", "1",
                                             "--workers", "0", "--logs", str(tmp_path / "logs"), "--name", "prepared", "--precision", "fp32"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    train = subprocess.run([sys.executable, "-m", "biomedclip_cli", *line], env=env, capture_output=True, text=True, timeout=600)
+    train = run_bmclip(*line)
 
     assert train.returncode == 0, train.stderr[-3000:]
-    assert (tmp_path / "logs" / "prepared" / "checkpoints" / "epoch_1.pt").is_file()
-    log = (tmp_path / "logs" / "prepared" / "out.log").read_text()
-    assert "Train Epoch: 0 [" in log and f"[{GOOD_FIGURES}/{GOOD_FIGURES} (100%)]" in log
+    run_dir = tmp_path / "logs" / "prepared"
+    assert [path.name for path in epoch_checkpoints(run_dir)] == ["epoch_1.pt"]
+    assert "world_size: 2" in (run_dir / "params.txt").read_text()
+    assert f"[{GOOD_FIGURES}/{GOOD_FIGURES} (100%)]" in (run_dir / "out.log").read_text() and train_progress(run_dir)
