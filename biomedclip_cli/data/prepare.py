@@ -22,7 +22,7 @@ from biomedclip_cli.data.image_checks import CheckSettings, Deduplicator, ImageV
 from biomedclip_cli.data.rows import MISSING_FILE, UNREADABLE_IMAGE, Reason, Row
 from biomedclip_cli.data.shards import IMAGE_EXTENSIONS, SIZES_FILE, ShardWriter, jpeg_bytes
 from biomedclip_cli.data.sources import MetadataTable, ReadSettings, ShardSource, Source, open_source, safe_name
-from biomedclip_cli.problems import Problem, ProblemFound, error
+from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 
 IMAGE_COLUMN = "filepath"
 CAPTION_COLUMN = "caption"
@@ -142,6 +142,8 @@ def _source_problems(request: PrepareRequest, sources: list[Source]) -> Iterator
                     yield _column_problem(option, column, f"'{source.name}'", source.columns())
         if isinstance(source, ShardSource) and settings.caption_field is not None and settings.caption_field not in source.columns():
             yield _column_problem("--caption-field", settings.caption_field, f"the json of '{source.name}'", source.columns())
+    if settings.caption_field is not None and not any(isinstance(source, ShardSource) for source in sources):
+        yield warning("--caption-field", "only applies to shard sources, and none was given", "leave it out")
     offered = {source.name: source.columns() for source in sources}
     known = sorted({column for columns in offered.values() if columns for column in columns})
     for column in settings.extra_columns:

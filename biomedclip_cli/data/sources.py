@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from biomedclip_cli.checks.data import inspect_shards
 from biomedclip_cli.data.rows import (
-    MISSING_FILE, NO_CAPTION, NO_IMAGE, UNREADABLE_CAPTION, UNREADABLE_RECORD, UNREADABLE_SHARD, Reason, Row,
+    MISSING_FILE, NO_CAPTION, NO_IMAGE, UNREADABLE_CAPTION, UNREADABLE_FOLDER, UNREADABLE_RECORD, UNREADABLE_SHARD, Reason, Row,
     caption_problem, cell_text, rejected_row,
 )
 from biomedclip_cli.data.tables import TABLE_SUFFIXES, Table, open_table
@@ -82,15 +82,20 @@ def _with_caption(row: Row, caption: str | Reason) -> Row:
 class SidecarFolder:
     """A folder (searched recursively) of images with captions beside them: x.jpg with x.txt.
 
-    An image without its .txt, and a .txt without an image, are rows that get rejected. Hidden
-    files and folders (names starting with '.') are not looked at.
+    An image without its .txt, a .txt without an image, and a folder that cannot be listed are rows
+    that get rejected. Hidden files and folders (names starting with '.') are not looked at, and
+    links to folders are not followed.
     """
 
     name: str
     root: Path
 
-    def _pairs(self) -> Iterator[tuple[str, str | None, str | None]]:
-        for directory, subfolders, files in os.walk(self.root):
+    def _pairs(self) -> Iterator[tuple[str, str | None, str | None] | OSError]:
+        """(folder, image, caption file) for each image and each lone caption; the error of a folder that cannot be listed."""
+        unlisted: list[OSError] = []
+        for directory, subfolders, files in os.walk(self.root, onerror=unlisted.append):
+            yield from unlisted
+            unlisted.clear()
             subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
             by_stem: dict[str, list[str]] = {}
             for file in files:
@@ -105,6 +110,7 @@ class SidecarFolder:
                     yield directory, image, captions[0] if captions else None
                 if not images:
                     yield directory, None, captions[0]
+        yield from unlisted
 
     def columns(self) -> list[str] | None:
         """A sidecar folder has no columns to take extras from."""
@@ -116,7 +122,11 @@ class SidecarFolder:
 
     def rows(self) -> Iterator[Row]:
         """A row per image (caption read from its .txt) and a rejected row per lone .txt."""
-        for directory, image, caption_file in self._pairs():
+        for entry in self._pairs():
+            if isinstance(entry, OSError):
+                yield rejected_row(str(entry.filename), UNREADABLE_FOLDER, entry.strerror or str(entry))
+                continue
+            directory, image, caption_file = entry
             if image is None:
                 yield rejected_row(os.path.join(directory, caption_file or ""), NO_IMAGE, "caption file without an image beside it")
                 continue
