@@ -1,7 +1,7 @@
 """Throughput of `bmclip prepare-csv`: rows/s scanning without checks, images/s checking per worker count,
 against a plain single-process Pillow loop (`Image.open(p).convert("RGB")`) over the same files.
 
-Prints one table (best of --repeat runs, each a full prepare-csv pass writing train.csv and rejects).
+Prints one table (best of --repeat interleaved rounds; each run is a full prepare-csv pass writing train.csv and rejects).
 Usage: python benchmarks/prepare_throughput.py [--images 2000] [--size 512] [--scan-files 100000] [--workers 1,2] [--repeat 3]
 """
 
@@ -56,14 +56,16 @@ def write_figures(folder: Path, count: int, size: int) -> list[Path]:
     return paths
 
 
-def best_seconds(run: Callable[[], object], repeat: int) -> float:
-    """Shortest wall time of `repeat` runs."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def best_seconds(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Shortest wall time of each run over `rounds` rounds; every round runs each once, in turn, so that
+    a change in the machine's load falls on all of them alike."""
+    best = {name: float("inf") for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def prepare_pass(source: Path, out: Path, checks: CheckSettings, workers: int) -> Callable[[], object]:
@@ -106,7 +108,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="side of each figure in pixels")
     parser.add_argument("--scan-files", type=int, default=100_000, help="figures (each with a .txt) in the scanning run")
     parser.add_argument("--workers", default=f"1,{available_cores()}", help="comma-separated worker counts to check with")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the best is shown")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of all measurements; the best of each is shown")
     args = parser.parse_args()
     worker_counts = sorted({int(n) for n in args.workers.split(",")})
 
@@ -115,22 +117,21 @@ def main() -> None:
         load = os.getloadavg()[0]
         paths = write_figures(root / "check", args.images, args.size)
         write_figures(root / "scan", args.scan_files, 16)
-        rows: list[tuple[str, float, str]] = []
+        runs = {"scan": prepare_pass(root / "scan", root / "out", CheckSettings(), 1), "plain": plain_pillow_loop(paths)}
+        runs.update({f"workers {n}": prepare_pass(root / "check", root / "out", CheckSettings(decode=True), n) for n in worker_counts})
+        seconds = best_seconds(runs, args.repeat)
 
-        scan = best_seconds(prepare_pass(root / "scan", root / "out", CheckSettings(), 1), args.repeat)
-        rows.append((f"scan {args.scan_files:,} figures + captions, no --check-images", args.scan_files / scan, "rows/s"))
-        plain = best_seconds(plain_pillow_loop(paths), args.repeat)
-        rows.append((f"plain Pillow open+convert loop, 1 process ({args.images:,} images)", args.images / plain, "images/s"))
-        one_worker = None
+        plain, first = seconds["plain"], seconds[f"workers {worker_counts[0]}"]
+        rows = [(f"scan {args.scan_files:,} figures + captions, no --check-images", args.scan_files / seconds["scan"], "rows/s"),
+                (f"plain Pillow open+convert loop, 1 process ({args.images:,} images)", args.images / plain, "images/s")]
         for workers in worker_counts:
-            seconds = best_seconds(prepare_pass(root / "check", root / "out", CheckSettings(decode=True), workers), args.repeat)
-            one_worker = one_worker or seconds
-            rows.append((f"--check-images --workers {workers}", args.images / seconds,
-                         f"images/s ({plain / seconds:.2f}x plain, {one_worker / seconds:.2f}x {worker_counts[0]} worker)"))
-
+            took = seconds[f"workers {workers}"]
+            rows.append((f"--check-images --workers {workers}", args.images / took,
+                         f"images/s ({plain / took:.2f}x plain, {first / took:.2f}x {worker_counts[0]} worker)"))
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"machine: {cpu_model()}, {available_cores()} cores usable, load average {load:.2f} at start; "
-              f"{args.size}x{args.size} JPEG figures; best of {args.repeat} runs; peak memory of this process {peak_mib:.0f} MiB")
+        print(f"machine: {cpu_model()}, {available_cores()} cores usable, load average {load:.2f} before and "
+              f"{os.getloadavg()[0]:.2f} after; {args.size}x{args.size} JPEG figures; best of {args.repeat} interleaved rounds; "
+              f"peak memory of this process {peak_mib:.0f} MiB")
         print(f"| {'measurement':<66} | {'rate':>9} | {'unit':<44} |")
         print(f"|{'-' * 68}|{'-' * 11}|{'-' * 46}|")
         for label, rate, unit in rows:

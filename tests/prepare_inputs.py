@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,9 +135,3 @@ def write_biomedica_shards(folder: Path, samples: int, per_shard: int) -> dict[s
         writer.write({"__key__": "batch0-PMC9999-0-nocaption", "jpg": encoded(figure(1), "JPEG"), "json": {"article_title": "x"}})
         writer.write({"__key__": "batch0-PMC9999-1-corrupt", "jpg": b"\xff\xd8 broken", "txt": "broken", "json": {"article_title": "y"}})
     return good
-
-
-def copy_tree(source: Path, target: Path) -> Path:
-    """A copy of a folder (so a test may break or extend it)."""
-    shutil.copytree(source, target)
-    return target

@@ -28,7 +28,7 @@ from biomedclip_cli.data.sources import ReadSettings
 from biomedclip_cli.run_folder import epoch_checkpoints, train_progress
 from conftest import REPO, run_bmclip
 from prepare_inputs import (
-    GOOD_FIGURES, Figures, copy_tree, encoded, figure, metadata_records, write_biomedica_shards, write_figures, write_metadata,
+    GOOD_FIGURES, Figures, encoded, figure, metadata_records, write_biomedica_shards, write_figures, write_metadata,
 )
 
 
@@ -119,7 +119,8 @@ def test_biomedica_shards_become_a_csv_with_extracted_images_and_label_columns(t
     with out.open(newline="", encoding="utf-8") as stream:
         rows = {row["__key__"]: row for row in csv.DictReader(stream)}
     assert {key: row["caption"] for key, row in rows.items()} == {key: sample["caption"] for key, sample in samples.items()}
-    assert {key: row["image_primary_label"] for key, row in rows.items()} == {key: s["image_primary_label"][0] for key, s in samples.items()}
+    labels = {key: sample["image_primary_label"][0] for key, sample in samples.items()}
+    assert {key: row["image_primary_label"] for key, row in rows.items()} == labels
 
 
 def test_caption_from_a_json_field(tmp_path: Path):
@@ -215,6 +216,14 @@ def test_overwrite_replaces_outputs(figures: Figures, tmp_path: Path):
 
     assert result.exit_code == 0, result.stderr
     assert out.read_text(encoding="utf-8").startswith("filepath,caption\n")
+
+
+def test_nothing_left_to_train_on_is_a_failure(figures: Figures, tmp_path: Path):
+    result = prepare_csv(figures.root, "--out", tmp_path / "train.csv", "--min-side", 10_000)
+
+    assert result.exit_code == 1
+    assert f"0 written + {figures.rows} rejected = {figures.rows} read" in result.stdout and "bmclip train" not in result.stdout
+    assert "no row was written" in result.stderr
 
 
 def test_memory_stays_flat_in_the_number_of_rows(figures: Figures, tmp_path: Path):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.problems import ProblemFound
 
 if TYPE_CHECKING:
     from biomedclip_cli.data.prepare import PrepareRequest, PrepareResult
@@ -69,7 +70,6 @@ def prepare_csv(
     from biomedclip_cli.data.image_checks import CheckSettings, available_cores
     from biomedclip_cli.data.prepare import PrepareRequest, check_request, count_rows, open_sources, prepare, resolve_outputs
     from biomedclip_cli.data.sources import ReadSettings
-    from biomedclip_cli.problems import ProblemFound
 
     extras = tuple(dict.fromkeys([*(extra_column or []), *([group_by] if group_by else [])]))
     read = ReadSettings(image_column, caption_column, caption_field, extras)
@@ -102,7 +102,7 @@ def _count(number: int) -> str:
 
 def next_commands(request: PrepareRequest, result: PrepareResult) -> list[list[str]]:
     """The `bmclip train` command lines that train on what was written (CSV first, then shards)."""
-    from biomedclip_cli.data.prepare import CAPTION_COLUMN, IMAGE_COLUMN
+    from biomedclip_cli.data.destinations import CAPTION_COLUMN, IMAGE_COLUMN
     from biomedclip_cli.data.shards import shard_pattern
 
     outputs, lines = request.outputs, []

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import io
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -18,17 +16,15 @@ from itertools import chain
 from pathlib import Path
 
 from biomedclip_cli.data.csv_output import AtomicCsvWriter
+from biomedclip_cli.data.destinations import CAPTION_COLUMN, IMAGE_COLUMN, SHARD_FILE, Destination, remove_stale_shards
 from biomedclip_cli.data.image_checks import CheckSettings, Deduplicator, ImageVerdict, inspect_rows
-from biomedclip_cli.data.rows import MISSING_FILE, UNREADABLE_IMAGE, Reason, Row
-from biomedclip_cli.data.shards import IMAGE_EXTENSIONS, SIZES_FILE, ShardWriter, jpeg_bytes
-from biomedclip_cli.data.sources import MetadataTable, ReadSettings, ShardSource, Source, open_source, safe_name
+from biomedclip_cli.data.rows import Reason, Row
+from biomedclip_cli.data.shards import SIZES_FILE
+from biomedclip_cli.data.sources import MetadataTable, ReadSettings, ShardSource, Source, open_source
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 
-IMAGE_COLUMN = "filepath"
-CAPTION_COLUMN = "caption"
 REJECTS_COLUMNS = ("source", "reason")
 VAL_SHARDS_FOLDER = "val"
-SHARD_FILE = re.compile(r"\d{6}\.tar")
 PROGRESS_EVERY = 256
 
 
@@ -64,11 +60,6 @@ class PrepareRequest:
     workers: int = 1
     shard_size: int = 10_000
     overwrite: bool = False
-
-    @property
-    def csv_columns(self) -> tuple[str, ...]:
-        """The header of the written CSV files."""
-        return (IMAGE_COLUMN, CAPTION_COLUMN, *self.read.extra_columns)
 
 
 @dataclass
@@ -199,78 +190,8 @@ def is_validation(group: str, seed: int, fraction: float) -> bool:
 
     The same seed always gives the same split, groups are never divided, and nothing is held in memory.
     """
-    digest = hashlib.blake2b(f"{seed}\0{group}".encode("utf-8"), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{seed}\0{group}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") < fraction * 2**64
-
-
-class _Destination:
-    """Where accepted rows go: one CSV and/or one shard set, extracting shard images for the CSV."""
-
-    def __init__(self, stack: ExitStack, csv: Path | None, shards: Path | None, request: PrepareRequest) -> None:
-        self._csv = stack.enter_context(AtomicCsvWriter(csv, request.csv_columns)) if csv else None
-        self._shards = stack.enter_context(ShardWriter(shards, request.shard_size)) if shards else None
-        self._extract_to = request.outputs.extract_to
-        self._extras = request.read.extra_columns
-        self.written = 0
-
-    def write(self, row: Row) -> Reason | None:
-        """Write a row; the reason it cannot be written if its image must be re-encoded and cannot be read."""
-        if self._shards is not None:
-            image = row.image_bytes if row.image_bytes is not None else _file_bytes(row.image_path)
-            if isinstance(image, Reason):
-                return image
-            ext = row.image_ext
-            if ext not in IMAGE_EXTENSIONS:
-                encoded = _as_jpeg(image)
-                if isinstance(encoded, Reason):
-                    return encoded
-                image, ext = encoded, "jpg"
-            key = f"{self.written:09d}-{safe_name(row.name.rsplit('/', 1)[-1])}"
-            self._shards.write(key, image, row.caption, {**row.metadata, "bmclip_source": row.source}, ext)
-        if self._csv is not None:
-            self._csv.write([str(self._image_file(row)), row.caption, *(row.extras.get(c, "") for c in self._extras)])
-        self.written += 1
-        return None
-
-    def _image_file(self, row: Row) -> Path:
-        if row.image_path is not None:
-            return row.image_path
-        assert self._extract_to is not None and row.image_bytes is not None
-        path = self._extract_to / f"{row.name}.{row.image_ext}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(row.image_bytes)
-        return path
-
-    def shard_names(self) -> set[str]:
-        """Names of the shards written (after the writer closed)."""
-        return set(self._shards.sizes) if self._shards is not None else set()
-
-
-def _file_bytes(path: Path | None) -> bytes | Reason:
-    try:
-        return Path(path or "").read_bytes()
-    except OSError as exc:
-        return Reason(MISSING_FILE if isinstance(exc, FileNotFoundError) else UNREADABLE_IMAGE, f"{path}: {exc.strerror or exc}")
-
-
-def _as_jpeg(data: bytes) -> bytes | Reason:
-    """An image in a format open_clip's shard reader does not take (tif, bmp, gif...) re-encoded as JPEG."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return jpeg_bytes(image)
-    except Exception as exc:  # Pillow raises several types for files it cannot decode
-        return Reason(UNREADABLE_IMAGE, str(exc) or type(exc).__name__)
-
-
-def _remove_stale_shards(folder: Path | None, keep: set[str]) -> None:
-    """After --overwrite: delete numbered shards of an earlier run that this run did not write."""
-    if folder is None:
-        return
-    for path in folder.iterdir():
-        if SHARD_FILE.fullmatch(path.name) and path.name not in keep:
-            path.unlink()
 
 
 def _problem(row: Row, verdict: ImageVerdict | None, dedupe: Deduplicator | None) -> Reason | None:
@@ -294,8 +215,10 @@ def prepare(request: PrepareRequest, sources: list[Source], progress: Callable[[
     rows = chain.from_iterable(source.rows() for source in sources)
     with ExitStack() as stack:
         rejects = stack.enter_context(AtomicCsvWriter(outputs.rejects, REJECTS_COLUMNS))
-        train = _Destination(stack, outputs.csv, outputs.shards, request)
-        val = _Destination(stack, outputs.val_csv, outputs.val_shards, request) if request.val_fraction else None
+        extras = request.read.extra_columns
+        train = Destination(stack, outputs.csv, outputs.shards, extras, request.shard_size, outputs.extract_to)
+        val = (Destination(stack, outputs.val_csv, outputs.val_shards, extras, request.shard_size, outputs.extract_to)
+               if request.val_fraction else None)
         for row, verdict in inspect_rows(rows, request.checks, request.workers):
             result.read += 1
             problem = _problem(row, verdict, dedupe)
@@ -313,7 +236,7 @@ def prepare(request: PrepareRequest, sources: list[Source], progress: Callable[[
     train_names, val_names = train.shard_names(), val.shard_names() if val is not None else set()
     result.train_shards, result.val_shards = len(train_names), len(val_names)
     if request.overwrite:
-        _remove_stale_shards(outputs.shards, train_names)
-        _remove_stale_shards(outputs.val_shards, val_names)
+        remove_stale_shards(outputs.shards, train_names)
+        remove_stale_shards(outputs.val_shards, val_names)
     return result
 
