@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from biomedclip_cli import __version__, console
-from biomedclip_cli.commands import demo_data, evaluate, prepare, train
+from biomedclip_cli.commands import demo_data, env_check, evaluate, prepare, resume, runs, train
 from biomedclip_cli.problems import ProblemFound
 
 DEBUG_VARIABLE = "BMCLIP_DEBUG"
@@ -42,8 +42,11 @@ def create_app() -> typer.Typer:
     )
     app.callback()(_root)
     app.command("train", epilog=train.EPILOG, context_settings=PASSTHROUGH)(train.train_command)
+    app.command("resume", epilog=resume.EPILOG)(resume.resume)
+    app.command("runs", epilog=runs.EPILOG)(runs.runs)
     app.command("eval", epilog=evaluate.EPILOG)(evaluate.evaluate)
     app.command("demo-data", epilog=demo_data.EPILOG)(demo_data.demo_data)
+    app.command("env-check", epilog=env_check.EPILOG)(env_check.env_check)
     app.command("prepare-csv", epilog=prepare.EPILOG)(prepare.prepare_csv)
     return app
 

@@ -19,6 +19,7 @@ from biomedclip_cli.problems import Problem, ProblemFound, error
 
 DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
 REPORT_TARGETS = ("tensorboard", "wandb")
+RESUME_AUTO = "auto"
 
 
 class DatasetType(str, Enum):
@@ -44,10 +45,10 @@ class Precision(str, Enum):
     fp32 = "fp32"
 
 
-def _option(default: Any, help: str, panel: str, example: str, shown_default: str | None = None, **constraints: Any) -> Any:
+def _option(default: Any, text: str, panel: str, example: str, shown_default: str | None = None, **constraints: Any) -> Any:
     """A config field that is also a CLI option: help text, help panel, and an example value for messages."""
     extra = {"panel": panel, "example": example, "shown_default": shown_default}
-    return Field(default, description=help, json_schema_extra=extra, **constraints)
+    return Field(default, description=text, json_schema_extra=extra, **constraints)
 
 
 class TrainConfig(BaseModel):
@@ -57,7 +58,9 @@ class TrainConfig(BaseModel):
 
     # Data
     train_data: str | None = _option(
-        None, "Training data: a CSV/TSV file, or webdataset shards as a brace pattern ('shards/{000000..000099}.tar'); '::' joins several sources.", DATA, "data/train.csv")
+        None, "Training data: a CSV/TSV file, or webdataset shards as a brace pattern ('shards/{000000..000099}.tar'), local or on the "
+        "Hugging Face hub ('hf://datasets/<owner>/<name>/<folder>/{000000..000099}.tar'), or a BIOMEDICA set by name (listed below); "
+        "'::' joins several sources.", DATA, "biomedica:commercial")
     val_data: str | None = _option(None, "Validation data, same forms as --train-data.", DATA, "data/val.csv")
     dataset_type: DatasetType = _option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
     csv_img_key: str = _option("filepath", "CSV column holding image paths.", DATA, "filepath")
@@ -65,13 +68,16 @@ class TrainConfig(BaseModel):
     csv_separator: str | None = _option(
         None, "CSV separator; sniffed from the header when not given (open_clip's own default is a TAB).", DATA, ",", shown_default="sniffed")
     train_num_samples: int | None = _option(
-        None, "Samples per epoch; for webdataset read from sizes.json beside the shards when not given.", DATA, "10968539", gt=0)
+        None, "Samples per epoch; for webdataset read from sizes.json beside the shards (or in the hub repo's folder) when not given.", DATA, "10968539", gt=0)
     val_num_samples: int | None = _option(None, "Validation samples (webdataset).", DATA, "10000", gt=0)
     dataset_resampled: bool | None = _option(
         None, "Sample shards with replacement; on by default for webdataset (BIOMEDICA's shards are clustered).", DATA, "true",
         shown_default="on for webdataset")
     train_data_upsampling_factors: str | None = _option(
         None, "Weights of the '::'-joined --train-data sources, e.g. '1::2'; needs --dataset-resampled.", DATA, "1::2")
+    revision: str | None = _option(
+        None, "Branch, tag or commit of the hub repo that hf:// data is read from (pins the dataset version).", DATA, "main",
+        shown_default="the repo's default branch")
 
     # Model
     model: str = _option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.", MODEL, "ViT-B-32")
@@ -101,7 +107,17 @@ class TrainConfig(BaseModel):
     save_frequency: int = _option(1, "Save a checkpoint every N epochs (the last epoch is always saved).", OUTPUT, "1", ge=0)
     report_to: str = _option("", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard", shown_default="none")
     workers: int = _option(4, "Data-loading processes per training process.", OUTPUT, "8", ge=0)
-    resume: str | None = _option(None, "Continue from a checkpoint file, or 'latest' in this run folder.", OUTPUT, "logs/run/checkpoints/epoch_3.pt")
+    resume: str | None = _option(
+        None, "Continue from a checkpoint file; or 'auto' (also 'latest'): from this run folder's newest complete checkpoint if it has one, "
+        "else start fresh, so the same command can simply be run again after a failure.", OUTPUT, "auto")
+    checkpoint_every_samples: int | None = _option(
+        None, "Save a checkpoint every N samples (with --total-samples): epochs of N samples drawn with replacement "
+        "(webdataset), for frequent checkpoints on large data.", OUTPUT, "1000000", gt=0)
+    total_samples: int | None = _option(
+        None, "Samples to train on in all, with --checkpoint-every-samples (sets the number of epochs).", OUTPUT, "24000000", gt=0)
+    keep_checkpoints: int | None = _option(
+        None, "Keep only the newest K epoch checkpoints; older ones are deleted once a newer one is verified complete.", OUTPUT, "3",
+        shown_default="all", gt=0)
 
     # Launch
     nproc_per_node: int | None = _option(
@@ -127,7 +143,7 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(REPORT_TARGETS)}")
         return ",".join(targets)
 
-    @field_validator("train_data", "val_data", "pretrained", "name", "resume")
+    @field_validator("train_data", "val_data", "pretrained", "name", "resume", "revision")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -137,6 +153,12 @@ class TrainConfig(BaseModel):
     def run_dir(self) -> Path:
         """The run folder <logs>/<name>; only meaningful once the name is resolved."""
         return Path(self.logs) / (self.name or "")
+
+    def planned_epochs(self) -> int:
+        """Epochs the run trains for: ceil(total / every) with --checkpoint-every-samples, else --epochs."""
+        if self.checkpoint_every_samples and self.total_samples:
+            return -(-self.total_samples // self.checkpoint_every_samples)
+        return self.epochs
 
 
 OPTION_FIELDS = tuple(name for name in TrainConfig.model_fields if name != "extra_args")

@@ -14,22 +14,26 @@ import sys
 from dataclasses import dataclass, field
 
 from biomedclip_cli.config import TrainConfig
+from biomedclip_cli.parent_death import die_with_parent
 
 WORKER_MODULE = "biomedclip_cli.worker"
 LAUNCHER_MODULE = "torch.distributed.run"
+WORKER_KEEP_CHECKPOINTS = "--keep-checkpoints"
 
 
 @dataclass(frozen=True)
 class LaunchCommand:
-    """A command to run: the environment variables it adds and its argv."""
+    """A command to run: the folder it runs in (None: the current one), the environment variables it adds, and its argv."""
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
 
     def shell_line(self) -> str:
-        """The whole command as one shell-quoted line, environment assignments first."""
+        """The whole command as one shell-quoted line: `cd FOLDER &&` when it has one, environment assignments, argv."""
         assignments = [f"{key}={shlex.quote(value)}" for key, value in self.env.items()]
-        return " ".join([*assignments, shlex.join(self.argv)])
+        change_folder = [f"cd {shlex.quote(self.cwd)} &&"] if self.cwd else []
+        return " ".join([*change_folder, *assignments, shlex.join(self.argv)])
 
 
 def launcher_args(config: TrainConfig) -> list[str]:
@@ -55,24 +59,35 @@ def launcher_args(config: TrainConfig) -> list[str]:
     return args
 
 
-def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str | None = None) -> LaunchCommand:
-    """The torch.distributed.run command that starts bmclip's worker in every rank.
+def worker_args(config: TrainConfig) -> list[str]:
+    """bmclip's own options for the worker (before the `--` that starts open_clip's arguments)."""
+    return [WORKER_KEEP_CHECKPOINTS, str(config.keep_checkpoints)] if config.keep_checkpoints else []
 
-    The `--` before open_clip's arguments keeps torchrun from reading them (torchrun's --logs-specs
-    would otherwise swallow open_clip's --logs); torchrun drops it before the worker sees its argv.
+
+def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str | None = None, cwd: str | None = None) -> LaunchCommand:
+    """The torch.distributed.run command that starts bmclip's worker in every rank (run in `cwd` when given).
+
+    The `--` after the worker module keeps torchrun from reading what follows (torchrun's --logs-specs
+    would otherwise swallow open_clip's --logs); torchrun drops it. The worker's own options, if
+    any, come next and end with a second `--` before open_clip's arguments.
     """
     env = {"CUDA_VISIBLE_DEVICES": config.gpus} if config.gpus else {}
-    argv = [python or sys.executable, "-m", LAUNCHER_MODULE, *launcher_args(config), "-m", WORKER_MODULE, "--", *openclip_args]
-    return LaunchCommand(argv=argv, env=env)
+    own = worker_args(config)
+    argv = [python or sys.executable, "-m", LAUNCHER_MODULE, *launcher_args(config), "-m", WORKER_MODULE, "--",
+            *([*own, "--"] if own else []), *openclip_args]
+    return LaunchCommand(argv=argv, env=env, cwd=cwd)
 
 
 def run_supervised(command: LaunchCommand) -> int:
     """Run the command in its own process group and return its exit status.
 
     SIGINT and SIGTERM received here are passed to the launcher, which stops every rank; a second
-    signal kills the whole group. A run ended by a signal returns 128 + its number (130, 143).
+    signal kills the launcher's group. The launcher gets SIGTERM if this process dies without
+    passing anything on (SIGKILL), and each rank dies with the launcher (see worker.py), so no
+    rank outlives the run. A run ended by a signal returns 128 + its number (130, 143).
     """
-    process = subprocess.Popen(command.argv, env={**os.environ, **command.env}, start_new_session=True)
+    process = subprocess.Popen(command.argv, env={**os.environ, **command.env}, cwd=command.cwd, start_new_session=True,
+                               preexec_fn=die_with_parent)
     received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:

@@ -6,13 +6,17 @@ import contextlib
 import io
 from argparse import Namespace
 
-from biomedclip_cli.config import DatasetType, TrainConfig, flag
+from biomedclip_cli.config import RESUME_AUTO, DatasetType, TrainConfig, flag
+from biomedclip_cli.hub import pin_revision
 from biomedclip_cli.problems import Problem, error
 
 LAUNCH_FIELDS = ("nproc_per_node", "gpus", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
 CSV_FIELDS = ("csv_img_key", "csv_caption_key", "csv_separator")
 WEBDATASET_FIELDS = ("dataset_resampled", "train_data_upsampling_factors")
-NOT_OPEN_CLIP = (*LAUNCH_FIELDS, "extra_args")
+DATA_FIELDS = ("train_data", "val_data")
+CHECKPOINT_FIELDS = ("checkpoint_every_samples", "total_samples", "keep_checkpoints")
+NOT_OPEN_CLIP = (*LAUNCH_FIELDS, *CHECKPOINT_FIELDS, "revision", "extra_args")
+OPEN_CLIP_RESUME_LATEST = "latest"
 
 
 def _value_args(name: str, value: object) -> list[str]:
@@ -29,6 +33,7 @@ def openclip_argv(config: TrainConfig) -> list[str]:
     """open_clip_train arguments for a resolved config, in field order, then the extra args.
 
     Values that do not apply to the dataset type (CSV keys for shards, resampling for CSV) are left out.
+    The --revision reaches the ranks inside the hf:// data URLs (hf://datasets/<owner>/<name>@<revision>/...).
     """
     skipped = set(NOT_OPEN_CLIP)
     if config.dataset_type is not DatasetType.csv:
@@ -37,9 +42,22 @@ def openclip_argv(config: TrainConfig) -> list[str]:
         skipped.update(WEBDATASET_FIELDS)
     argv: list[str] = []
     for name in TrainConfig.model_fields:
-        if name not in skipped:
-            argv += _value_args(name, getattr(config, name))
+        if name in skipped:
+            continue
+        value = _open_clip_value(name, getattr(config, name))
+        if name in DATA_FIELDS and value:
+            value = pin_revision(value, config.revision)
+        argv += _value_args(name, value)
     return argv + list(config.extra_args)
+
+
+def _open_clip_value(name: str, value: object) -> object:
+    """`--resume auto` left unresolved (a command prepared away from the run folder) becomes open_clip's `latest`.
+
+    bmclip's worker answers open_clip's `latest` lookup with the run's newest complete checkpoint,
+    or none (a fresh start): what `auto` means.
+    """
+    return OPEN_CLIP_RESUME_LATEST if name == "resume" and value == RESUME_AUTO else value
 
 
 def open_clip_flags(config: TrainConfig) -> set[str]:

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from biomedclip_cli.biomedica import expand_shortcuts
 from biomedclip_cli.checks.data import (
-    CsvHead,
+    ShardSet,
     check_csv_columns,
+    check_first_samples,
     check_image_paths,
     check_shards,
     inspect_shards,
@@ -18,15 +20,19 @@ from biomedclip_cli.checks.data import (
     sources,
     suffix_type,
 )
+from biomedclip_cli.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.checks.hardware import check_hardware
 from biomedclip_cli.checks.model import check_model
-from biomedclip_cli.config import DatasetType, Precision, TrainConfig
-from biomedclip_cli.openclip_args import check_extra_args, openclip_argv, parse_with_open_clip
-from biomedclip_cli.problems import Problem, Severity, error
+from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, TrainConfig
+from biomedclip_cli.hub import is_hub_url
+from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
+from biomedclip_cli.problems import Problem, Severity, error, warning
+from biomedclip_cli.run_folder import CHECKPOINT_DIR, read_launch_record
 
 SCRATCH_LR = 5e-4
 FINE_TUNE_LR = 5e-6
-RUN_MARKERS = ("bmclip.yaml", "out.log")
+RUN_MARKERS = ("bmclip.yaml", "out.log", CHECKPOINT_DIR)
+RESUME_FROM_RUN_FOLDER = (RESUME_AUTO, OPEN_CLIP_RESUME_LATEST)
 
 
 @dataclass
@@ -69,7 +75,6 @@ def _csv_updates(config: TrainConfig, problems: list[Problem], check_paths: bool
         if isinstance(head, Problem):
             problems.append(head)
             return {}
-        assert isinstance(head, CsvHead)
         separator = head.separator
         column_problems = check_csv_columns(head, path, {"--csv-img-key": config.csv_img_key, "--csv-caption-key": config.csv_caption_key})
         if column_problems:
@@ -84,13 +89,11 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem], check_path
     updates: dict[str, object] = {}
     resampled = True if config.dataset_resampled is None else config.dataset_resampled
     updates["dataset_resampled"] = resampled
-    shards = inspect_shards(config.train_data or "")
-    if check_paths:
-        problems.extend(check_shards(shards, "--train-data", config.train_data or ""))
-    if config.train_num_samples is None:
+    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems, check_paths)
+    if config.train_num_samples is None and not shards.problems:
         if shards.num_samples is None:
-            problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them",
-                                  "pass the number of samples per epoch, e.g. --train-num-samples 10000"))
+            problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them "
+                                  "(in a hub repo: sizes.json or _info.json)", "pass the number of samples per epoch, e.g. --train-num-samples 10000"))
         else:
             updates["train_num_samples"] = shards.num_samples
     factors = config.train_data_upsampling_factors
@@ -100,26 +103,65 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem], check_path
         elif len(factors.split("::")) != len(shards.by_source):
             problems.append(error("--train-data-upsampling-factors", f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
                                   "give one weight per '::'-joined source, e.g. 1::2"))
-    if config.val_data is not None and check_paths:
-        problems.extend(check_shards(inspect_shards(config.val_data), "--val-data", config.val_data))
+    if config.val_data is not None and (check_paths or any(is_hub_url(s) for s in sources(config.val_data))):
+        _checked_shards(config.val_data, "--val-data", config.revision, problems, check_paths)
     return updates
+
+
+def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem], check_paths: bool) -> ShardSet:
+    """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop.
+
+    hf:// shards are checked even without `check_paths`: the hub is the same wherever the job runs.
+    """
+    shards = inspect_shards(data, revision, option, check_local=check_paths)
+    problems.extend(shards.problems)
+    if not shards.problems:
+        problems.extend(check_shards(shards, option, data))
+        problems.extend(check_first_samples(shards, option))
+    return shards
+
+
+def _expanded_shortcuts(config: TrainConfig, problems: list[Problem]) -> dict[str, object] | None:
+    """BIOMEDICA shortcut names in --train-data/--val-data replaced by their hf:// patterns; None after an unknown name."""
+    updates: dict[str, object] = {}
+    for name, option in (("train_data", "--train-data"), ("val_data", "--val-data")):
+        value = getattr(config, name)
+        expanded = expand_shortcuts(value, option) if value is not None else value
+        if isinstance(expanded, Problem):
+            problems.append(expanded)
+            return None
+        if expanded != value:
+            updates[name] = expanded
+    return updates
+
+
+def _revision_problems(config: TrainConfig) -> list[Problem]:
+    data = "::".join(d for d in (config.train_data, config.val_data) if d)
+    if config.revision and not any(is_hub_url(source) for source in sources(data)):
+        return [warning("--revision", "has no effect: no --train-data or --val-data source is an hf:// URL")]
+    return []
 
 
 def _data_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
     if config.train_data is None and config.dataset_type is not DatasetType.synthetic:
         problems.append(error("--train-data", "is missing", "pass a CSV file or a shard pattern, e.g. --train-data data/train.csv"))
         return {}
+    expanded = _expanded_shortcuts(config, problems)
+    if expanded is None:
+        return {}
+    config = config.model_copy(update=expanded)
+    problems.extend(_revision_problems(config))
     dataset_type = _resolve_dataset_type(config, problems)
     if dataset_type is None:
-        return {}
+        return expanded
     resolved = config.model_copy(update={"dataset_type": dataset_type})
     if dataset_type is DatasetType.csv:
-        return {"dataset_type": dataset_type, **_csv_updates(resolved, problems, check_paths)}
+        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems, check_paths)}
     if dataset_type is DatasetType.webdataset:
-        return {"dataset_type": dataset_type, **_webdataset_updates(resolved, problems, check_paths)}
+        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems, check_paths)}
     if config.train_num_samples is None:
         problems.append(error("--train-num-samples", "is needed for synthetic data", "e.g. --train-num-samples 1024"))
-    return {"dataset_type": dataset_type}
+    return {**expanded, "dataset_type": dataset_type}
 
 
 def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, object]:
@@ -135,15 +177,71 @@ def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, 
     return updates
 
 
+def _cadence_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """--checkpoint-every-samples N with --total-samples M: epochs of N samples drawn with replacement, ceil(M/N) of them."""
+    every, total = config.checkpoint_every_samples, config.total_samples
+    if every is None and total is None:
+        return {}
+    if every is None or total is None:
+        missing, given = ("--checkpoint-every-samples", "--total-samples") if every is None else ("--total-samples", "--checkpoint-every-samples")
+        problems.append(error(given, f"needs {missing}", "pass both: --checkpoint-every-samples N --total-samples M (M samples in all, a checkpoint every N)"))
+        return {}
+    epochs = config.planned_epochs()
+    if config.train_num_samples not in (None, every):
+        problems.append(error("--train-num-samples", f"conflicts with --checkpoint-every-samples {every} (which makes each epoch {every} samples)",
+                              "drop --train-num-samples"))
+    if config.dataset_resampled is False:
+        problems.append(error("--no-dataset-resampled", "conflicts with --checkpoint-every-samples (its epochs draw samples with replacement)",
+                              "drop --no-dataset-resampled"))
+    if "epochs" in config.model_fields_set and config.epochs != epochs:
+        problems.append(error("--epochs", f"is set by --total-samples {total} / --checkpoint-every-samples {every} (= {epochs} epochs)",
+                              "drop --epochs, or change --total-samples"))
+    return {"train_num_samples": every, "epochs": epochs, "dataset_resampled": True}
+
+
+def _cadence_problems(config: TrainConfig) -> list[Problem]:
+    if config.checkpoint_every_samples is not None and config.dataset_type is DatasetType.csv:
+        return [error("--checkpoint-every-samples", "needs webdataset shards (an epoch of CSV data always reads the whole file)",
+                      "convert the CSV to shards, or use --epochs with --save-frequency")]
+    return []
+
+
+def _resume_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """Resolve --resume auto (or latest) to the run folder's newest complete checkpoint, or a fresh start.
+
+    A run folder that exists without a complete checkpoint keeps open_clip's `latest`, which lets
+    open_clip start fresh in it (bmclip's worker finds no checkpoint either).
+    """
+    if config.resume not in RESUME_FROM_RUN_FOLDER:
+        return {}
+    run_dir = config.run_dir()
+    point = newest_complete_checkpoint(run_dir)
+    problems.extend(point.skipped)
+    if point.checkpoint is not None:
+        return {"resume": str(point.checkpoint)}
+    if any((run_dir / marker).exists() for marker in RUN_MARKERS):
+        return {"resume": OPEN_CLIP_RESUME_LATEST}
+    return {"resume": None}
+
+
 def _run_folder_problems(config: TrainConfig) -> list[Problem]:
     run_dir = config.run_dir()
     if config.resume is None and any((run_dir / marker).exists() for marker in RUN_MARKERS):
         return [error("--name", f"run folder '{run_dir}' already exists",
-                      "pick another --name, or continue it with --resume latest")]
-    if config.resume not in (None, "latest"):
+                      "pick another --name, or continue it with --resume auto (or bmclip resume)")]
+    if config.resume not in (None, *RESUME_FROM_RUN_FOLDER):
         resume = Path(config.resume)
         if not resume.is_file():
-            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'latest'")]
+            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'auto'")]
+    return []
+
+
+def _still_running_problems(config: TrainConfig) -> list[Problem]:
+    """A run folder whose launching bmclip process still runs here must not get a second training."""
+    launch = read_launch_record(config.run_dir())
+    if launch is not None and launch.alive_here():
+        return [error("--name", f"run folder '{config.run_dir()}' is being trained right now by bmclip process {launch.pid}",
+                      "wait for it to end, or stop it (Ctrl-C, or kill that process) before resuming")]
     return []
 
 
@@ -154,15 +252,23 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
     `check_paths=False` skips existence checks for paths that only exist where the job will run.
     """
     problems: list[Problem] = []
+    if config.resume == RESUME_AUTO and config.name is None:
+        problems.append(warning("--resume", "auto without --name starts a new run folder each time",
+                                "pass --name so that running the command again finds its checkpoints"))
+    config = config.model_copy(update=_cadence_updates(config, problems))
     updates = _data_updates(config, problems, check_paths)
     problems.extend(check_model(config))
     updates.update(_launch_updates(config, gpus, now or datetime.now()))
     resolved = config.model_copy(update=updates)
+    problems.extend(_cadence_problems(resolved))
     hardware = check_hardware(resolved, gpus)
     problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
     problems.extend(check_extra_args(resolved))
     if check_paths:
+        resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
         problems.extend(_run_folder_problems(resolved))
+        running = _still_running_problems(resolved)
+        problems.extend([p.as_warning() for p in running] if dry_run else running)
     if not any(p.severity is Severity.ERROR for p in problems):
         parsed = parse_with_open_clip(openclip_argv(resolved))
         if isinstance(parsed, Problem):

@@ -1,15 +1,23 @@
-"""What a run folder <logs>/<name>/ holds: bmclip.yaml, open_clip's out.log, and checkpoints/epoch_K.pt."""
+"""What a run folder <logs>/<name>/ holds: bmclip.yaml, launch.json, open_clip's out.log, and checkpoints/epoch_K.pt."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from dataclasses import dataclass
+import socket
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
-from biomedclip_cli.config import TrainConfig, config_to_yaml
+from biomedclip_cli.config import RESUME_AUTO, TrainConfig, build_config, config_to_yaml, load_config_file
+from biomedclip_cli.problems import ProblemFound, error
 
 CONFIG_FILE = "bmclip.yaml"
+LAUNCH_FILE = "launch.json"
 LOG_FILE = "out.log"
+PARAMS_FILE = "params.txt"
+LAUNCHER_MARKERS = (b"bmclip", b"biomedclip_cli")  # in the command line of a process that launched a run
 CHECKPOINT_DIR = "checkpoints"
 EPOCH_CHECKPOINT = re.compile(r"^epoch_(\d+)\.pt$")
 TRAIN_LINE = re.compile(
@@ -19,12 +27,81 @@ TRAIN_LINE = re.compile(
 
 
 def write_run_config(config: TrainConfig) -> Path:
-    """Save the resolved config (no secrets: it holds none) as <run>/bmclip.yaml and return its path."""
+    """Save the resolved config (no secrets: it holds none) as <run>/bmclip.yaml and return its path.
+
+    A resume from one of the run's own checkpoints is saved as `resume: auto`, so that training
+    with the saved config again continues from the newest checkpoint then, not from this one.
+    """
     run_dir = config.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CONFIG_FILE
-    path.write_text(config_to_yaml(config), encoding="utf-8")
+    saved = config.model_copy(update={"resume": RESUME_AUTO}) if resumes_own_checkpoint(config) else config
+    path.write_text(config_to_yaml(saved), encoding="utf-8")
     return path
+
+
+def resumes_own_checkpoint(config: TrainConfig) -> bool:
+    """True when the config resumes from an epoch_K.pt in its own run folder."""
+    if config.resume is None or not EPOCH_CHECKPOINT.match(Path(config.resume).name):
+        return False
+    return Path(config.resume).resolve().parent == (config.run_dir() / CHECKPOINT_DIR).resolve()
+
+
+def read_run_config(run_dir: Path) -> TrainConfig:
+    """The config a run was launched with, from <run>/bmclip.yaml (ProblemFound when missing or unreadable)."""
+    path = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise ProblemFound(error(str(run_dir), "is not a folder", "pass a run folder <logs>/<name> (bmclip runs lists them)"))
+    if not path.is_file():
+        raise ProblemFound(error(str(run_dir), f"has no {CONFIG_FILE}, so it was not started by bmclip train",
+                                 "continue it with bmclip train --resume CHECKPOINT and the original options"))
+    return build_config(load_config_file(path), {}, [], path)
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """Where and by which process a run was last launched, and how that launch ended (None while it runs)."""
+
+    cwd: str
+    host: str
+    pid: int
+    started: str
+    exit_status: int | None = None
+
+    def alive_here(self) -> bool:
+        """True when the launching bmclip process still runs on this machine."""
+        if self.exit_status is not None or self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        cmdline = Path(f"/proc/{self.pid}/cmdline")
+        return not cmdline.exists() or any(marker in cmdline.read_bytes() for marker in LAUNCHER_MARKERS)
+
+
+def write_launch_record(run_dir: Path, cwd: Path) -> None:
+    """Note in <run>/launch.json that this process launches the run from `cwd` (relative paths are resolved there)."""
+    record = LaunchRecord(str(cwd), socket.gethostname(), os.getpid(), datetime.now().isoformat(timespec="seconds"))
+    (run_dir / LAUNCH_FILE).write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
+
+
+def record_exit(run_dir: Path, status: int) -> None:
+    """Add the launch's exit status to <run>/launch.json."""
+    record = read_launch_record(run_dir)
+    if record is not None:
+        ended = LaunchRecord(record.cwd, record.host, record.pid, record.started, status)
+        (run_dir / LAUNCH_FILE).write_text(json.dumps(asdict(ended), indent=2) + "\n", encoding="utf-8")
+
+
+def read_launch_record(run_dir: Path) -> LaunchRecord | None:
+    """The run's launch record, or None when it has none (e.g. started by a pasted --dry-run line) or it is unreadable."""
+    try:
+        return LaunchRecord(**json.loads((run_dir / LAUNCH_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def epoch_checkpoints(run_dir: Path) -> list[Path]:

@@ -21,7 +21,7 @@ def imported_modules(*args: str) -> set[str]:
 def test_help_lists_the_commands():
     result = run_bmclip("--help")
     assert result.returncode == 0
-    for command in ("train", "eval", "demo-data"):
+    for command in ("train", "resume", "runs", "eval", "demo-data", "env-check"):
         assert command in result.stdout
 
 
@@ -31,7 +31,7 @@ def test_version():
 
 
 def test_help_and_version_import_no_torch():
-    for args in (["--help"], ["--version"], ["train", "--help"]):
+    for args in (["--help"], ["--version"], ["train", "--help"], ["resume", "--help"], ["runs", "--help"]):
         modules = imported_modules(*args)
         assert "typer" in modules
         heavy = modules & set(HEAVY_MODULES)

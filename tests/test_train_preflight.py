@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from biomedclip_cli.config import OPTION_FIELDS, flag
+from machines import machine
 
 TINY = ("--model", "bmclip-tiny")
 
@@ -182,23 +182,17 @@ def test_gpu_precision_without_gpu_is_an_error_at_launch_and_a_warning_in_dry_ru
     assert "--precision amp" in result.stdout
 
 
-def fake_nvidia_smi(folder: Path, gpus: int) -> None:
-    """An nvidia-smi on PATH that lists `gpus` GPUs, as `nvidia-smi -L` prints them."""
-    folder.mkdir()
-    script = folder / "nvidia-smi"
-    lines = "".join(f"echo 'GPU {i}: NVIDIA A100-SXM4-80GB (UUID: GPU-{i:08d})'\n" for i in range(gpus))
-    script.write_text("#!/bin/sh\n" + lines)
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-
-
 def test_more_processes_than_gpus(invoke, good_csv, monkeypatch):
-    fake_nvidia_smi(Path("bin"), 2)
-    monkeypatch.setenv("PATH", f"{Path('bin').resolve()}{os.pathsep}{os.environ['PATH']}")
+    fake = machine(Path("machine"), "8-gpus-550-cuda12.4")
+    monkeypatch.setenv("PATH", f"{fake['PATH']}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--nproc-per-node", "4"),
-                   "--nproc-per-node: 4 processes but only 2 GPUs to run them on")
+    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--nproc-per-node", "16"),
+                   "--nproc-per-node: 16 processes but only 8 GPUs to run them on")
     dry = invoke("train", "--train-data", "train.csv", *TINY, "--dry-run")
-    assert "--nproc-per-node=2" in dry.stdout and "--precision amp" in dry.stdout
+    assert "--nproc-per-node=8" in dry.stdout and "--precision amp" in dry.stdout
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    dry = invoke("train", "--train-data", "train.csv", *TINY, "--dry-run")
+    assert "--nproc-per-node=2" in dry.stdout
 
 
 def test_misspelt_option_is_refused_by_the_parser(invoke):

@@ -1,6 +1,7 @@
-"""Data checks: CSV headers and first rows, webdataset shard patterns and their sample counts.
+"""Data checks: CSV headers and first rows, webdataset shard patterns (local or hf://) and their sample counts.
 
-Only the header and a few rows of a CSV are read, so a 100k-row file is checked in milliseconds.
+Only the header and a few rows of a CSV are read, so a 100k-row file is checked in milliseconds;
+of hf:// shards, only the first sample of each source's first shard is read.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ import csv
 import difflib
 import io
 import json
+import re
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from braceexpand import braceexpand
 
+from biomedclip_cli.checks.hub import inspect_hub_source
+from biomedclip_cli.hub import is_hub_url
 from biomedclip_cli.problems import Problem, error
 
 SEPARATORS = (",", "\t", ";", "|")
@@ -22,6 +27,9 @@ HEAD_BYTES = 1 << 16
 ROWS_TO_CHECK = 5
 CSV_SUFFIXES = ("csv", "tsv")
 SHARD_SUFFIXES = ("tar",)
+CAPTION_SUFFIX = "txt"
+IMAGE_SUFFIXES = ("jpg", "png", "jpeg", "webp")
+SAMPLE_KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's key.suffix split (importing webdataset would import torch)
 
 
 def is_remote(url: str) -> bool:
@@ -130,11 +138,15 @@ def check_image_paths(head: CsvHead, path: Path, image_column: str) -> list[Prob
 
 @dataclass
 class ShardSet:
-    """The shards of one data option: expanded per '::' source, with what is missing and the sample count if known."""
+    """The shards of one data option: expanded per '::' source, with what is missing and the sample count if known.
+
+    `problems` holds what stopped a look at hf:// sources (no access to the repo, no such revision, ...).
+    """
 
     by_source: list[list[str]]
     missing: list[str]
     num_samples: int | None
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -160,13 +172,29 @@ def _source_samples(shards: list[str]) -> int | None:
     return None
 
 
-def inspect_shards(data: str) -> ShardSet:
-    """Expand a brace pattern (with '::' sources), list missing local shards and count samples where sizes are known."""
+def inspect_shards(data: str, revision: str | None = None, option: str = "--train-data", check_local: bool = True) -> ShardSet:
+    """Expand a brace pattern (with '::' sources), list missing shards and count samples where sizes are known.
+
+    Local shards are missing when the file is not there (looked at only with `check_local`); hf://
+    shards when the repo's listing at `revision` lacks them. Counts come from sizes files beside the
+    shards (on disk or in the repo).
+    """
     by_source = [list(braceexpand(source)) for source in sources(data)]
-    missing = [shard for shards in by_source for shard in shards if not is_remote(shard) and not Path(shard).is_file()]
-    counts = [None if any(is_remote(s) for s in shards) else _source_samples(shards) for shards in by_source]
+    missing: list[str] = []
+    counts: list[int | None] = []
+    problems: list[Problem] = []
+    for source, shards in zip(sources(data), by_source):
+        if is_hub_url(source):
+            hub = inspect_hub_source(source, shards, revision, option)
+            missing += hub.missing
+            counts.append(hub.num_samples)
+            problems += hub.problems
+            continue
+        if check_local:
+            missing += [shard for shard in shards if not is_remote(shard) and not Path(shard).is_file()]
+        counts.append(None if any(is_remote(s) for s in shards) else _source_samples(shards))
     total = None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
-    return ShardSet(by_source, missing, total)
+    return ShardSet(by_source, missing, total, problems)
 
 
 def check_shards(shards: ShardSet, option: str, data: str) -> list[Problem]:
@@ -176,6 +204,50 @@ def check_shards(shards: ShardSet, option: str, data: str) -> list[Problem]:
                       "check the folder and the brace range, e.g. 'shards/{000000..000009}.tar'")]
     if shards.missing:
         shown = ", ".join(shards.missing[:3]) + (f" and {len(shards.missing) - 3} more" if len(shards.missing) > 3 else "")
-        return [error(option, f"{len(shards.missing)} of {shards.count} shards are missing: {shown}",
-                      "fix the brace range or fetch the missing shards")]
+        fix = "fix the brace range (the hub repo's listing has no such files)" if all(is_hub_url(s) for s in shards.missing) \
+            else "fix the brace range or fetch the missing shards"
+        return [error(option, f"{len(shards.missing)} of {shards.count} shards are missing: {shown}", fix)]
+    return []
+
+
+def first_sample_suffixes(shard: str) -> tuple[str, list[str]] | None:
+    """The key and file suffixes of the first sample in a shard (local or hf://), read from the tar's start; None if it is empty."""
+    from biomedclip_cli.hub_stream import open_shard
+
+    key: str | None = None
+    suffixes: list[str] = []
+    with open_shard(shard, retries=1) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+        for member in tar:
+            match = SAMPLE_KEY.match(member.name)
+            if not member.isreg() or match is None or Path(member.name).name.startswith("__"):
+                continue
+            if key is not None and match.group(1) != key:
+                break
+            key = match.group(1)
+            suffixes.append(match.group(2).lower())
+    return None if key is None else (key, suffixes)
+
+
+def check_first_samples(shards: ShardSet, option: str) -> list[Problem]:
+    """Problems with the first sample of each hf:// source's first shard: open_clip needs a .txt caption and an image.
+
+    open_clip drops samples without them silently, and a shard set where none has them hangs training;
+    a hub source is checked here because finding out after launch costs a download per rank.
+    """
+    missing = set(shards.missing)
+    for source in shards.by_source:
+        shard = next((s for s in source if s not in missing), None)
+        if shard is None or not is_hub_url(shard):
+            continue
+        try:
+            first = first_sample_suffixes(shard)
+        except (OSError, tarfile.TarError, EOFError) as exc:
+            return [error(option, f"cannot read shard '{shard}': {exc}", "check that it is a webdataset .tar shard")]
+        if first is None:
+            return [error(option, f"shard '{shard}' holds no sample", "check the brace range, or rewrite the shard")]
+        key, suffixes = first
+        if CAPTION_SUFFIX not in suffixes or not set(IMAGE_SUFFIXES) & set(suffixes):
+            lacking = ".txt caption" if CAPTION_SUFFIX not in suffixes else f"image ({', '.join('.' + s for s in IMAGE_SUFFIXES)})"
+            return [error(option, f"the first sample of '{shard}' ('{key}', with {', '.join(suffixes)}) has no {lacking}",
+                          "open_clip drops such samples and can hang when none is left; write each sample as <key>.jpg and <key>.txt")]
     return []

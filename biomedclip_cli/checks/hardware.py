@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 from biomedclip_cli.config import Precision, TrainConfig
+from biomedclip_cli.envinfo.nvidia_smi import Gpu, probe
 from biomedclip_cli.problems import Problem, error
 
 GPU_PRECISIONS = {p for p in Precision if p not in (Precision.auto, Precision.fp32)}
 
 
-def visible_gpu_count() -> int:
-    """GPUs a process started here would see: nvidia-smi's list, narrowed by CUDA_VISIBLE_DEVICES."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return 0
-    try:
-        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    installed = sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
-    if listing.returncode != 0:
-        return 0
+def visible_gpus() -> list[Gpu]:
+    """GPUs a process started here would see: nvidia-smi's list narrowed by CUDA_VISIBLE_DEVICES indices."""
+    gpus = list(probe().gpus)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
-        return installed
-    wanted = [item for item in visible.split(",") if item.strip() and item.strip() != "-1"]
-    return min(len(wanted), installed)
+        return gpus
+    wanted = [item.strip() for item in visible.split(",") if item.strip() and item.strip() != "-1"]
+    by_index = {str(gpu.index): gpu for gpu in gpus}
+    return [by_index[item] for item in wanted if item in by_index]
+
+
+def visible_gpu_count() -> int:
+    """How many GPUs a process started here would see (0 without nvidia-smi)."""
+    return len(visible_gpus())
 
 
 def check_hardware(config: TrainConfig, gpus: int) -> list[Problem]:

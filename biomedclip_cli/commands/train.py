@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.biomedica import shortcut_help
 from biomedclip_cli.checks.hardware import visible_gpu_count
 from biomedclip_cli.config import OPTION_FIELDS, TrainConfig, build_config, load_config_file
 from biomedclip_cli.commands.config_options import with_config_options
@@ -16,7 +17,8 @@ from biomedclip_cli.launch import LaunchCommand, run_supervised, torchrun_comman
 from biomedclip_cli.openclip_args import openclip_argv
 from biomedclip_cli.preflight import preflight
 from biomedclip_cli.problems import ProblemFound
-from biomedclip_cli.run_folder import checkpoint_epoch, epoch_checkpoints, train_progress, write_run_config
+from biomedclip_cli.resuming import finished_epochs
+from biomedclip_cli.run_folder import checkpoint_epoch, epoch_checkpoints, record_exit, train_progress, write_launch_record, write_run_config
 
 ANNOUNCED_DEFAULTS = ("model", "batch_size", "epochs", "lr", "warmup", "precision", "nproc_per_node")
 
@@ -26,8 +28,13 @@ EPILOG = """Examples:
 
   bmclip train --config examples/demo.yaml --epochs 5
 
+  bmclip train --train-data biomedica:commercial --model ViT-B-32 --pretrained openai   (streams from the hub: accept the dataset's terms and run `hf auth login` first)
+
   bmclip train --config train.yaml -- --grad-clip-norm 1.0   (open_clip flags without a bmclip option go after --)
-"""
+
+  bmclip train --config train.yaml --name run1 --resume auto   (run it again after any failure: it continues)
+
+""" + shortcut_help()
 
 ConfigFileOpt = Annotated[
     Optional[Path],
@@ -43,11 +50,29 @@ def load_train_config(config_file: Path | None, overrides: dict[str, Any], extra
     return build_config(file_values, overrides, extra_args, config_file)
 
 
-def prepared_launch(config: TrainConfig, *, dry_run: bool) -> tuple[TrainConfig, LaunchCommand]:
-    """Preflight the config for this machine, print its problems (exit 2 on an error), and build the launch command."""
+def prepared_launch(config: TrainConfig, *, dry_run: bool, cwd: Path | None = None) -> tuple[TrainConfig, LaunchCommand]:
+    """Preflight the config for this machine, print its problems (exit 2 on an error), and build the launch command.
+
+    With `cwd`, the command runs in that folder (and its dry-run line starts with `cd`).
+    """
     checked = preflight(config, gpus=visible_gpu_count(), dry_run=dry_run)
     console.report(checked.problems)
-    return checked.config, torchrun_command(checked.config, openclip_argv(checked.config))
+    return checked.config, torchrun_command(checked.config, openclip_argv(checked.config), cwd=str(cwd) if cwd else None)
+
+
+def exit_if_finished(config: TrainConfig, *, dry_run: bool, run_dir: Path | None = None) -> None:
+    """Say so and exit 0 when the checkpoint to resume from already holds every planned epoch.
+
+    `run_dir` names the run folder as the user gave it (default: the config's). Under --dry-run the
+    message goes to stderr, since stdout holds only a command line (and there is none).
+    """
+    done = finished_epochs(config)
+    if done is not None:
+        where = console.err if dry_run else console.out
+        shown = run_dir or config.run_dir()
+        where.print(f"bmclip: run '{shown}' has finished: epoch {done} of {config.planned_epochs()} "
+                    f"(train it longer with: bmclip resume {shown} --epochs N)", markup=False)
+        raise typer.Exit(0)
 
 
 def announce_defaults(given: TrainConfig, resolved: TrainConfig) -> None:
@@ -63,17 +88,22 @@ def _shown(value: object) -> str:
 
 
 def launch_and_summarise(config: TrainConfig, command: LaunchCommand) -> int:
-    """Write the run folder's bmclip.yaml, run the training, print one summary, and return the exit status."""
+    """Write the run folder's bmclip.yaml and launch.json, run the training, print one summary, and return the exit status."""
     write_run_config(config)
+    write_launch_record(config.run_dir(), Path(command.cwd or Path.cwd()).resolve())
     console.err.print(f"bmclip: launching {config.nproc_per_node} process(es): {command.shell_line()}", markup=False)
     status = run_supervised(command)
-    print_summary(config, status)
+    record_exit(config.run_dir(), status)
+    print_summary(config, status, Path(command.cwd) / config.run_dir() if command.cwd else None)
     return status
 
 
-def print_summary(config: TrainConfig, status: int) -> None:
-    """One summary of the run: folder, last checkpoint, epochs, loss, samples/s (lines never wrap or cut paths)."""
-    run_dir = config.run_dir()
+def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None) -> None:
+    """One summary of the run: folder, last checkpoint, epochs, loss, samples/s (lines never wrap or cut paths).
+
+    `run_dir` names the run folder when it is not the config's, as seen from the current folder.
+    """
+    run_dir = run_dir or config.run_dir()
     progress = train_progress(run_dir)
     checkpoints = epoch_checkpoints(run_dir)
     rows = {"run folder": str(run_dir), "last checkpoint": str(checkpoints[-1]) if checkpoints else "none",
@@ -105,6 +135,7 @@ def train(
     except ProblemFound as found:
         console.fail(found.problem)
     resolved, command = prepared_launch(given, dry_run=dry_run)
+    exit_if_finished(resolved, dry_run=dry_run)
     if dry_run:
         sys.stdout.write(command.shell_line() + "\n")
         return

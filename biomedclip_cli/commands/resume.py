@@ -1,0 +1,56 @@
+"""`bmclip resume RUN_DIR`: continue a stopped run from its newest complete checkpoint, nothing else needed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from biomedclip_cli import console
+from biomedclip_cli.commands.train import DryRunOpt, exit_if_finished, launch_and_summarise, prepared_launch
+from biomedclip_cli.problems import ProblemFound
+from biomedclip_cli.resuming import plan_resume
+
+EPILOG = """Examples:
+
+  bmclip resume logs/vit-b-32-biomedica
+
+  bmclip resume logs/vit-b-32-biomedica --epochs 40   (train a finished run longer)
+
+  bmclip resume logs/vit-b-32-biomedica --nproc-per-node 4 --dry-run
+"""
+
+
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run folder <logs>/<name> (bmclip runs lists them).", metavar="RUN_DIR", show_default=False)],
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Train to this many epochs in all (extends a finished run).", show_default=False)] = None,
+    total_samples: Annotated[Optional[int], typer.Option(
+        min=1, help="Train on this many samples in all (runs with --checkpoint-every-samples).", show_default=False)] = None,
+    nproc_per_node: Annotated[Optional[int], typer.Option(min=1, help="Training processes per node.", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Batch size per process (changes the schedule).", show_default=False)] = None,
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Continue a stopped run from its newest complete checkpoint, with the settings it was launched with.
+
+    Settings come from RUN_DIR/bmclip.yaml; relative paths in it resolve from the folder the run was launched in. Checkpoints are loaded newest first, and a truncated or corrupt one is skipped with a warning. A finished run is left alone unless --epochs extends it.
+    """
+    overrides: dict[str, Any] = {name: value for name, value in
+                                 {"epochs": epochs, "total_samples": total_samples, "nproc_per_node": nproc_per_node,
+                                  "batch_size": batch_size}.items() if value is not None}
+    try:
+        plan = plan_resume(run_dir, overrides)
+    except ProblemFound as found:
+        console.fail(found.problem)
+    console.report(plan.problems)
+    assert plan.config is not None
+    os.chdir(plan.launch_dir)
+    exit_if_finished(plan.config, dry_run=dry_run, run_dir=run_dir)
+    resolved, command = prepared_launch(plan.config, dry_run=dry_run, cwd=plan.launch_dir)
+    if dry_run:
+        sys.stdout.write(command.shell_line() + "\n")
+        return
+    console.err.print(f"bmclip: resuming from {resolved.resume}", markup=False)
+    raise typer.Exit(launch_and_summarise(resolved, command))

@@ -1,0 +1,53 @@
+"""`bmclip runs [LOGS_DIR]`: a table of the runs under a logs folder, to find what to resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from biomedclip_cli import console
+from biomedclip_cli.problems import error
+from biomedclip_cli.run_status import FAILED, FINISHED, RUNNING, list_runs
+
+EPILOG = "Examples:\n\n  bmclip runs\n\n  bmclip runs /scratch/logs --json"
+STATUS_STYLE = {RUNNING: "cyan", FINISHED: "green", FAILED: "red"}
+
+
+def runs(
+    logs_dir: Annotated[Path, typer.Argument(help="The --logs folder that holds the run folders.", metavar="LOGS_DIR")] = Path("logs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+) -> None:
+    """List the runs under LOGS_DIR: model, epochs done, last checkpoint, status (running, finished, failed) and last loss.
+
+    A failed run continues with: bmclip resume LOGS_DIR/NAME.
+    """
+    if not logs_dir.is_dir():
+        console.fail(error(str(logs_dir), "is not a folder", "pass the --logs folder of your runs (default: ./logs)"))
+    found = list_runs(logs_dir)
+    if as_json:
+        payload = [{"name": r.name, "folder": str(r.folder), "model": r.model, "epochs_done": r.epochs_done, "epochs_total": r.epochs_total,
+                    "last_checkpoint": str(r.last_checkpoint) if r.last_checkpoint else None, "status": r.status, "detail": r.detail,
+                    "last_loss": r.last_loss} for r in found]
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    if not found:
+        console.out.print(f"no runs in {logs_dir}", markup=False)
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"runs in {logs_dir}", title_justify="left")
+    for column, justify in (("name", "left"), ("model", "left"), ("epochs", "right"), ("last checkpoint", "left"), ("status", "left"),
+                            ("last loss", "right")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for r in found:
+        status = Text(r.status, style=STATUS_STYLE[r.status])
+        if r.detail:
+            status.append(f" ({r.detail})", style="dim")
+        table.add_row(Text(r.name), Text(r.model), f"{r.epochs_done}/{r.epochs_total or '?'}",
+                      Text(r.last_checkpoint.name if r.last_checkpoint else "none"), status,
+                      f"{r.last_loss:.4f}" if r.last_loss is not None else "-")
+    console.out.print(table)

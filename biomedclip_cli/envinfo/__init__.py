@@ -1,0 +1,4 @@
+"""What this machine has and needs for training: driver and GPU probes, the PyTorch compatibility table, the checks.
+
+Nothing here imports torch except `installed.installed_checks`, and only when torch is installed.
+"""
