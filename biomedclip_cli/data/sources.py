@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from biomedclip_cli.checks.data import inspect_shards
+from biomedclip_cli.checks.data import inspect_shards, is_remote
 from biomedclip_cli.data.rows import (
     MISSING_FILE, NO_CAPTION, NO_IMAGE, UNREADABLE_CAPTION, UNREADABLE_FOLDER, UNREADABLE_RECORD, UNREADABLE_SHARD, Reason, Row,
     caption_problem, cell_text, rejected_row,
@@ -268,6 +268,9 @@ def _is_shard_pattern(spec: str) -> bool:
 
 def open_source(spec: str, number: int, settings: ReadSettings) -> Source:
     """The source a SOURCE argument names: a folder, a metadata file, or shards (raises ProblemFound if unusable)."""
+    if is_remote(spec):
+        raise ProblemFound(error(spec, "is not on this machine (prepare-csv reads local files)",
+                                 "download the files first, e.g. with `huggingface-cli download`, and pass the local path"))
     if _is_shard_pattern(spec):
         found = inspect_shards(spec)
         if found.missing:
