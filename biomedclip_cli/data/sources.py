@@ -16,13 +16,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from biomedclip_cli.biomedica import expand_shortcuts
 from biomedclip_cli.checks.data import inspect_shards, is_remote
+from biomedclip_cli.hub import is_hub_url
 from biomedclip_cli.data.rows import (
     MISSING_FILE, NO_CAPTION, NO_IMAGE, UNREADABLE_CAPTION, UNREADABLE_FOLDER, UNREADABLE_RECORD, UNREADABLE_SHARD, Reason, Row,
     caption_problem, cell_text, rejected_row,
 )
 from biomedclip_cli.data.tables import TABLE_SUFFIXES, Table, open_table
-from biomedclip_cli.problems import ProblemFound, error
+from biomedclip_cli.problems import Problem, ProblemFound, error
 
 IMAGE_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp", ".tif": "tif", ".tiff": "tif",
                   ".bmp": "bmp", ".gif": "gif"}
@@ -180,10 +182,12 @@ class MetadataTable:
 
 
 def _tar_samples(shard: str) -> Iterator[dict[str, Any]]:
-    """The samples of one tar file, grouped by key exactly as webdataset groups them for training."""
+    """The samples of one tar file (local, or hf:// streamed from the hub), grouped by key as webdataset groups them for training."""
     from webdataset.tariterators import tar_file_expander, group_by_keys
 
-    with open(shard, "rb") as stream:
+    from biomedclip_cli.hub_stream import open_shard
+
+    with open_shard(shard) as stream:
         yield from group_by_keys(tar_file_expander([{"url": shard, "stream": stream}]))
 
 
@@ -267,18 +271,24 @@ def _is_shard_pattern(spec: str) -> bool:
 
 
 def open_source(spec: str, number: int, settings: ReadSettings) -> Source:
-    """The source a SOURCE argument names: a folder, a metadata file, or shards (raises ProblemFound if unusable)."""
-    if is_remote(spec):
-        raise ProblemFound(error(spec, "is not on this machine (prepare-csv reads local files)",
-                                 "download the files first, e.g. with `huggingface-cli download`, and pass the local path"))
-    if _is_shard_pattern(spec):
-        found = inspect_shards(spec)
+    """The source a SOURCE argument names: a folder, a metadata file, or shards, local or on the hub (hf://,
+    biomedica:NAME); raises ProblemFound if unusable."""
+    expanded = expand_shortcuts(spec, spec)
+    if isinstance(expanded, Problem):
+        raise ProblemFound(expanded)
+    if is_remote(expanded) and not is_hub_url(expanded):
+        raise ProblemFound(error(spec, "is not on this machine (prepare-csv reads local files and hf:// shards)",
+                                 "download the files first and pass the local path"))
+    if _is_shard_pattern(expanded):
+        found = inspect_shards(expanded, option=spec)
+        if found.problems:
+            raise ProblemFound(found.problems[0])
         if found.missing:
             shown = ", ".join(found.missing[:3]) + (f" and {len(found.missing) - 3} more" if len(found.missing) > 3 else "")
             raise ProblemFound(error(spec, f"{len(found.missing)} of {found.count} shards do not exist: {shown}",
                                      "check the folder and the brace range, e.g. 'shards/{000000..000009}.tar'"))
         shards = [shard for group in found.by_source for shard in group]
-        return ShardSource(spec, shards, f"{number:02d}-{safe_name(Path(shards[0]).parent.name)}", settings)
+        return ShardSource(expanded, shards, f"{number:02d}-{safe_name(Path(shards[0]).parent.name)}", settings)
     path = Path(spec)
     if not path.exists():
         raise ProblemFound(error(spec, "does not exist", "check the path"))
