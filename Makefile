@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO ?= demo-run
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test slurm-packages clean
 
 venv: $(BIN)/.installed
 
@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet -e '.[train,report,dev]'
 	touch $@
 
 demo: venv
@@ -23,8 +23,12 @@ demo: venv
 	$(BIN)/bmclip train --config examples/demo.yaml
 	$(BIN)/bmclip eval --model bmclip-tiny --checkpoint $(DEMO)/logs/demo --data $(DEMO)/data/heldout.csv --label-column label
 
-test: venv
+test: venv slurm-packages
 	$(BIN)/pytest -q
+
+# Debian's slurm-wlm and munge for tests/test_slurm_cluster.py (installed as root when missing; skipped otherwise).
+slurm-packages:
+	@.ci/install-slurm
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -1,4 +1,4 @@
-"""Start-up cost of bmclip commands against open_clip_train's own, and preflight on a 100k-row CSV.
+"""Start-up cost of bmclip commands against open_clip's own, preflight on a 100k-row CSV, and list-models.
 
 Prints one table: median wall time and peak memory (max RSS) over several runs of each command.
 Usage: python benchmarks/cli_startup.py [--runs 5]
@@ -58,6 +58,11 @@ def main() -> None:
             ("bmclip train --help", [*bmclip, "train", "--help"]),
             ("python -m open_clip_train.main --help", [sys.executable, "-m", "open_clip_train.main", "--help"]),
             ("bmclip train --dry-run (100k-row CSV)", [*bmclip, "train", "--train-data", "train.csv", "--model", "bmclip-tiny", "--dry-run"]),
+            ("bmclip slurm-gen (100k-row CSV)", [*bmclip, "slurm-gen", "--train-data", "train.csv", "--model", "bmclip-tiny",
+                                                 "--nodes", "4", "--gpus-per-node", "8"]),
+            ("bmclip list-models", [*bmclip, "list-models"]),
+            ("bmclip list-models --json", [*bmclip, "list-models", "--json"]),
+            ("import open_clip; list_pretrained()", [sys.executable, "-c", "import open_clip; open_clip.list_pretrained()"]),
         ]
         print(f"machine: {os.cpu_count()} CPU cores; median of {runs} runs")
         print(f"| {'command':<40} | {'wall time (s)':>13} | {'peak memory (MiB)':>17} |")

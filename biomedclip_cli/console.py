@@ -42,8 +42,11 @@ def report(problems: Iterable[Problem]) -> None:
 
 
 @contextmanager
-def progress_bar(description: str, total: int, unit: str = "items") -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr showing count, rate and time left; yields the function that advances it."""
+def progress_bar(description: str, total: int | None, unit: str = "items") -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr showing count, rate and time left; yields the function that advances it.
+
+    With `total` None (not known in advance) it shows the count and rate without time left.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     rate = TextColumn(f"{{task.fields[rate]}} {unit}/s")

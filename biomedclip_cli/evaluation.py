@@ -1,14 +1,23 @@
-"""Zero-shot classification of labelled images with a trained (or pretrained) open_clip model."""
+"""Evaluate open_clip weights on your own figures: zero-shot classification by label, retrieval by caption.
+
+A CSV names the images and, per row, a label (for zero-shot classification) and/or a caption (for
+image-text retrieval). Weights are named like `bmclip train --pretrained` names them: a run folder
+(its newest checkpoint), a checkpoint file, an open_clip tag, or `none` for the untrained model.
+"""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from biomedclip_cli.eval_metrics import RetrievalScores, ZeroShotScores, retrieval_scores, zero_shot_scores
 from biomedclip_cli.problems import ProblemFound, error
-from biomedclip_cli.run_folder import epoch_checkpoints
+from biomedclip_cli.run_folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints
 
 BIOMEDICAL_TEMPLATES = (
     "a {}.",
@@ -18,29 +27,119 @@ BIOMEDICAL_TEMPLATES = (
     "a medical image: {}.",
     "a biomedical figure of {}.",
 )
+UNTRAINED = "none"
+DEFAULT_LABEL_COLUMN, DEFAULT_CAPTION_COLUMN = "label", "caption"
 
 
 @dataclass(frozen=True)
-class LabelledImages:
-    """Image paths with their labels, read from a CSV."""
+class EvalSet:
+    """Image paths with their labels and/or captions, read from a CSV."""
 
     paths: list[str]
+    labels: list[str] | None
+    captions: list[str] | None
+
+
+@dataclass(frozen=True)
+class Classes:
+    """The classes to choose from: labels as they appear in the CSV, and the names put into the prompts."""
+
     labels: list[str]
-
-    @property
-    def classnames(self) -> list[str]:
-        """The distinct labels, sorted."""
-        return sorted(set(self.labels))
+    prompt_names: list[str]
 
 
-@dataclass
-class ZeroShotResult:
-    """Accuracy of zero-shot classification over a labelled set."""
+@dataclass(frozen=True)
+class Weights:
+    """One set of weights to evaluate: what the user named, and the open_clip model/pretrained it becomes."""
 
-    samples: int
-    top1: float
-    top5: float | None
-    per_class_recall: dict[str, float] = field(default_factory=dict)
+    name: str
+    model: str
+    pretrained: str | None
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The scores of one set of weights."""
+
+    weights: Weights
+    zero_shot: ZeroShotScores | None
+    retrieval: RetrievalScores | None
+
+
+def _columns_problem(path: Path, option: str, column: str, columns: list[str]) -> ProblemFound:
+    return ProblemFound(error(option, f"'{path}' has no column '{column}' (columns: {', '.join(columns)})", f"pass {option} with one of them"))
+
+
+def read_eval_set(path: Path, image_column: str, label_column: str | None, caption_column: str | None) -> EvalSet:
+    """The CSV's images with their labels and captions (the separator is sniffed from the header).
+
+    A column named explicitly must exist; otherwise `label` and `caption` are used when present.
+    Rows need every column in use filled in; the images must exist.
+    """
+    from biomedclip_cli.checks.data import sniff_separator
+
+    if not path.is_file():
+        raise ProblemFound(error("--data", f"file '{path}' does not exist", "pass a CSV with image paths and labels or captions"))
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        separator = sniff_separator(stream.readline())
+        stream.seek(0)
+        reader = csv.DictReader(stream, delimiter=separator)
+        columns = list(reader.fieldnames or [])
+        rows = list(reader)
+    if image_column not in columns:
+        raise _columns_problem(path, "--image-column", image_column, columns)
+    found: dict[str, str | None] = {}
+    for option, given, default in (("--label-column", label_column, DEFAULT_LABEL_COLUMN), ("--caption-column", caption_column, DEFAULT_CAPTION_COLUMN)):
+        if given is not None and given not in columns:
+            raise _columns_problem(path, option, given, columns)
+        found[option] = given or (default if default in columns else None)
+    label_key, caption_key = found["--label-column"], found["--caption-column"]
+    if label_key is None and caption_key is None:
+        raise ProblemFound(error("--data", f"'{path}' has neither a '{DEFAULT_LABEL_COLUMN}' nor a '{DEFAULT_CAPTION_COLUMN}' column (columns: {', '.join(columns)})",
+                                 "name the column of class labels with --label-column, or of captions with --caption-column"))
+    keys = [key for key in (label_key, caption_key) if key]
+    rows = [row for row in rows if all((row.get(key) or "").strip() for key in keys)]
+    if not rows:
+        raise ProblemFound(error("--data", f"'{path}' has no rows with {' and '.join(repr(k) for k in keys)} filled in", "fill in the column(s)"))
+    missing = [row[image_column] for row in rows if not Path(row[image_column]).is_file()]
+    if missing:
+        raise ProblemFound(error("--data", f"image '{missing[0]}' named in '{path}' does not exist ({len(missing)} of {len(rows)} missing)",
+                                 "image paths are read relative to the folder you run bmclip in"))
+    return EvalSet([row[image_column] for row in rows], [row[label_key] for row in rows] if label_key else None,
+                   [row[caption_key] for row in rows] if caption_key else None)
+
+
+def read_classnames(path: Path | None, labels: Sequence[str]) -> Classes:
+    """The classes: every line of the --classnames file as `label` or `label: name used in prompts`; else the CSV's labels, sorted."""
+    if path is None:
+        names = sorted(set(labels))
+        return Classes(names, names)
+    if not path.is_file():
+        raise ProblemFound(error("--classnames", f"file '{path}' does not exist", "pass a text file with one class per line"))
+    mapping: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            label, _, prompt_name = line.partition(":")
+            mapping[label.strip()] = prompt_name.strip() or label.strip()
+    unknown = sorted(set(labels) - set(mapping))
+    if unknown:
+        raise ProblemFound(error("--classnames", f"'{path}' lacks the label '{unknown[0]}' used in --data ({len(unknown)} missing)",
+                                 "add one line per label: `label` or `label: name used in prompts`"))
+    return Classes(list(mapping), list(mapping.values()))
+
+
+def read_templates(path: Path | None) -> list[str]:
+    """Prompt templates, one per line with `{}` where the class name goes; the biomedical defaults without a file."""
+    if path is None:
+        return list(BIOMEDICAL_TEMPLATES)
+    if not path.is_file():
+        raise ProblemFound(error("--templates", f"file '{path}' does not exist", "pass a text file with one template per line, e.g. 'a {} image.'"))
+    templates = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    without = next((t for t in templates if t.count("{}") != 1), None)
+    if without is not None or not templates:
+        raise ProblemFound(error("--templates", f"'{path}': every line needs exactly one {{}} for the class name (got {without!r})",
+                                 "write templates such as 'a {} image.'"))
+    return templates
 
 
 def resolve_checkpoint(checkpoint: Path) -> Path:
@@ -55,53 +154,123 @@ def resolve_checkpoint(checkpoint: Path) -> Path:
     raise ProblemFound(error("--checkpoint", f"'{checkpoint}' does not exist", "pass a run folder or a checkpoint file"))
 
 
-def read_labelled_images(path: Path, image_column: str, label_column: str) -> LabelledImages:
-    """The image paths and labels of a CSV (the separator is sniffed from the header)."""
-    from biomedclip_cli.checks.data import sniff_separator
-
-    if not path.is_file():
-        raise ProblemFound(error("--data", f"file '{path}' does not exist", "pass a CSV with image paths and labels"))
-    with path.open(newline="", encoding="utf-8-sig") as stream:
-        separator = sniff_separator(stream.readline())
-        stream.seek(0)
-        reader = csv.DictReader(stream, delimiter=separator)
-        columns = reader.fieldnames or []
-        for option, column in (("--image-column", image_column), ("--label-column", label_column)):
-            if column not in columns:
-                raise ProblemFound(error(option, f"'{path}' has no column '{column}' (columns: {', '.join(columns)})", f"pass {option} with one of them"))
-        rows = [(row[image_column], row[label_column]) for row in reader if row.get(label_column)]
-    if not rows:
-        raise ProblemFound(error("--data", f"'{path}' has no labelled rows", f"fill in the '{label_column}' column"))
-    return LabelledImages([p for p, _ in rows], [label for _, label in rows])
+def run_config(path: Path) -> dict[str, Any] | None:
+    """The bmclip.yaml of the run a folder or checkpoint belongs to (a run folder, or <run>/checkpoints/epoch_K.pt)."""
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder, folder.parent if folder.name == CHECKPOINT_DIR else None):
+        if candidate is not None and (candidate / CONFIG_FILE).is_file():
+            loaded = yaml.safe_load((candidate / CONFIG_FILE).read_text(encoding="utf-8"))
+            return loaded if isinstance(loaded, dict) else None
+    return None
 
 
-def zero_shot(model_name: str, checkpoint: Path | None, data: LabelledImages, templates: Sequence[str] = BIOMEDICAL_TEMPLATES,
-              batch_size: int = 64, progress: Callable[[int], None] = lambda n: None) -> ZeroShotResult:
-    """Classify every image by the nearest class prompt embedding and score it against its label."""
+def model_of(model: str | None, named: Sequence[str]) -> str:
+    """The model to evaluate: --model, or the one recorded in the bmclip.yaml of a named run."""
+    if model:
+        return model
+    for name in named:
+        config = run_config(Path(name)) if Path(name).exists() else None
+        if config and config.get("model"):
+            return str(config["model"])
+    raise ProblemFound(error("--model", "is needed: no run folder among the weights says which model they are for", "pass --model, e.g. --model ViT-B-32"))
+
+
+def weights_named(name: str, model: str, option: str = "--checkpoint") -> Weights:
+    """What a --checkpoint value names: a run folder, a checkpoint file, `none` (untrained), or an open_clip tag."""
+    from biomedclip_cli.checks.model import check_pretrained_tag
+
+    if name == UNTRAINED:
+        return Weights(model if model.startswith("hf-hub:") else "untrained", model, None)
+    path = Path(name)
+    if path.exists():
+        return Weights(name, model, str(resolve_checkpoint(path)))
+    if model.startswith("hf-hub:"):
+        raise ProblemFound(error(option, f"'{name}' does not exist", f"{model} brings its own weights: leave {option} out"))
+    problems = check_pretrained_tag(model, name)
+    if problems:
+        raise ProblemFound(error(option, f"'{name}' is neither a file, a run folder, '{UNTRAINED}', nor an open_clip tag of {model}", problems[0].fix))
+    return Weights(name, model, name)
+
+
+def run_progression(run_dir: Path, model: str) -> list[Weights]:
+    """A run's starting weights (its --pretrained, or untrained) and every epoch checkpoint, in order."""
+    config = run_config(run_dir)
+    if config is None:
+        raise ProblemFound(error("--compare", f"'{run_dir}' is not a bmclip run folder (no {CONFIG_FILE})", "pass the <logs>/<name> folder of a bmclip train run"))
+    checkpoints = epoch_checkpoints(run_dir)
+    if not checkpoints:
+        raise ProblemFound(error("--compare", f"run folder '{run_dir}' has no checkpoints/epoch_K.pt yet", "wait for the first epoch to finish"))
+    start = config.get("pretrained")
+    first = Weights(f"start ({start})", model, start) if start else Weights("start (untrained)", model, None)
+    return [first, *(Weights(checkpoint.stem, model, str(checkpoint)) for checkpoint in checkpoints)]
+
+
+def _load_model(weights: Weights, device: str) -> tuple[Any, Any, Any]:
     import open_clip
     import torch
-    from PIL import Image
 
     from biomedclip_cli.model_configs import register_with_open_clip
 
     register_with_open_clip()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=str(checkpoint) if checkpoint else None, device=device)
+    torch.manual_seed(0)  # the untrained model is the same every time
+    model, _, preprocess = open_clip.create_model_and_transforms(weights.model, pretrained=weights.pretrained, device=device)
     model.eval()
-    tokenizer = open_clip.get_tokenizer(model_name)
-    classnames = data.classnames
-    targets = torch.tensor([classnames.index(label) for label in data.labels])
-    predictions = []
+    return model, preprocess, open_clip.get_tokenizer(weights.model)
+
+
+class _Images:
+    """The eval set's images, preprocessed for the model (a map-style dataset for torch's DataLoader)."""
+
+    def __init__(self, paths: list[str], preprocess: Callable[[Any], Any]) -> None:
+        self.paths, self.preprocess = paths, preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Any:
+        from PIL import Image
+
+        with Image.open(self.paths[index]) as image:
+            return self.preprocess(image.convert("RGB"))
+
+
+def _image_features(model: Any, preprocess: Any, paths: list[str], device: str, batch_size: int, workers: int,
+                    progress: Callable[[int], None]) -> Any:
+    import torch
+
+    loader = torch.utils.data.DataLoader(_Images(paths, preprocess), batch_size=batch_size, num_workers=workers)
+    features = []
+    for images in loader:
+        features.append(torch.nn.functional.normalize(model.encode_image(images.to(device)), dim=-1).float().cpu())
+        progress(len(images))
+    return torch.cat(features)
+
+
+def _text_features(model: Any, tokenizer: Any, texts: list[str], device: str, batch_size: int) -> Any:
+    import torch
+
+    features = [torch.nn.functional.normalize(model.encode_text(tokenizer(texts[i:i + batch_size]).to(device)), dim=-1).float().cpu()
+                for i in range(0, len(texts), batch_size)]
+    return torch.cat(features)
+
+
+def evaluate(weights: Weights, data: EvalSet, classes: Classes | None, templates: Sequence[str], *, device: str = "cpu",
+             batch_size: int = 64, workers: int = 0, progress: Callable[[int], None] = lambda n: None) -> EvalResult:
+    """Zero-shot scores (when the set has labels) and retrieval scores (when it has captions) of one set of weights."""
+    import open_clip
+    import torch
+
+    model, preprocess, tokenizer = _load_model(weights, device)
     with torch.no_grad():
-        classifier = open_clip.build_zero_shot_classifier(model, tokenizer, classnames, list(templates), device=device)
-        for start in range(0, len(data.paths), batch_size):
-            paths = data.paths[start:start + batch_size]
-            images = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in paths]).to(device)
-            features = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
-            predictions.append((features @ classifier).topk(min(5, len(classnames)), dim=-1).indices.cpu())
-            progress(len(paths))
-    ranked = torch.cat(predictions)
-    top1 = ranked[:, 0] == targets
-    top5 = (ranked == targets[:, None]).any(dim=1) if len(classnames) > 5 else None
-    recall = {name: float(top1[targets == i].float().mean()) for i, name in enumerate(classnames)}
-    return ZeroShotResult(len(targets), float(top1.float().mean()), float(top5.float().mean()) if top5 is not None else None, recall)
+        images = _image_features(model, preprocess, data.paths, device, batch_size, workers, progress)
+        zero_shot = retrieval = None
+        if data.labels is not None and classes is not None:
+            classifier = open_clip.build_zero_shot_classifier(model, tokenizer, classes.prompt_names, list(templates), device=device)
+            targets = torch.tensor([classes.labels.index(label) for label in data.labels])
+            zero_shot = zero_shot_scores(images @ classifier.float().cpu(), targets, classes.labels)
+        if data.captions is not None:
+            texts = list(dict.fromkeys(data.captions))
+            index = {text: i for i, text in enumerate(texts)}
+            captions = _text_features(model, tokenizer, texts, device, batch_size)
+            retrieval = retrieval_scores(images @ captions.T, torch.tensor([index[c] for c in data.captions]))
+    return EvalResult(weights, zero_shot, retrieval)

@@ -1,4 +1,4 @@
-"""Launcher command lines (torch.distributed.run) and the supervision of the launched processes.
+"""Launcher command lines (torch.distributed.run, and srun for SLURM jobs) and the supervision of the launched processes.
 
 The only module that knows torchrun's flags. The dry-run line and the real launch come from the
 same LaunchCommand, so pasting the printed line starts exactly the training bmclip would start.
@@ -59,6 +59,16 @@ def launcher_args(config: TrainConfig) -> list[str]:
     return args
 
 
+def logger_environment(config: TrainConfig) -> dict[str, str]:
+    """WANDB_DIR set to the run folder when logging to W&B, so its files (offline runs too) land beside the checkpoints, not in ./wandb.
+
+    A WANDB_DIR the user exported is left alone.
+    """
+    if "wandb" in config.report_to.split(",") and "WANDB_DIR" not in os.environ:
+        return {"WANDB_DIR": str(config.run_dir())}
+    return {}
+
+
 def worker_args(config: TrainConfig) -> list[str]:
     """bmclip's own options for the worker (before the `--` that starts open_clip's arguments)."""
     return [WORKER_KEEP_CHECKPOINTS, str(config.keep_checkpoints)] if config.keep_checkpoints else []
@@ -72,10 +82,37 @@ def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str 
     any, come next and end with a second `--` before open_clip's arguments.
     """
     env = {"CUDA_VISIBLE_DEVICES": config.gpus} if config.gpus else {}
+    env.update(logger_environment(config))
     own = worker_args(config)
     argv = [python or sys.executable, "-m", LAUNCHER_MODULE, *launcher_args(config), "-m", WORKER_MODULE, "--",
             *([*own, "--"] if own else []), *openclip_args]
     return LaunchCommand(argv=argv, env=env, cwd=cwd)
+
+
+# Shell variables the SLURM job script sets before srun (see slurm.py): the rendezvous host and port.
+RDZV_HOST_VARIABLE = "RDZV_HOST"
+RDZV_PORT_VARIABLE = "RDZV_PORT"
+SLURM_RENDEZVOUS = {
+    "rdzv_endpoint": f"${{{RDZV_HOST_VARIABLE}}}:${{{RDZV_PORT_VARIABLE}}}",
+    "rdzv_id": "${SLURM_JOB_ID}",
+}
+SRUN_ARGS = ("srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1")
+
+
+def srun_words(config: TrainConfig, openclip_args: list[str], python: str = "python") -> list[str]:
+    """The shell words of a SLURM job's launch: srun starts one torch.distributed.run per node.
+
+    Every node's launcher meets the others at the c10d rendezvous on the allocation's first node
+    (the job script sets RDZV_HOST and RDZV_PORT); the rendezvous id is the job id, so a requeued
+    job never meets a stale one. Each word is shell-quoted: values from the config stay literal
+    text, and only the two rendezvous words, which launch.py writes itself, are double-quoted so
+    that the job's shell expands their variables. `--gpus` is dropped: SLURM picks each node's GPUs.
+    """
+    node_config = config.model_copy(update={**SLURM_RENDEZVOUS, "gpus": None, "master_port": None, "node_rank": 0})
+    argv = [*SRUN_ARGS, *torchrun_command(node_config, openclip_args, python=python).argv]
+    expanded = {f"--rdzv-endpoint={SLURM_RENDEZVOUS['rdzv_endpoint']}", f"--rdzv-id={SLURM_RENDEZVOUS['rdzv_id']}"}
+    launcher_end = argv.index(WORKER_MODULE)
+    return [f'"{word}"' if index < launcher_end and word in expanded else shlex.quote(word) for index, word in enumerate(argv)]
 
 
 def run_supervised(command: LaunchCommand) -> int:

@@ -70,7 +70,7 @@ def parse_with_open_clip(argv: list[str]) -> Namespace | Problem:
     try:
         from open_clip_train.params import parse_args
     except ImportError:
-        return error("open_clip_train", "is not installed", "pip install 'bmclip[train]'")
+        return error("open_clip_train", "is not installed", "pip install 'bmclip[train]'", local_only=True)
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):

@@ -22,7 +22,8 @@ from biomedclip_cli.checks.data import (
 )
 from biomedclip_cli.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.checks.hardware import check_hardware
-from biomedclip_cli.checks.model import check_model, image_tower_is_vit
+from biomedclip_cli.checks.loggers import check_loggers
+from biomedclip_cli.checks.model import HUB_PREFIX, check_model, check_pretrained_file, image_tower_is_vit
 from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, TrainConfig
 from biomedclip_cli.hub import is_hub_url
 from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
@@ -173,10 +174,20 @@ def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, 
     if config.nproc_per_node is None:
         updates["nproc_per_node"] = len(config.gpus.split(",")) if config.gpus else max(gpus, 1)
     if config.lr is None:
-        updates["lr"] = FINE_TUNE_LR if config.pretrained else SCRATCH_LR
+        updates["lr"] = FINE_TUNE_LR if config.pretrained or config.model.startswith(HUB_PREFIX) else SCRATCH_LR
     if config.name is None:
         updates["name"] = default_run_name(config.model, now)
     return updates
+
+
+def _hub_model_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """`--pretrained hf-hub:ID` names a hub model: open_clip takes it as the model (its config and weights), with no --pretrained."""
+    if not (config.pretrained or "").startswith(HUB_PREFIX):
+        return {}
+    if "model" in config.model_fields_set and config.model != config.pretrained:
+        problems.append(warning("--model", f"'{config.model}' is replaced by {config.pretrained}, which brings its own architecture",
+                                f"drop --model, or pass --model {config.pretrained}"))
+    return {"model": config.pretrained, "pretrained": None}
 
 
 def _cadence_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
@@ -226,11 +237,11 @@ def _resume_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, o
     return {"resume": None}
 
 
-def _preset(config: TrainConfig, nproc_per_node: int, gpus: int, bf16: bool | None) -> PresetChoice:
-    """What --preset sets for this node; `config` is the config as given, so its fields_set says what the user typed."""
+def _preset(config: TrainConfig, given: set[str], nproc_per_node: int, gpus: int, bf16: bool | None) -> PresetChoice:
+    """What --preset sets for this node, leaving alone the fields in `given` (what the user typed: the fields_set of the config as given)."""
     hardware = Hardware(gpus=gpus, bf16=bf16, world_size=nproc_per_node * config.nnodes)
     vit = image_tower_is_vit(config.model) if config.preset is not Preset.none else None
-    return preset_choice(config, set(config.model_fields_set), hardware, vit)
+    return preset_choice(config, given, hardware, vit)
 
 
 def _run_folder_problems(config: TrainConfig) -> list[Problem]:
@@ -241,7 +252,7 @@ def _run_folder_problems(config: TrainConfig) -> list[Problem]:
     if config.resume not in (None, *RESUME_FROM_RUN_FOLDER):
         resume = Path(config.resume)
         if not resume.is_file():
-            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'auto'")]
+            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'auto'", local_only=True)]
     return []
 
 
@@ -255,11 +266,16 @@ def _still_running_problems(config: TrainConfig) -> list[Problem]:
 
 
 def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True,
-              bf16: bool | None = None) -> Preflight:
+              remote_paths: bool = False, without_torch: bool = False, bf16: bool | None = None) -> Preflight:
     """Resolve `auto` values and --preset for a node with `gpus` GPUs and check everything a launch depends on.
 
-    Hardware problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
+    Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
     `check_paths=False` skips existence checks for paths that only exist where the job will run.
+    `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
+    absent from this machine a warning; a CSV that could not be read here then needs --csv-separator.
+    `without_torch=True` leaves out the checks that load files with torch (a --pretrained file's
+    shapes, the checkpoint --resume auto picks): slurm-gen imports no torch, and its job resolves
+    --resume auto each time it starts.
     `bf16` says whether those GPUs compute in bfloat16 (None: unknown, so presets keep amp).
     """
     problems: list[Problem] = []
@@ -268,22 +284,44 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
                                 "pass --name so that running the command again finds its checkpoints"))
     config = config.model_copy(update=_cadence_updates(config, problems))
     updates = _data_updates(config, problems, check_paths)
-    problems.extend(check_model(config))
-    updates.update(_launch_updates(config, gpus, now or datetime.now()))
-    chosen = _preset(config, int(updates.get("nproc_per_node", config.nproc_per_node or 1)), gpus, bf16)
+    updates.update(_hub_model_updates(config, problems))
+    model_choice = config.model_copy(update=updates)
+    model_problems = check_model(model_choice)
+    if check_paths and not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
+        model_problems += check_pretrained_file(model_choice)
+    problems.extend(model_problems)
+    updates.update(_launch_updates(model_choice, gpus, now or datetime.now()))
+    chosen = _preset(model_choice, set(config.model_fields_set), int(updates.get("nproc_per_node", config.nproc_per_node or 1)), gpus, bf16)
     updates.update(chosen.updates)
     resolved = config.model_copy(update=updates)
     problems.extend(_cadence_problems(resolved))
     hardware = check_hardware(resolved, gpus)
     problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
+    loggers = check_loggers(resolved)
+    problems.extend([p.as_warning() for p in loggers] if dry_run else loggers)
     problems.extend(check_extra_args(resolved))
     if check_paths:
-        resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
+        if not without_torch:
+            resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
         problems.extend(_run_folder_problems(resolved))
         running = _still_running_problems(resolved)
         problems.extend([p.as_warning() for p in running] if dry_run else running)
-    if not any(p.severity is Severity.ERROR for p in problems):
+    if not any(p.severity is Severity.ERROR and not (remote_paths and p.local_only) for p in problems):
         parsed = parse_with_open_clip(openclip_argv(resolved))
         if isinstance(parsed, Problem):
             problems.append(parsed)
+    if remote_paths:
+        problems = [_expected_elsewhere(p) if p.local_only else p for p in problems] + _unsniffed_separator(resolved)
     return Preflight(resolved, problems, chosen if config.preset is not Preset.none else None)
+
+
+def _expected_elsewhere(problem: Problem) -> Problem:
+    """A problem that only says something is absent here, as a warning for a job that runs elsewhere."""
+    return Problem(problem.subject, problem.message, "it must exist where the job runs", Severity.WARNING, local_only=True)
+
+
+def _unsniffed_separator(config: TrainConfig) -> list[Problem]:
+    if config.dataset_type is DatasetType.csv and config.csv_separator is None:
+        return [error("--csv-separator", f"cannot be sniffed from '{config.train_data}', which is not on this machine",
+                      "pass it, e.g. --csv-separator ','")]
+    return []

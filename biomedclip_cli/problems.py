@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 
@@ -15,12 +15,17 @@ class Severity(str, Enum):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the input: where (an option or a file), what, and how to fix it."""
+    """One thing wrong with the input: where (an option or a file), what, and how to fix it.
+
+    `local_only` marks problems that only say something is absent from this machine (a data file,
+    a checkpoint, open_clip_train itself): a job prepared here to run elsewhere may not mind them.
+    """
 
     subject: str
     message: str
     fix: str = ""
     severity: Severity = Severity.ERROR
+    local_only: bool = False
 
     def line(self) -> str:
         """The problem as the single line a user reads on stderr."""
@@ -29,12 +34,12 @@ class Problem:
 
     def as_warning(self) -> Problem:
         """The same problem downgraded to a warning (e.g. hardware checks under --dry-run)."""
-        return Problem(self.subject, self.message, self.fix, Severity.WARNING)
+        return replace(self, severity=Severity.WARNING)
 
 
-def error(subject: str, message: str, fix: str = "") -> Problem:
-    """An error about `subject` (an option such as --train-data, or a file path)."""
-    return Problem(subject, message, fix, Severity.ERROR)
+def error(subject: str, message: str, fix: str = "", *, local_only: bool = False) -> Problem:
+    """An error about `subject` (an option such as --train-data, or a file path); see Problem for `local_only`."""
+    return Problem(subject, message, fix, Severity.ERROR, local_only)
 
 
 def warning(subject: str, message: str, fix: str = "") -> Problem:

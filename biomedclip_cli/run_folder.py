@@ -1,4 +1,4 @@
-"""What a run folder <logs>/<name>/ holds: bmclip.yaml, launch.json, open_clip's out.log, and checkpoints/epoch_K.pt."""
+"""What a run folder <logs>/<name>/ holds: bmclip.yaml, launch.json, open_clip's out.log and params.txt, checkpoints/epoch_K.pt and results.jsonl, tensorboard/, report/."""
 
 from __future__ import annotations
 
@@ -19,12 +19,17 @@ LOG_FILE = "out.log"
 PARAMS_FILE = "params.txt"
 LAUNCHER_MARKERS = (b"bmclip", b"biomedclip_cli")  # in the command line of a process that launched a run
 CHECKPOINT_DIR = "checkpoints"
+RESULTS_FILE = f"{CHECKPOINT_DIR}/results.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+PARAMS_FILE = "params.txt"
+REPORT_DIR = "report"
 EPOCH_CHECKPOINT = re.compile(r"^epoch_(\d+)\.pt$")
 TRAIN_LINE = re.compile(
     r"Train Epoch: (?P<epoch>\d+) \[\s*(?P<seen>\d+)/(?P<total>\d+) \((?P<percent>\d+)%\)\] "
     r"Data \(t\): (?P<data_time>[\d.]+) Batch \(t\): (?P<batch_time>[\d.]+), "
     r"(?P<rate>[\d.]+)/s, .*?LR: (?P<lr>[\d.e+-]+).*?Loss: (?P<loss>[\d.e+-]+) \((?P<loss_avg>[\d.e+-]+)\)"
 )
+LOGIT_SCALE = re.compile(r"Logit Scale: (?P<scale>[\d.e+-]+)")
 
 
 def write_run_config(config: TrainConfig) -> Path:
@@ -137,6 +142,7 @@ class TrainProgress:
     loss: float
     data_seconds: float
     batch_seconds: float
+    logit_scale: float | None = None
 
 
 def train_progress(run_dir: Path) -> list[TrainProgress]:
@@ -147,7 +153,8 @@ def train_progress(run_dir: Path) -> list[TrainProgress]:
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     return [
         TrainProgress(int(m["epoch"]), int(m["seen"]), int(m["total"]), float(m["rate"]), float(m["lr"]), float(m["loss"]),
-                      float(m["data_time"]), float(m["batch_time"]))
+                      float(m["data_time"]), float(m["batch_time"]),
+                      float(scale["scale"]) if (scale := LOGIT_SCALE.search(line)) else None)
         for line in lines
         if (m := TRAIN_LINE.search(line))
     ]

@@ -21,7 +21,7 @@ def imported_modules(*args: str) -> set[str]:
 def test_help_lists_the_commands():
     result = run_bmclip("--help")
     assert result.returncode == 0
-    for command in ("train", "resume", "runs", "eval", "demo-data", "env-check"):
+    for command in ("train", "resume", "runs", "eval", "demo-data", "env-check", "list-models", "report"):
         assert command in result.stdout
 
 
@@ -31,7 +31,8 @@ def test_version():
 
 
 def test_help_and_version_import_no_torch():
-    for args in (["--help"], ["--version"], ["train", "--help"], ["resume", "--help"], ["runs", "--help"]):
+    for args in (["--help"], ["--version"], ["train", "--help"], ["resume", "--help"], ["runs", "--help"],
+                 ["list-models", "--help"], ["eval", "--help"], ["report", "--help"]):
         modules = imported_modules(*args)
         assert "typer" in modules
         heavy = modules & set(HEAVY_MODULES)

@@ -250,3 +250,22 @@ def test_revision_without_hub_data_is_a_warning(invoke, demo_data):
     assert result.exit_code == 0, result.stderr
     assert "bmclip: warning: --revision: has no effect: no --train-data or --val-data source is an hf:// URL" in result.stderr
     assert "@v1" not in result.stdout and "--revision" not in result.stdout
+
+
+def test_prepare_csv_reads_shards_straight_from_the_hub(hub, invoke, tmp_path: Path):
+    result = invoke("prepare-csv", TWO_SHARDS, "--out", "data/train.csv", "--extra-column", "image_primary_label")
+    assert result.exit_code == 0, result.stderr
+    rows = (Path("data") / "train.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "filepath,caption,image_primary_label" and len(rows) == 1 + 200
+    first_image = Path(rows[1].split(",")[0])
+    assert first_image.is_file() and first_image.read_bytes()[:2] == b"\xff\xd8"
+    written = [p for p in Path.cwd().rglob("*") if p.is_file()]
+    assert not any(hub.token.encode() in p.read_bytes() for p in written)
+    assert hub.token not in result.stdout + result.stderr
+
+
+def test_prepare_csv_from_the_hub_without_a_token_says_how_to_log_in(hub, invoke, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN")
+    result = invoke("prepare-csv", TWO_SHARDS, "--out", "train.csv")
+    assert_refused(result, "gated")
+    assert not Path("train.csv").exists()

@@ -18,7 +18,7 @@ from PIL import Image
 from torch.distributed.run import get_args_parser
 
 from biomedclip_cli.launch import WORKER_MODULE
-from conftest import REPO, run_bmclip
+from conftest import REPO, run_bmclip, write_fitting_checkpoint
 
 # The guide's commands, verbatim, with its placeholder paths mapped to the README's relative paths.
 SEED_COMMANDS = {
@@ -111,7 +111,7 @@ def make_recipe_files(folder: Path) -> None:
     (folder / "data" / "training_dict.csv").write_text("filepath,caption\ndata/figure.jpg,Chest X-ray\n")
     for split in ("train_data", "validation_data"):
         (folder / "data" / f"{split}.tsv").write_text("filepath\ttitle\ndata/figure.jpg\tChest X-ray\n")
-    (folder / "models" / "ViT-B-32.pt").write_bytes(b"weights")
+    write_fitting_checkpoint(folder / "models" / "ViT-B-32.pt", "ViT-B-32")
     shards = folder / "biomedica" / "commercial"
     shards.mkdir(parents=True)
     for index in range(1862):

@@ -63,7 +63,7 @@ class CsvHead:
 
 def _read_head_text(path: Path, option: str) -> str | Problem:
     if not path.exists():
-        return error(option, f"file '{path}' does not exist", "check the path")
+        return error(option, f"file '{path}' does not exist", "check the path", local_only=True)
     if path.is_dir():
         return error(option, f"'{path}' is a folder, not a CSV file", "pass the CSV file itself")
     with path.open("rb") as stream:
@@ -132,7 +132,7 @@ def check_image_paths(head: CsvHead, path: Path, image_column: str) -> list[Prob
             return [error(str(path), f"row {number} has an empty '{image_column}'", "fill in the image path or drop the row")]
         if not is_remote(image) and not Path(image).is_file():
             return [error(str(path), f"image '{image}' in row {number} does not exist (paths are read relative to {Path.cwd()})",
-                          "fix the paths, or run bmclip from the folder they are relative to")]
+                          "fix the paths, or run bmclip from the folder they are relative to", local_only=True)]
     return []
 
 
@@ -199,14 +199,14 @@ def inspect_shards(data: str, revision: str | None = None, option: str = "--trai
 
 def check_shards(shards: ShardSet, option: str, data: str) -> list[Problem]:
     """Problems with a shard pattern: nothing matched, or some shards missing (named)."""
+    on_hub = all(is_hub_url(s) for s in shards.missing)
     if shards.count and len(shards.missing) == shards.count:
         return [error(option, f"pattern '{data}' matches no shard (first expected: {shards.missing[0]})",
-                      "check the folder and the brace range, e.g. 'shards/{000000..000009}.tar'")]
+                      "check the folder and the brace range, e.g. 'shards/{000000..000009}.tar'", local_only=not on_hub)]
     if shards.missing:
         shown = ", ".join(shards.missing[:3]) + (f" and {len(shards.missing) - 3} more" if len(shards.missing) > 3 else "")
-        fix = "fix the brace range (the hub repo's listing has no such files)" if all(is_hub_url(s) for s in shards.missing) \
-            else "fix the brace range or fetch the missing shards"
-        return [error(option, f"{len(shards.missing)} of {shards.count} shards are missing: {shown}", fix)]
+        fix = "fix the brace range (the hub repo's listing has no such files)" if on_hub else "fix the brace range or fetch the missing shards"
+        return [error(option, f"{len(shards.missing)} of {shards.count} shards are missing: {shown}", fix, local_only=not on_hub)]
     return []
 
 

@@ -1,52 +1,171 @@
-"""`bmclip eval`: zero-shot accuracy of a model or checkpoint on your own labelled images."""
+"""`bmclip eval`: zero-shot classification and image-text retrieval of trained or pretrained weights on your own figures."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.problems import ProblemFound
 
-EPILOG = "Example:\n\n  bmclip eval --model bmclip-tiny --checkpoint demo-run/logs/demo --data demo-run/data/heldout.csv --label-column label"
+if TYPE_CHECKING:
+    from biomedclip_cli.evaluation import Classes, EvalResult, EvalSet, Weights
+
+EPILOG = """Examples:
+
+  bmclip eval --model bmclip-tiny --checkpoint demo-run/logs/demo --data demo-run/data/heldout.csv --label-column label
+
+  bmclip eval --compare demo-run/logs/demo --data demo-run/data/heldout.csv   (the untrained start and every epoch, side by side)
+
+  bmclip eval --model ViT-B-32 --checkpoint openai --checkpoint logs/run/checkpoints/epoch_5.pt --data val.csv --classnames classes.txt
+"""
+CONFUSION_MAX_CLASSES = 12
 
 
 def evaluate(
-    model: Annotated[str, typer.Option(help="open_clip model name the checkpoint was trained with.")],
-    data: Annotated[Path, typer.Option(help="CSV of images and labels.", metavar="CSV")],
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Run folder (its newest checkpoint) or checkpoint file; omit for an untrained model.")] = None,
+    data: Annotated[Path, typer.Option(help="CSV of images with a label column (zero-shot) and/or a caption column (retrieval).", metavar="CSV")],
+    model: Annotated[Optional[str], typer.Option(help="open_clip model name; read from the run's bmclip.yaml when a run folder is given.", show_default=False)] = None,
+    checkpoint: Annotated[Optional[list[str]], typer.Option(
+        help="Weights: a run folder (its newest checkpoint), a checkpoint file, an open_clip tag, or 'none' (untrained). Repeat to compare.",
+        show_default="none", metavar="WEIGHTS")] = None,
+    compare: Annotated[Optional[Path], typer.Option(help="A run folder: evaluate its starting weights and every epoch checkpoint side by side.",
+                                                    metavar="RUN_DIR")] = None,
     image_column: Annotated[str, typer.Option(help="Column of image paths.")] = "filepath",
-    label_column: Annotated[str, typer.Option(help="Column of class labels; the class names are its distinct values.")] = "label",
+    label_column: Annotated[Optional[str], typer.Option(help="Column of class labels for zero-shot classification.", show_default="label, if present")] = None,
+    caption_column: Annotated[Optional[str], typer.Option(help="Column of captions for retrieval.", show_default="caption, if present")] = None,
+    classnames: Annotated[Optional[Path], typer.Option(help="Text file, one class per line: 'label' or 'label: name used in prompts'.",
+                                                       metavar="FILE", show_default="the CSV's labels")] = None,
+    templates: Annotated[Optional[Path], typer.Option(help="Text file of prompt templates, one per line with {} for the class name.",
+                                                      metavar="FILE", show_default="biomedical templates")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    workers: Annotated[int, typer.Option(min=0, help="Image-loading processes.")] = 2,
+    device: Annotated[Optional[str], typer.Option(help="Device to run on, e.g. cuda:1.", show_default="cuda if available, else cpu")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Zero-shot classification: each image gets the class whose prompts ('a {label}.', ...) its embedding is closest to."""
-    from biomedclip_cli.evaluation import read_labelled_images, resolve_checkpoint, zero_shot
+    """Score weights on your own labelled figures: zero-shot classification (each image gets the class whose prompts, such as 'a {label} image.', its embedding is closest to) and image-text retrieval over the captions.
+
+    Reports top-1/top-5 and balanced accuracy, per-class recall and the confusion matrix; retrieval Recall@1/5/10 and median rank, image to text and text to image.
+    """
+    from biomedclip_cli.evaluation import model_of, read_classnames, read_eval_set, read_templates, run_progression, weights_named
 
     try:
-        weights = resolve_checkpoint(checkpoint) if checkpoint else None
-        images = read_labelled_images(data, image_column, label_column)
+        named = list(checkpoint or ([] if compare else ["none"]))
+        model_name = model_of(model, [*named, *([str(compare)] if compare else [])])
+        weights = [weights_named(name, model_name) for name in named]
+        if compare:
+            weights += run_progression(compare, model_name)
+        eval_set = read_eval_set(data, image_column, label_column, caption_column)
+        classes = read_classnames(classnames, eval_set.labels) if eval_set.labels is not None else None
+        prompt_templates = read_templates(templates)
     except ProblemFound as found:
         console.fail(found.problem)
-    with console.progress_bar("classifying", len(images.paths), unit="images") as advance:
-        result = zero_shot(model, weights, images, batch_size=batch_size, progress=advance)
+    results = _run(weights, eval_set, classes, prompt_templates, device, batch_size, workers)
     if as_json:
-        payload = {"model": model, "checkpoint": str(weights) if weights else None, "samples": result.samples,
-                   "top1": result.top1, "top5": result.top5, "per_class_recall": result.per_class_recall}
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(json.dumps(_as_json(model_name, data, results), indent=2))
         return
+    _print_results(data, results)
+
+
+def _run(weights: list[Weights], eval_set: EvalSet, classes: Classes | None, templates: list[str], device: str | None,
+         batch_size: int, workers: int) -> list[EvalResult]:
+    import torch
+
+    from biomedclip_cli.evaluation import evaluate as evaluate_weights
+
+    chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    images = len(eval_set.paths)
+    with console.progress_bar(f"encoding {images} images x {len(weights)} weights", images * len(weights), unit="images") as advance:
+        return [evaluate_weights(each, eval_set, classes, templates, device=chosen, batch_size=batch_size, workers=workers, progress=advance)
+                for each in weights]
+
+
+def _as_json(model: str, data: Path, results: list[EvalResult]) -> dict[str, object]:
+    return {"model": model, "data": str(data), "results": [
+        {"name": r.weights.name, "pretrained": r.weights.pretrained, "zero_shot": r.zero_shot.as_dict() if r.zero_shot else None,
+         "retrieval": r.retrieval.as_dict() if r.retrieval else None} for r in results]}
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _print_results(data: Path, results: list[EvalResult]) -> None:
+    first = results[0]
+    samples = first.zero_shot.samples if first.zero_shot else first.retrieval.images if first.retrieval else 0
+    title = f"{data} ({samples} images)"
+    if len(results) == 1:
+        _print_single(title, first)
+    else:
+        _print_comparison(title, results)
+    if first.retrieval:
+        console.out.print(f"retrieval: {first.retrieval.images} images against {first.retrieval.texts} distinct captions", markup=False)
+    scored = [result for result in results if result.zero_shot]
+    if scored and len(scored[0].zero_shot.classnames) <= CONFUSION_MAX_CLASSES:  # type: ignore[union-attr]
+        _print_confusion(max(reversed(scored), key=lambda result: result.zero_shot.top1))  # type: ignore[union-attr]
+    for result in results:
+        console.out.print(f"{result.weights.name}: {result.weights.model} with {result.weights.pretrained or 'its own initial weights'}", markup=False)
+
+
+def _print_single(title: str, result: EvalResult) -> None:
     from rich.table import Table
 
-    table = Table(title=f"zero-shot on {data} ({result.samples} images, {len(result.per_class_recall)} classes)", title_justify="left")
-    table.add_column("class")
-    table.add_column("recall", justify="right")
-    for name, recall in result.per_class_recall.items():
-        table.add_row(name, f"{recall:.3f}")
-    table.add_row("[bold]top-1 accuracy[/]", f"[bold]{result.top1:.3f}[/]")
-    if result.top5 is not None:
-        table.add_row("top-5 accuracy", f"{result.top5:.3f}")
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column(result.weights.name, justify="right")
+    scores = result.zero_shot
+    if scores:
+        table.add_row("[bold]zero-shot top-1[/]", f"[bold]{_cell(scores.top1)}[/]")
+        if scores.top5 is not None:
+            table.add_row("zero-shot top-5", _cell(scores.top5))
+        table.add_row("balanced accuracy", _cell(scores.balanced_accuracy))
+        for name, count in scores.per_class_samples.items():
+            table.add_row(f"  recall: {name} ({count})", _cell(scores.per_class_recall[name]))
+    if result.retrieval:
+        for label, direction in (("image→text", result.retrieval.image_to_text), ("text→image", result.retrieval.text_to_image)):
+            for k, value in direction.recall.items():
+                table.add_row(f"{label} R@{k}", _cell(value))
+            table.add_row(f"{label} median rank", f"{direction.median_rank:g}")
     console.out.print(table)
-    console.out.print(f"checkpoint: {weights or 'none (untrained weights)'}", markup=False)
+
+
+def _print_comparison(title: str, results: list[EvalResult]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title + "; per-class recall and R@10 with --json", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    columns: list[tuple[str, list[str]]] = []
+    zero_shot = [r.zero_shot for r in results]
+    if all(zero_shot):
+        columns.append(("top-1", [_cell(z.top1) for z in zero_shot if z]))
+        if all(z.top5 is not None for z in zero_shot if z):
+            columns.append(("top-5", [_cell(z.top5) for z in zero_shot if z]))
+        columns.append(("bal. acc", [_cell(z.balanced_accuracy) for z in zero_shot if z]))
+    retrieval = [r.retrieval for r in results]
+    if all(retrieval):
+        for label, direction in (("i→t", "image_to_text"), ("t→i", "text_to_image")):
+            scores = [getattr(r, direction) for r in retrieval]
+            columns += [(f"{label} R@1", [_cell(s.recall[1]) for s in scores]), (f"{label} R@5", [_cell(s.recall[5]) for s in scores]),
+                        (f"{label} med", [f"{s.median_rank:g}" for s in scores])]
+    table.add_column("weights", no_wrap=True)
+    for header, _ in columns:
+        table.add_column(header, justify="right", min_width=5)
+    for row, result in enumerate(results):
+        table.add_row(result.weights.name, *[cells[row] for _, cells in columns])
+    console.out.print(table)
+
+
+def _print_confusion(result: EvalResult) -> None:
+    from rich.table import Table
+
+    scores = result.zero_shot
+    assert scores is not None
+    table = Table(title=f"confusion matrix of {result.weights.name} (rows: true class, columns: predicted)", title_justify="left")
+    table.add_column("true \\ predicted")
+    for index, _ in enumerate(scores.classnames):
+        table.add_column(str(index + 1), justify="right")
+    for index, (name, row) in enumerate(zip(scores.classnames, scores.confusion)):
+        table.add_row(f"{index + 1} {name}", *[f"[bold]{count}[/]" if i == index else (str(count) if count else "·") for i, count in enumerate(row)])
+    console.out.print(table)

@@ -12,6 +12,8 @@ from typing import Any
 from PIL import Image
 
 SIZES_FILE = "sizes.json"
+# The image keys open_clip's webdataset pipeline renames to its image (wds.rename(image="jpg;png;jpeg;webp")).
+IMAGE_EXTENSIONS = ("jpg", "png", "webp")
 
 
 def jpeg_bytes(image: Image.Image, quality: int = 92) -> bytes:
@@ -60,18 +62,22 @@ class ShardWriter:
         os.replace(self._partial, self.folder / self._partial.name[1:].removesuffix(".partial"))
         self._writer, self._partial = None, None
 
-    def write(self, key: str, jpg: bytes, caption: str, metadata: dict[str, Any]) -> None:
-        """Add one sample (`key`.jpg, `key`.txt, `key`.json)."""
+    def write(self, key: str, image: bytes, caption: str, metadata: dict[str, Any], image_ext: str = "jpg") -> None:
+        """Add one sample (`key`.jpg, `key`.txt, `key`.json); `image_ext` is one of IMAGE_EXTENSIONS."""
+        if image_ext not in IMAGE_EXTENSIONS:
+            raise ValueError(f"open_clip reads shard images only as {', '.join(IMAGE_EXTENSIONS)}, not {image_ext}")
         if self._writer is None or self._count >= self.shard_size:
             self._open_next()
-        self._writer.write({"__key__": key, "jpg": jpg, "txt": caption, "json": json.dumps(metadata).encode()})
+        self._writer.write({"__key__": key, image_ext: image, "txt": caption, "json": json.dumps(metadata).encode()})
         self._count += 1
         self.sizes[next(reversed(self.sizes))] = self._count
 
     def close(self) -> None:
         """Finish the last shard and write sizes.json (read by open_clip and bmclip to count samples)."""
         self._close_current()
-        (self.folder / SIZES_FILE).write_text(json.dumps(self.sizes, indent=1), encoding="utf-8")
+        partial = self.folder / f".{SIZES_FILE}.partial"
+        partial.write_text(json.dumps(self.sizes, indent=1), encoding="utf-8")
+        os.replace(partial, self.folder / SIZES_FILE)
 
     def __enter__(self) -> ShardWriter:
         return self

@@ -1,0 +1,140 @@
+"""`bmclip prepare-csv`: turn folders of figures, metadata tables or BIOMEDICA shards into checked training data."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from biomedclip_cli import console
+from biomedclip_cli.problems import ProblemFound
+
+if TYPE_CHECKING:
+    from biomedclip_cli.data.prepare import PrepareRequest, PrepareResult
+
+EPILOG = """Examples:
+
+  bmclip prepare-csv figures/ --out data/train.csv --val-fraction 0.05 --check-images --min-side 64 --dedupe
+
+  bmclip prepare-csv lab/metadata.parquet --image-column path --caption-column legend --out data/train.csv
+
+  bmclip prepare-csv 'biomedica/commercial/{000000..000009}.tar' --extra-column image_primary_label --group-by article_title --val-fraction 0.05 --out data/train.csv
+"""
+
+OUTPUT, SOURCES, CHECKS = "Output", "Reading sources", "Checking images"
+INTERRUPTED_EXIT_CODE = 130
+
+
+def prepare_csv(
+    sources: Annotated[list[str], typer.Argument(
+        help="Folders of images with .txt captions beside them, metadata files (.csv .tsv .jsonl .parquet) naming images "
+             "relative to themselves, or webdataset shards ('shards/{000000..000009}.tar').", metavar="SOURCE", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option(help="Training CSV to write (filepath,caption plus extra columns).",
+                                                rich_help_panel=OUTPUT, metavar="CSV", show_default=False)] = None,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share of rows (of groups, with --group-by) put in the validation split.",
+                                                rich_help_panel=OUTPUT)] = 0.0,
+    val_out: Annotated[Optional[Path], typer.Option(help="Validation CSV to write.", rich_help_panel=OUTPUT, metavar="CSV",
+                                                    show_default="val.csv beside --out")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split; the same seed gives the same split.", rich_help_panel=OUTPUT)] = 0,
+    group_by: Annotated[Optional[str], typer.Option(help="Column whose rows stay on one side of the split (e.g. the article), also written as a column.",
+                                                    rich_help_panel=OUTPUT, metavar="COLUMN", show_default=False)] = None,
+    rejects: Annotated[Optional[Path], typer.Option(help="CSV listing every row not written (source,reason).", rich_help_panel=OUTPUT,
+                                                    metavar="CSV", show_default="<out stem>.rejects.csv beside --out")] = None,
+    shards: Annotated[Optional[Path], typer.Option(help="Also (or instead) write webdataset shards in BIOMEDICA's layout, with sizes.json.",
+                                                   rich_help_panel=OUTPUT, metavar="DIR", show_default=False)] = None,
+    shard_size: Annotated[int, typer.Option(min=1, help="Samples per shard.", rich_help_panel=OUTPUT)] = 10_000,
+    extract_to: Annotated[Optional[Path], typer.Option(help="Folder for images taken out of shard sources (for the CSV).",
+                                                       rich_help_panel=OUTPUT, metavar="DIR", show_default="<out stem>-images beside --out")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.", rich_help_panel=OUTPUT)] = False,
+    image_column: Annotated[str, typer.Option(help="Metadata column naming the image file.", rich_help_panel=SOURCES)] = "filepath",
+    caption_column: Annotated[str, typer.Option(help="Metadata column holding the caption.", rich_help_panel=SOURCES)] = "caption",
+    caption_field: Annotated[Optional[str], typer.Option(help="Shards: take the caption from this json field instead of txt.",
+                                                         rich_help_panel=SOURCES, metavar="FIELD", show_default=False)] = None,
+    extra_column: Annotated[Optional[list[str]], typer.Option(
+        help="Metadata column or shard json field to copy as an extra column (repeat for several; '__key__' is the shard sample key).",
+        rich_help_panel=SOURCES, metavar="NAME", show_default=False)] = None,
+    check_images: Annotated[bool, typer.Option(help="Decode every image with Pillow (as training will) and reject those that fail.",
+                                               rich_help_panel=CHECKS)] = False,
+    min_side: Annotated[Optional[int], typer.Option(min=1, help="Reject images whose shorter side is under this many pixels.",
+                                                    rich_help_panel=CHECKS, metavar="PIXELS", show_default=False)] = None,
+    dedupe: Annotated[bool, typer.Option(help="Reject images whose bytes repeat an earlier image.", rich_help_panel=CHECKS)] = False,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes checking images.", rich_help_panel=CHECKS,
+                                                   show_default="all cores")] = None,
+) -> None:
+    """Turn folders of figures with captions, metadata tables (CSV/TSV, JSON Lines, Parquet) or webdataset shards into a training CSV (and shards) that open_clip reads as is.
+
+    Every row read is either written or listed in the rejects file with its reason (missing file, unreadable or truncated image, image too small, empty caption, duplicate), and the counts are reconciled at the end. Outputs are written under temporary names and renamed when complete.
+    """
+    from biomedclip_cli.data.image_checks import CheckSettings, available_cores
+    from biomedclip_cli.data.prepare import PrepareRequest, check_request, count_rows, open_sources, prepare, resolve_outputs
+    from biomedclip_cli.data.sources import ReadSettings
+
+    extras = tuple(dict.fromkeys([*(extra_column or []), *([group_by] if group_by else [])]))
+    read = ReadSettings(image_column, caption_column, caption_field, extras)
+    try:
+        opened = open_sources(sources, read)
+        outputs = resolve_outputs(out, val_out, rejects, shards, extract_to, val_fraction, opened)
+    except ProblemFound as found:
+        console.fail(found.problem)
+    request = PrepareRequest(tuple(sources), outputs, read, CheckSettings(check_images, min_side, dedupe), val_fraction, seed,
+                             group_by, workers or available_cores(), shard_size, overwrite)
+    console.report(check_request(request, opened))
+    reads_images = request.checks.reads_images
+    try:
+        with console.progress_bar("checking images" if reads_images else "reading rows", count_rows(opened), unit="rows") as advance:
+            result = prepare(request, opened, advance)
+    except ProblemFound as found:
+        console.fail(found.problem)
+    except KeyboardInterrupt:
+        console.err.print("bmclip: interrupted; no CSV was finished (its temporary file was removed)", markup=False)
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    _print_summary(request, result)
+    if not result.train:
+        console.print_warning("no row was written to the training set; see the rejects file for why")
+        raise typer.Exit(1)
+
+
+def _count(number: int) -> str:
+    return f"{number:,}"
+
+
+def next_commands(request: PrepareRequest, result: PrepareResult) -> list[list[str]]:
+    """The `bmclip train` command lines that train on what was written (CSV first, then shards)."""
+    from biomedclip_cli.data.destinations import CAPTION_COLUMN, IMAGE_COLUMN
+    from biomedclip_cli.data.shards import shard_pattern
+
+    outputs, lines = request.outputs, []
+    if outputs.csv:
+        line = ["bmclip", "train", "--train-data", str(outputs.csv), "--csv-img-key", IMAGE_COLUMN,
+                "--csv-caption-key", CAPTION_COLUMN, "--csv-separator", ","]
+        if outputs.val_csv and result.val:
+            line += ["--val-data", str(outputs.val_csv)]
+        lines.append(line)
+    if outputs.shards:
+        line = ["bmclip", "train", "--train-data", shard_pattern(outputs.shards, result.train_shards), "--train-num-samples", str(result.train)]
+        if outputs.val_shards and result.val:
+            line += ["--val-data", shard_pattern(outputs.val_shards, result.val_shards), "--val-num-samples", str(result.val)]
+        lines.append(line)
+    return lines
+
+
+def _print_summary(request: PrepareRequest, result: PrepareResult) -> None:
+    outputs, print_ = request.outputs, console.out.print
+    print_(f"read {_count(result.read)} rows from {len(request.sources)} source(s)", markup=False)
+    if outputs.csv:
+        print_(f"  train     {_count(result.train):>10}  {outputs.csv}", markup=False)
+    if outputs.val_csv:
+        print_(f"  val       {_count(result.val):>10}  {outputs.val_csv}", markup=False)
+    if outputs.shards:
+        print_(f"  shards    {_count(result.written):>10}  {outputs.shards} ({result.train_shards + result.val_shards} shards, sizes.json)",
+               markup=False)
+    reasons = ", ".join(f"{kind} {_count(count)}" for kind, count in result.rejected.most_common())
+    print_(f"  rejected  {_count(result.rejected_total):>10}  {outputs.rejects}" + (f" ({reasons})" if reasons else ""), markup=False)
+    balance = "=" if result.written + result.rejected_total == result.read else "!="
+    print_(f"{_count(result.written)} written + {_count(result.rejected_total)} rejected {balance} {_count(result.read)} read", markup=False)
+    if result.train:
+        print_("next:", markup=False)
+        for line in next_commands(request, result):
+            print_(f"  {shlex.join(line)}", markup=False)

@@ -1,0 +1,121 @@
+"""Generated job files on a real single-node SLURM cluster: a 2-rank CPU training job, requeue and resume.
+
+The cluster (tests/slurm_cluster.py) is started once for this module and stopped at its end.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from biomedclip_cli.run_folder import epoch_checkpoints
+from conftest import run_bmclip
+from slurm_cluster import SlurmCluster, start_cluster, unavailable_reason
+
+pytestmark = pytest.mark.slow
+
+TINY_JOB = ("--model", "bmclip-tiny", "--batch-size", "16", "--lr", "1e-3", "--warmup", "2", "--workers", "0",
+            "--nodes", "1", "--gpus-per-node", "0", "--nproc-per-node", "2")
+JOB_TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    running = start_cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def submit(cluster: SlurmCluster, folder: Path, *args: str) -> tuple[str, Path]:
+    """Generate and submit a job with `bmclip slurm-gen --submit`; return its id and run folder."""
+    result = run_bmclip("slurm-gen", *TINY_JOB, *args, "--submit", cwd=folder, env=cluster.env)
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip()
+    assert job_id.isdigit(), result.stdout
+    return job_id, folder / "logs" / args[args.index("--name") + 1]
+
+
+def wait_until(ready, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def job_log(run_dir: Path, job_id: str) -> str:
+    """The job's own log (%x-%j.out) in the run folder, appended to by every restart."""
+    [log] = run_dir.glob(f"*-{job_id}.out")
+    return log.read_text(encoding="utf-8", errors="replace")
+
+
+def checkpoint_names(run_dir: Path) -> list[str]:
+    return [p.name for p in epoch_checkpoints(run_dir)]
+
+
+def second_epoch_started(run_dir: Path) -> bool:
+    """open_clip logs 'Start epoch 1' once epoch_1.pt is saved: a requeue from then on has a checkpoint to resume from."""
+    log = run_dir / "out.log"
+    return log.is_file() and "Start epoch 1" in log.read_text(encoding="utf-8", errors="replace")
+
+
+def test_generated_job_trains_two_ranks_through_sbatch(cluster: SlurmCluster, demo_data, tmp_path: Path):
+    # The run folder's name would run commands if any value reached the shell unquoted.
+    name = "csv run 'q' $(echo x > pwned-dollar) `echo x > pwned-tick`; echo x > pwned-semicolon"
+    job_id, run_dir = submit(cluster, tmp_path, "--train-data", str(demo_data.train_csv), "--epochs", "2", "--name", name)
+    state = cluster.wait_for_end(job_id, JOB_TIMEOUT)
+    log = job_log(run_dir, job_id)
+    assert state["JobState"] == "COMPLETED", log[-3000:]
+    assert checkpoint_names(run_dir) == ["epoch_1.pt", "epoch_2.pt"]
+    assert "world_size: 2" in (run_dir / "params.txt").read_text()
+    assert f"bmclip: job {job_id} (restart 0)" in log
+    assert not list(tmp_path.rglob("pwned*"))
+
+
+def test_requeued_job_resumes_from_its_checkpoint(cluster: SlurmCluster, demo_data, tmp_path: Path):
+    job_id, run_dir = submit(cluster, tmp_path, "--train-data", demo_data.shards, "--train-num-samples", "640", "--epochs", "3",
+                             "--name", "requeued")
+    wait_until(lambda: second_epoch_started(run_dir), JOB_TIMEOUT, "the first checkpoint")
+    cluster.run("scontrol", "requeue", job_id)
+    state = cluster.wait_for_end(job_id, JOB_TIMEOUT)
+    log = job_log(run_dir, job_id)
+    assert (state["JobState"], state["Restarts"]) == ("COMPLETED", "1"), log[-3000:]
+    assert f"bmclip: job {job_id} (restart 1)" in log
+    assert checkpoint_names(run_dir) == ["epoch_1.pt", "epoch_2.pt", "epoch_3.pt"]
+    assert_resumed(run_dir)
+
+
+def assert_resumed(run_dir: Path) -> None:
+    """open_clip's log: the second start loaded a checkpoint and trained on from its epoch, not from epoch 0."""
+    text = (run_dir / "out.log").read_text(encoding="utf-8")
+    resumed = re.search(r"=> resuming checkpoint '.*epoch_(\d+)\.pt' \(epoch (\d+)\)", text)
+    assert resumed, text[-3000:]
+    after = text[resumed.end():]
+    started = [int(epoch) for epoch in re.findall(r"Start epoch (\d+)", after)]
+    assert started and started[0] == int(resumed.group(2)) >= 1 and started[-1] == 2, started
+    assert f"bmclip: continuing at epoch {started[0]}, step" in after
+
+
+def test_time_limit_signal_makes_the_job_requeue_itself_within_the_bound(cluster: SlurmCluster, demo_data, tmp_path: Path):
+    job_id, run_dir = submit(cluster, tmp_path, "--train-data", demo_data.shards, "--train-num-samples", "640", "--epochs", "3",
+                             "--name", "preempted", "--max-restarts", "1")
+    wait_until(lambda: second_epoch_started(run_dir), JOB_TIMEOUT, "the first checkpoint")
+    # What SLURM sends --signal-before seconds ahead of the time limit: USR1 to the batch shell only.
+    cluster.run("scancel", "--batch", "--signal=USR1", job_id)
+    wait_until(lambda: f"bmclip: job {job_id} (restart 1)" in job_log(run_dir, job_id), JOB_TIMEOUT, "the requeued job to start")
+    cluster.run("scancel", "--batch", "--signal=USR1", job_id)
+    state = cluster.wait_for_end(job_id, JOB_TIMEOUT)
+    log = job_log(run_dir, job_id)
+    assert (state["JobState"], state["Restarts"]) == ("COMPLETED", "1"), log[-3000:]
+    assert f"bmclip: time limit near: requeueing job {job_id} (restart 1 of 1)" in log
+    assert f"bmclip: time limit near: not requeueing job {job_id} (1 restarts done)" in log
+    assert checkpoint_names(run_dir)[-1] == "epoch_3.pt"
+    assert_resumed(run_dir)
