@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from biomedclip_cli import __version__, console
-from biomedclip_cli.commands import demo_data, env_check, evaluate, models, prepare, report, resume, runs, slurm, train
+from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, models, prepare, report, resume, runs, slurm, train
 from biomedclip_cli.problems import ProblemFound
 
 DEBUG_VARIABLE = "BMCLIP_DEBUG"
@@ -51,6 +51,7 @@ def create_app() -> typer.Typer:
     app.command("report", epilog=report.EPILOG)(report.report)
     app.command("slurm-gen", epilog=slurm.EPILOG, context_settings=PASSTHROUGH)(slurm.slurm_gen_command)
     app.command("prepare-csv", epilog=prepare.EPILOG)(prepare.prepare_csv)
+    app.command("bench-data", epilog=bench_data.EPILOG, context_settings=PASSTHROUGH)(bench_data.bench_data_command)
     return app
 
 

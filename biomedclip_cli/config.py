@@ -31,6 +31,14 @@ class DatasetType(str, Enum):
     synthetic = "synthetic"
 
 
+class Preset(str, Enum):
+    """A bundle of open_clip speed or memory options chosen from the hardware (see biomedclip_cli/presets.py)."""
+
+    none = "none"
+    fast = "fast"
+    memory = "memory"
+
+
 class Precision(str, Enum):
     """open_clip's precision modes, plus `auto` (amp where a GPU is visible, fp32 on CPU)."""
 
@@ -100,6 +108,11 @@ class TrainConfig(BaseModel):
     seed: int = _option(0, "Random seed.", OPTIM, "0")
     local_loss: bool = _option(False, "Compute the loss against local features only (less memory across GPUs).", OPTIM, "true")
     gather_with_grad: bool = _option(False, "Gather features with gradients across GPUs (use with --local-loss).", OPTIM, "true")
+    torchcompile: bool = _option(False, "Compile the model with torch.compile (slower start, faster steps on GPUs).", OPTIM, "true")
+    preset: Preset = _option(
+        Preset.none, "Speed/memory bundle of open_clip options chosen from the hardware: fast (bf16, patch dropout on ViTs, "
+        "torch.compile, local loss) or memory (gradient checkpointing, bf16, local loss). Options you give yourself win; "
+        "--dry-run shows the result.", OPTIM, "fast")
 
     # Output
     logs: str = _option("./logs", "Folder that holds run folders.", OUTPUT, "/scratch/logs")

@@ -23,10 +23,11 @@ from biomedclip_cli.checks.data import (
 from biomedclip_cli.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.checks.hardware import check_hardware
 from biomedclip_cli.checks.loggers import check_loggers
-from biomedclip_cli.checks.model import HUB_PREFIX, check_model, check_pretrained_file
-from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, TrainConfig
+from biomedclip_cli.checks.model import HUB_PREFIX, check_model, check_pretrained_file, image_tower_is_vit
+from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, TrainConfig
 from biomedclip_cli.hub import is_hub_url
 from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
+from biomedclip_cli.presets import Hardware, PresetChoice, preset_choice
 from biomedclip_cli.problems import Problem, Severity, error, warning
 from biomedclip_cli.run_folder import CHECKPOINT_DIR, read_launch_record
 
@@ -42,6 +43,7 @@ class Preflight:
 
     config: TrainConfig
     problems: list[Problem] = field(default_factory=list)
+    preset: PresetChoice | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -235,6 +237,13 @@ def _resume_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, o
     return {"resume": None}
 
 
+def _preset(config: TrainConfig, given: set[str], nproc_per_node: int, gpus: int, bf16: bool | None) -> PresetChoice:
+    """What --preset sets for this node, leaving alone the fields in `given` (what the user typed: the fields_set of the config as given)."""
+    hardware = Hardware(gpus=gpus, bf16=bf16, world_size=nproc_per_node * config.nnodes)
+    vit = image_tower_is_vit(config.model) if config.preset is not Preset.none else None
+    return preset_choice(config, given, hardware, vit)
+
+
 def _run_folder_problems(config: TrainConfig) -> list[Problem]:
     run_dir = config.run_dir()
     if config.resume is None and any((run_dir / marker).exists() for marker in RUN_MARKERS):
@@ -257,8 +266,8 @@ def _still_running_problems(config: TrainConfig) -> list[Problem]:
 
 
 def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True,
-              remote_paths: bool = False, without_torch: bool = False) -> Preflight:
-    """Resolve `auto` values for a node with `gpus` GPUs and check everything a launch depends on.
+              remote_paths: bool = False, without_torch: bool = False, bf16: bool | None = None) -> Preflight:
+    """Resolve `auto` values and --preset for a node with `gpus` GPUs and check everything a launch depends on.
 
     Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
     `check_paths=False` skips existence checks for paths that only exist where the job will run.
@@ -267,6 +276,7 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
     `without_torch=True` leaves out the checks that load files with torch (a --pretrained file's
     shapes, the checkpoint --resume auto picks): slurm-gen imports no torch, and its job resolves
     --resume auto each time it starts.
+    `bf16` says whether those GPUs compute in bfloat16 (None: unknown, so presets keep amp).
     """
     problems: list[Problem] = []
     if config.resume == RESUME_AUTO and config.name is None:
@@ -281,6 +291,8 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
         model_problems += check_pretrained_file(model_choice)
     problems.extend(model_problems)
     updates.update(_launch_updates(model_choice, gpus, now or datetime.now()))
+    chosen = _preset(model_choice, set(config.model_fields_set), int(updates.get("nproc_per_node", config.nproc_per_node or 1)), gpus, bf16)
+    updates.update(chosen.updates)
     resolved = config.model_copy(update=updates)
     problems.extend(_cadence_problems(resolved))
     hardware = check_hardware(resolved, gpus)
@@ -300,7 +312,7 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
             problems.append(parsed)
     if remote_paths:
         problems = [_expected_elsewhere(p) if p.local_only else p for p in problems] + _unsniffed_separator(resolved)
-    return Preflight(resolved, problems)
+    return Preflight(resolved, problems, chosen if config.preset is not Preset.none else None)
 
 
 def _expected_elsewhere(problem: Problem) -> Problem:

@@ -25,7 +25,8 @@ PARAMS_FILE = "params.txt"
 REPORT_DIR = "report"
 EPOCH_CHECKPOINT = re.compile(r"^epoch_(\d+)\.pt$")
 TRAIN_LINE = re.compile(
-    r"Train Epoch: (?P<epoch>\d+) \[\s*(?P<seen>\d+)/(?P<total>\d+) \((?P<percent>\d+)%\)\].*?"
+    r"Train Epoch: (?P<epoch>\d+) \[\s*(?P<seen>\d+)/(?P<total>\d+) \((?P<percent>\d+)%\)\] "
+    r"Data \(t\): (?P<data_time>[\d.]+) Batch \(t\): (?P<batch_time>[\d.]+), "
     r"(?P<rate>[\d.]+)/s, .*?LR: (?P<lr>[\d.e+-]+).*?Loss: (?P<loss>[\d.e+-]+) \((?P<loss_avg>[\d.e+-]+)\)"
 )
 LOGIT_SCALE = re.compile(r"Logit Scale: (?P<scale>[\d.e+-]+)")
@@ -127,7 +128,11 @@ def checkpoint_epoch(checkpoint: Path) -> int:
 
 @dataclass(frozen=True)
 class TrainProgress:
-    """One 'Train Epoch' line of open_clip's log: where training was and how it went."""
+    """One 'Train Epoch' line of open_clip's log: where training was and how it went.
+
+    `data_seconds` and `batch_seconds` are open_clip's per-step averages since the previous line
+    (time waiting for the data loader, and the whole step including that wait).
+    """
 
     epoch: int
     samples_seen: int
@@ -135,6 +140,8 @@ class TrainProgress:
     samples_per_second: float
     lr: float
     loss: float
+    data_seconds: float
+    batch_seconds: float
     logit_scale: float | None = None
 
 
@@ -146,6 +153,7 @@ def train_progress(run_dir: Path) -> list[TrainProgress]:
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     return [
         TrainProgress(int(m["epoch"]), int(m["seen"]), int(m["total"]), float(m["rate"]), float(m["lr"]), float(m["loss"]),
+                      float(m["data_time"]), float(m["batch_time"]),
                       float(scale["scale"]) if (scale := LOGIT_SCALE.search(line)) else None)
         for line in lines
         if (m := TRAIN_LINE.search(line))

@@ -9,6 +9,7 @@ from biomedclip_cli.envinfo.nvidia_smi import Gpu, probe
 from biomedclip_cli.problems import Problem, error
 
 GPU_PRECISIONS = {p for p in Precision if p not in (Precision.auto, Precision.fp32)}
+BF16_COMPUTE_CAPABILITY = (8, 0)
 
 
 def visible_gpus() -> list[Gpu]:
@@ -25,6 +26,23 @@ def visible_gpus() -> list[Gpu]:
 def visible_gpu_count() -> int:
     """How many GPUs a process started here would see (0 without nvidia-smi)."""
     return len(visible_gpus())
+
+
+def gpus_support_bf16(visible: list[Gpu], gpus: str | None) -> bool | None:
+    """Whether every GPU the run uses computes in bfloat16 (compute capability >= 8.0: A100, H100, L4, RTX 30xx and newer).
+
+    `visible` are the GPUs a process here sees (visible_gpus()); `gpus` the --gpus indices among them (None: all).
+    None when that cannot be told: no GPU, an index nvidia-smi does not show, or a driver too old to report
+    compute capabilities.
+    """
+    wanted = gpus.split(",") if gpus else None
+    used = [gpu for gpu in visible if wanted is None or str(gpu.index) in wanted]
+    if not used or (wanted is not None and len(used) != len(wanted)):
+        return None
+    capabilities = [gpu.compute_capability for gpu in used]
+    if any(capability is None for capability in capabilities):
+        return None
+    return all(capability >= BF16_COMPUTE_CAPABILITY for capability in capabilities if capability is not None)
 
 
 def check_hardware(config: TrainConfig, gpus: int) -> list[Problem]:

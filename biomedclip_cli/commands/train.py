@@ -10,8 +10,8 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.biomedica import shortcut_help
-from biomedclip_cli.checks.hardware import visible_gpu_count
-from biomedclip_cli.config import OPTION_FIELDS, TrainConfig, build_config, load_config_file
+from biomedclip_cli.checks.hardware import gpus_support_bf16, visible_gpus
+from biomedclip_cli.config import OPTION_FIELDS, Preset, TrainConfig, build_config, load_config_file
 from biomedclip_cli.commands.config_options import with_config_options
 from biomedclip_cli.launch import LaunchCommand, run_supervised, torchrun_command
 from biomedclip_cli.openclip_args import openclip_argv
@@ -50,14 +50,24 @@ def load_train_config(config_file: Path | None, overrides: dict[str, Any], extra
     return build_config(file_values, overrides, extra_args, config_file)
 
 
+def checked_config(config: TrainConfig, *, dry_run: bool) -> TrainConfig:
+    """Preflight the config for this machine, print its problems (exit 2 on an error) and what --preset chose; the resolved config."""
+    visible = visible_gpus()
+    bf16 = gpus_support_bf16(visible, config.gpus) if config.preset is not Preset.none else None
+    checked = preflight(config, gpus=len(visible), dry_run=dry_run, bf16=bf16)
+    console.report(checked.problems)
+    if checked.preset is not None:
+        console.err.print(f"bmclip: {checked.preset.summary()}", markup=False)
+    return checked.config
+
+
 def prepared_launch(config: TrainConfig, *, dry_run: bool, cwd: Path | None = None) -> tuple[TrainConfig, LaunchCommand]:
-    """Preflight the config for this machine, print its problems (exit 2 on an error), and build the launch command.
+    """Preflight the config for this machine (see checked_config) and build the launch command.
 
     With `cwd`, the command runs in that folder (and its dry-run line starts with `cd`).
     """
-    checked = preflight(config, gpus=visible_gpu_count(), dry_run=dry_run)
-    console.report(checked.problems)
-    return checked.config, torchrun_command(checked.config, openclip_argv(checked.config), cwd=str(cwd) if cwd else None)
+    resolved = checked_config(config, dry_run=dry_run)
+    return resolved, torchrun_command(resolved, openclip_argv(resolved), cwd=str(cwd) if cwd else None)
 
 
 def exit_if_finished(config: TrainConfig, *, dry_run: bool, run_dir: Path | None = None) -> None:

@@ -1,0 +1,87 @@
+"""`bmclip bench-data`: can the configured data pipeline keep up with the model? Measured, with what to change."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from biomedclip_cli import console
+from biomedclip_cli.commands.config_options import with_config_options
+from biomedclip_cli.commands.train import ConfigFileOpt, checked_config, load_train_config
+from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
+from biomedclip_cli.problems import ProblemFound, warning
+
+EPILOG = """Examples:
+
+  bmclip bench-data --config train.yaml
+
+  bmclip bench-data --config train.yaml --workers 8 --batches 100   (try another number of workers)
+"""
+
+
+def bench_data(
+    ctx: typer.Context,
+    config_file: ConfigFileOpt = None,
+    batches: Annotated[int, typer.Option(min=2, help="Batches to pull from the data loader (at most one epoch).")] = 50,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps of the model to time (after 2 untimed warm-up steps).")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Measure the samples/s of the configured data pipeline alone (--workers processes, --batch-size), and the model's own training rate on one device, and say which one is the bottleneck and what to change.
+
+    Takes the same options and --config file as bmclip train; nothing is trained or written. The model has random weights (speed does not depend on them).
+    """
+    try:
+        given = load_train_config(config_file, overrides or {}, list(ctx.args))
+    except ProblemFound as found:
+        console.fail(found.problem)
+    resolved = checked_config(given.model_copy(update={"name": None, "resume": None}), dry_run=True)
+    from biomedclip_cli import throughput
+
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" and resolved.precision is not Precision.fp32:
+        console.report([warning("--precision", f"{resolved.precision.value} is for GPUs and none is visible, so the model is timed on the CPU",
+                                "run bench-data on the training machine to compare with its GPUs")])
+    args = throughput.open_clip_args(resolved, device)
+    model, transforms, tokenizer = throughput.build_model(args)
+    loader = throughput.train_loader(args, transforms, tokenizer)
+    with console.progress_bar("loading data", min(batches, loader.num_batches) * resolved.batch_size, unit="samples") as advance:
+        data, first_batch = throughput.measure_data(loader, batches, advance)
+    with console.progress_bar(f"training steps ({device})", throughput.WARMUP_STEPS + steps, unit="steps") as advance:
+        model_rate = throughput.measure_steps(model, args, first_batch, steps, advance)
+    result = throughput.verdict(resolved, data, model_rate)
+    if as_json:
+        typer.echo(json.dumps({"data": asdict(data), "model": asdict(model_rate), "verdict": asdict(result),
+                               "config": {"train_data": resolved.train_data, "dataset_type": resolved.dataset_type.value,
+                                          "workers": resolved.workers, "batch_size": resolved.batch_size, "model": resolved.model}},
+                              indent=2))
+        return
+    render(resolved, data, model_rate, result)
+
+
+def render(config: TrainConfig, data: Any, model: Any, result: Any) -> None:
+    """The two rates side by side, then the verdict and the advice."""
+    from rich.table import Table
+
+    source = Path(config.train_data).name if config.train_data else "synthetic"
+    table = Table(title_justify="left", title=f"{source} ({config.dataset_type.value}), model {config.model}, batch {config.batch_size}")
+    table.add_column("")
+    table.add_column("samples/s", justify="right")
+    table.add_column("measured on")
+    table.add_row("data pipeline", f"{data.samples_per_second:,.1f}",
+                  f"{data.batches} batches, {config.workers} worker{'' if config.workers == 1 else 's'}, first batch {data.first_batch_seconds:.2f} s")
+    table.add_row("model training steps", f"{model.samples_per_second:,.1f}", f"{model.steps} steps on {model.device}, {config.precision.value}")
+    console.out.print(table)
+    colour = "yellow" if result.bottleneck == "data" else "green"
+    console.out.print(f"[{colour}]{result.summary}[/]", markup=True, highlight=False)
+    for line in result.advice:
+        console.out.print(f"  - {line}", markup=False)
+
+
+bench_data_command = with_config_options(TrainConfig, OPTION_FIELDS)(bench_data)
