@@ -14,6 +14,7 @@ import signal
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
@@ -120,6 +121,23 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back until the block is done, then raise it.
+
+    A Ctrl-C that lands while the pool is starting a worker process would leave that process half
+    started, printing a traceback after bmclip has exited; submitting under this block avoids it.
+    """
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def _worker_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes that ignore Ctrl-C (the main process handles it) and start with Pillow imported."""
     methods = multiprocessing.get_all_start_methods()
@@ -146,7 +164,8 @@ def inspect_rows(rows: Iterable[Row], settings: CheckSettings, workers: int) -> 
     pending: deque[tuple[list[Row], Future[list[ImageVerdict | None]]]] = deque()
     try:
         for batch in _batches(rows):
-            pending.append((batch, pool.submit(inspect_batch, [_task(row) for row in batch], settings)))
+            with _interrupts_deferred():
+                pending.append((batch, pool.submit(inspect_batch, [_task(row) for row in batch], settings)))
             if len(pending) >= workers * BATCHES_IN_FLIGHT_PER_WORKER:
                 done, future = pending.popleft()
                 yield from zip(done, future.result())
