@@ -27,7 +27,10 @@ def _show_version(value: bool) -> None:
 def _root(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")] = None,
 ) -> None:
-    """Train CLIP-style models on biomedical image-caption data (BIOMEDICA or your own figures) with OpenCLIP."""
+    """Train CLIP-style models on biomedical image-caption data (BIOMEDICA or your own figures) with OpenCLIP.
+
+    Typical order: env-check (before installing PyTorch), prepare-csv (your figures), train (or slurm-gen on a cluster), eval, report.
+    """
 
 
 def create_app() -> typer.Typer:
@@ -41,17 +44,17 @@ def create_app() -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
+    app.command("env-check", epilog=env_check.EPILOG)(env_check.env_check)
+    app.command("list-models", epilog=models.EPILOG)(models.list_models)
+    app.command("prepare-csv", epilog=prepare.EPILOG)(prepare.prepare_csv)
+    app.command("demo-data", epilog=demo_data.EPILOG)(demo_data.demo_data)
     app.command("train", epilog=train.EPILOG, context_settings=PASSTHROUGH)(train.train_command)
     app.command("resume", epilog=resume.EPILOG)(resume.resume)
     app.command("runs", epilog=runs.EPILOG)(runs.runs)
-    app.command("eval", epilog=evaluate.EPILOG)(evaluate.evaluate)
-    app.command("demo-data", epilog=demo_data.EPILOG)(demo_data.demo_data)
-    app.command("env-check", epilog=env_check.EPILOG)(env_check.env_check)
-    app.command("list-models", epilog=models.EPILOG)(models.list_models)
-    app.command("report", epilog=report.EPILOG)(report.report)
     app.command("slurm-gen", epilog=slurm.EPILOG, context_settings=PASSTHROUGH)(slurm.slurm_gen_command)
-    app.command("prepare-csv", epilog=prepare.EPILOG)(prepare.prepare_csv)
     app.command("bench-data", epilog=bench_data.EPILOG, context_settings=PASSTHROUGH)(bench_data.bench_data_command)
+    app.command("eval", epilog=evaluate.EPILOG)(evaluate.evaluate)
+    app.command("report", epilog=report.EPILOG)(report.report)
     return app
 
 
