@@ -73,36 +73,42 @@ def inspect_image(task: ImageTask, settings: CheckSettings) -> ImageVerdict:
     """Check one image: open it (header only unless decoding), compare its short side, decode to RGB, hash.
 
     Decoding does what open_clip's transform does (`convert("RGB")`), so an image that passes here
-    cannot crash a training worker.
+    cannot crash a training worker. A file that is decoded or hashed is read in one call.
     """
     from PIL import Image
 
     data = task.data
-    if data is None and settings.digest:
-        with open(task.path or "", "rb") as stream:
-            data = stream.read()
+    if data is None and (settings.digest or settings.decode):
+        try:
+            with open(task.path or "", "rb") as stream:
+                data = stream.read()
+        except OSError as exc:
+            return ImageVerdict(Reason(UNREADABLE_IMAGE, exc.strerror or str(exc)))
     digest = hashlib.blake2b(data, digest_size=16).digest() if settings.digest and data is not None else None
     if not (settings.decode or settings.min_side):
         return ImageVerdict(None, digest)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data) if data is not None else task.path or "") as image:
-                if settings.min_side and min(image.size) < settings.min_side:
-                    width, height = image.size
-                    return ImageVerdict(Reason(TOO_SMALL, f"{width}x{height}, shorter side under {settings.min_side}"), digest)
-                if settings.decode:
-                    image.load()
-                    if image.mode != "RGB":
-                        image.convert("RGB")
+        with Image.open(io.BytesIO(data) if data is not None else task.path or "") as image:
+            if settings.min_side and min(image.size) < settings.min_side:
+                width, height = image.size
+                return ImageVerdict(Reason(TOO_SMALL, f"{width}x{height}, shorter side under {settings.min_side}"), digest)
+            if settings.decode:
+                image.load()
+                if image.mode != "RGB":
+                    image.convert("RGB")
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError... for bad files
         return ImageVerdict(_decode_problem(exc), digest)
     return ImageVerdict(None, digest)
 
 
 def inspect_batch(tasks: list[ImageTask | None], settings: CheckSettings) -> list[ImageVerdict | None]:
-    """Check a batch of images (None for rows already rejected); the unit of work sent to a worker."""
-    return [None if task is None else inspect_image(task, settings) for task in tasks]
+    """Check a batch of images (None for rows already rejected); the unit of work sent to a worker.
+
+    Pillow's warnings (e.g. about huge or odd images) are silenced: the verdict carries what matters.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [None if task is None else inspect_image(task, settings) for task in tasks]
 
 
 def _task(row: Row) -> ImageTask | None:
