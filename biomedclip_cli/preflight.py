@@ -22,6 +22,7 @@ from biomedclip_cli.checks.data import (
 )
 from biomedclip_cli.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.checks.hardware import check_hardware
+from biomedclip_cli.checks.hub import check_hub_file_urls
 from biomedclip_cli.checks.loggers import check_loggers
 from biomedclip_cli.checks.model import check_model, check_pretrained_file, image_tower_is_vit
 from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, TrainConfig
@@ -72,6 +73,10 @@ def _resolve_dataset_type(config: TrainConfig, problems: list[Problem]) -> Datas
 def _csv_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
     separator = config.csv_separator
     for option, data in (("--train-data", config.train_data), ("--val-data", config.val_data)):
+        hub_problems = check_hub_file_urls([s for s in sources(data or "") if is_hub_url(s)], config.revision, option)
+        if hub_problems:
+            problems.extend(hub_problems)
+            return {}
         if data is None or is_remote(data):
             continue
         path = Path(data)

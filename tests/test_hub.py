@@ -146,6 +146,18 @@ def test_revision_written_in_the_url_and_another_given(invoke, hub):
                    "--revision: 'v2' differs from the revision 'v1' written in")
 
 
+def test_malformed_hf_csv_urls_are_one_line_before_launch(invoke, demo_data):
+    assert_refused(dry_run(invoke, "--train-data", "hf://x.csv", "--revision", "main"),
+                   "--train-data: 'hf://x.csv' is not hf://datasets/<owner>/<name>[@<revision>]/<path in the repo>; "
+                   "write hf://datasets/<owner>/<name>/<path in the repo>.csv")
+    assert_refused(dry_run(invoke, "--train-data", str(demo_data.train_csv), "--val-data", "hf://datasets/lab"), "--val-data: 'hf://datasets/lab' is not")
+    assert_refused(dry_run(invoke, "--train-data", "hf://datasets/lab/figures@v1/train.csv", "--revision", "v2"),
+                   "--revision: 'v2' differs from the revision 'v1' written in")
+    pinned = dry_run(invoke, "--train-data", "hf://datasets/lab/figures/train.csv", "--revision", "main")
+    assert pinned.exit_code == 0, pinned.stderr
+    assert "--train-data hf://datasets/lab/figures@main/train.csv" in pinned.stdout
+
+
 def test_repo_without_sizes_needs_train_num_samples(invoke, hub, demo_data):
     hub.add_files("lab/figures", {"train/000000.tar": (Path(demo_data.shards).parent / "000000.tar").read_bytes()})
     pattern = hf_url("lab/figures", "train/000000.tar")

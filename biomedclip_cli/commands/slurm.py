@@ -20,6 +20,7 @@ from biomedclip_cli.slurm import (
     default_cpus_per_task,
     job_problems,
     job_run_dir,
+    out_problems,
     render_sbatch,
     secret_problems,
     slurm_train_config,
@@ -79,7 +80,7 @@ def slurm_gen(
                                                         metavar="KEY=VALUE", rich_help_panel=JOB)] = None,
     remote_paths: Annotated[bool, typer.Option(help="Paths (and open_clip_train) that exist only on the cluster: warn instead of failing.",
                                                rich_help_panel=JOB)] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Write the job file here and create the run folder (with a copy); without it the file goes to stdout.",
+    out: Annotated[Optional[Path], typer.Option(help="Write the job file here (its folder must exist) and create the run folder (with a copy); without it the file goes to stdout.",
                                                 rich_help_panel=JOB)] = None,
     submit_job: Annotated[bool, typer.Option("--submit", help="Also submit the job with sbatch and print its id.", rich_help_panel=JOB)] = False,
     overrides: dict[str, Any] | None = None,
@@ -95,6 +96,7 @@ def slurm_gen(
     except ProblemFound as found:
         console.fail(found.problem)
     config, problems = slurm_train_config(given, nodes or given.nnodes)
+    problems += out_problems(out)
     folder = (chdir or Path.cwd()).absolute()
     if not folder.is_dir() and (submit_job or not remote_paths):
         problems.append(error("--chdir", f"folder '{folder}' does not exist here",
