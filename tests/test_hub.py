@@ -276,6 +276,12 @@ def test_prepare_csv_reads_shards_straight_from_the_hub(hub, invoke, tmp_path: P
     assert hub.token not in result.stdout + result.stderr
 
 
+def test_prepare_csv_asks_the_hub_for_access_and_the_listing_once(hub, invoke):
+    result = invoke("prepare-csv", TWO_SHARDS, "--out", "train.csv")
+    assert result.exit_code == 0, result.stderr
+    assert len(hub.requests_to("auth-check")) == 1 and len(hub.requests_to("tree")) == 1
+
+
 def test_prepare_csv_from_the_hub_without_a_token_says_how_to_log_in(hub, invoke, monkeypatch):
     monkeypatch.delenv("HF_TOKEN")
     result = invoke("prepare-csv", TWO_SHARDS, "--out", "train.csv")
