@@ -6,6 +6,7 @@ same LaunchCommand, so pasting the printed line starts exactly the training bmcl
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import signal
@@ -124,7 +125,7 @@ def run_supervised(command: LaunchCommand) -> int:
     rank outlives the run. A run ended by a signal returns 128 + its number (130, 143).
     """
     process = subprocess.Popen(command.argv, env={**os.environ, **command.env}, cwd=command.cwd, start_new_session=True,
-                               preexec_fn=die_with_parent)
+                               preexec_fn=functools.partial(die_with_parent, parent=os.getpid()))
     received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
