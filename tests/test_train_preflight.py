@@ -166,6 +166,20 @@ def test_passthrough_may_not_repeat_a_bmclip_option(invoke, good_csv):
                    "--epochs: is a bmclip option and must not be repeated after `--`")
 
 
+@pytest.mark.parametrize(("passed", "owned"), [(("--nam", "x"), "--name"), (("--precis", "fp16"), "--precision"),
+                                               (("--batch", "5"), "--batch-size"), (("--nam=x",), "--name")])
+def test_passthrough_may_not_abbreviate_a_bmclip_option(invoke, good_csv, passed, owned):
+    typed = passed[0].split("=")[0]
+    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--dry-run", "--", "--grad-clip-norm", "1.0", *passed),
+                   f"{typed}: is read by open_clip as {owned}, a bmclip option, which must not be repeated after `--`; pass {owned} before `--`")
+
+
+def test_passthrough_may_abbreviate_open_clip_flags_bmclip_has_no_option_for(invoke, good_csv):
+    result = invoke("train", "--train-data", "train.csv", *TINY, "--dry-run", "--", "--lock-image-unlocked", "2", "--grad-clip", "1.0")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.rstrip().endswith("--lock-image-unlocked 2 --grad-clip 1.0")
+
+
 def test_existing_run_folder_is_not_overwritten(invoke, good_csv):
     Path("logs/run1").mkdir(parents=True)
     Path("logs/run1/bmclip.yaml").write_text("model: bmclip-tiny\n")
