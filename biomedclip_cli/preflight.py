@@ -45,11 +45,6 @@ class Preflight:
     problems: list[Problem] = field(default_factory=list)
     preset: PresetChoice | None = None
 
-    @property
-    def errors(self) -> list[Problem]:
-        """Problems that stop the launch."""
-        return [p for p in self.problems if p.severity is Severity.ERROR]
-
 
 def default_run_name(model: str, now: datetime) -> str:
     """A readable, sortable, unique-per-second run name such as 20261127-071203-ViT-B-32."""
@@ -68,7 +63,7 @@ def _resolve_dataset_type(config: TrainConfig, problems: list[Problem]) -> Datas
     return None
 
 
-def _csv_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
+def _csv_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
     separator = config.csv_separator
     for option, data in (("--train-data", config.train_data), ("--val-data", config.val_data)):
         if data is None or is_remote(data):
@@ -83,16 +78,15 @@ def _csv_updates(config: TrainConfig, problems: list[Problem], check_paths: bool
         if column_problems:
             problems.extend(column_problems)
             return {}
-        if check_paths:
-            problems.extend(check_image_paths(head, path, config.csv_img_key))
+        problems.extend(check_image_paths(head, path, config.csv_img_key))
     return {"csv_separator": separator}
 
 
-def _webdataset_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
+def _webdataset_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
     updates: dict[str, object] = {}
     resampled = True if config.dataset_resampled is None else config.dataset_resampled
     updates["dataset_resampled"] = resampled
-    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems, check_paths)
+    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems)
     if config.train_num_samples is None and not shards.problems:
         if shards.num_samples is None:
             problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them "
@@ -106,17 +100,14 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem], check_path
         elif len(factors.split("::")) != len(shards.by_source):
             problems.append(error("--train-data-upsampling-factors", f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
                                   "give one weight per '::'-joined source, e.g. 1::2"))
-    if config.val_data is not None and (check_paths or any(is_hub_url(s) for s in sources(config.val_data))):
-        _checked_shards(config.val_data, "--val-data", config.revision, problems, check_paths)
+    if config.val_data is not None:
+        _checked_shards(config.val_data, "--val-data", config.revision, problems)
     return updates
 
 
-def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem], check_paths: bool) -> ShardSet:
-    """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop.
-
-    hf:// shards are checked even without `check_paths`: the hub is the same wherever the job runs.
-    """
-    shards = inspect_shards(data, revision, option, check_local=check_paths)
+def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem]) -> ShardSet:
+    """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop."""
+    shards = inspect_shards(data, revision, option)
     problems.extend(shards.problems)
     if not shards.problems:
         problems.extend(check_shards(shards, option, data))
@@ -145,7 +136,7 @@ def _revision_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
-def _data_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
+def _data_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
     if config.train_data is None and config.dataset_type is not DatasetType.synthetic:
         problems.append(error("--train-data", "is missing", "pass a CSV file or a shard pattern, e.g. --train-data data/train.csv"))
         return {}
@@ -159,15 +150,15 @@ def _data_updates(config: TrainConfig, problems: list[Problem], check_paths: boo
         return expanded
     resolved = config.model_copy(update={"dataset_type": dataset_type})
     if dataset_type is DatasetType.csv:
-        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems, check_paths)}
+        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems)}
     if dataset_type is DatasetType.webdataset:
-        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems, check_paths)}
+        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems)}
     if config.train_num_samples is None:
         problems.append(error("--train-num-samples", "is needed for synthetic data", "e.g. --train-num-samples 1024"))
     return {**expanded, "dataset_type": dataset_type}
 
 
-def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, object]:
+def _launch_updates(config: TrainConfig, gpus: int) -> dict[str, object]:
     updates: dict[str, object] = {}
     if config.precision is Precision.auto:
         updates["precision"] = Precision.amp if gpus > 0 else Precision.fp32
@@ -176,7 +167,7 @@ def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, 
     if config.lr is None:
         updates["lr"] = FINE_TUNE_LR if config.pretrained or config.model.startswith(HUB_PREFIX) else SCRATCH_LR
     if config.name is None:
-        updates["name"] = default_run_name(config.model, now)
+        updates["name"] = default_run_name(config.model, datetime.now())
     return updates
 
 
@@ -265,12 +256,11 @@ def _still_running_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
-def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True,
-              remote_paths: bool = False, without_torch: bool = False, bf16: bool | None = None) -> Preflight:
+def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bool = False, without_torch: bool = False,
+              bf16: bool | None = None) -> Preflight:
     """Resolve `auto` values and --preset for a node with `gpus` GPUs and check everything a launch depends on.
 
     Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
-    `check_paths=False` skips existence checks for paths that only exist where the job will run.
     `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
     absent from this machine a warning; a CSV that could not be read here then needs --csv-separator.
     `without_torch=True` leaves out the checks that load files with torch (a --pretrained file's
@@ -283,14 +273,14 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
         problems.append(warning("--resume", "auto without --name starts a new run folder each time",
                                 "pass --name so that running the command again finds its checkpoints"))
     config = config.model_copy(update=_cadence_updates(config, problems))
-    updates = _data_updates(config, problems, check_paths)
+    updates = _data_updates(config, problems)
     updates.update(_hub_model_updates(config, problems))
     model_choice = config.model_copy(update=updates)
     model_problems = check_model(model_choice)
-    if check_paths and not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
+    if not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
         model_problems += check_pretrained_file(model_choice)
     problems.extend(model_problems)
-    updates.update(_launch_updates(model_choice, gpus, now or datetime.now()))
+    updates.update(_launch_updates(model_choice, gpus))
     chosen = _preset(model_choice, set(config.model_fields_set), int(updates.get("nproc_per_node", config.nproc_per_node or 1)), gpus, bf16)
     updates.update(chosen.updates)
     resolved = config.model_copy(update=updates)
@@ -300,12 +290,11 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | 
     loggers = check_loggers(resolved)
     problems.extend([p.as_warning() for p in loggers] if dry_run else loggers)
     problems.extend(check_extra_args(resolved))
-    if check_paths:
-        if not without_torch:
-            resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
-        problems.extend(_run_folder_problems(resolved))
-        running = _still_running_problems(resolved)
-        problems.extend([p.as_warning() for p in running] if dry_run else running)
+    if not without_torch:
+        resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
+    problems.extend(_run_folder_problems(resolved))
+    running = _still_running_problems(resolved)
+    problems.extend([p.as_warning() for p in running] if dry_run else running)
     if not any(p.severity is Severity.ERROR and not (remote_paths and p.local_only) for p in problems):
         parsed = parse_with_open_clip(openclip_argv(resolved))
         if isinstance(parsed, Problem):
