@@ -135,7 +135,8 @@ class TrainConfig(BaseModel):
     # Launch
     nproc_per_node: int | None = _option(
         None, "Training processes per node.", LAUNCH, "4", shown_default="one per visible GPU, else 1", gt=0)
-    gpus: str | None = _option(None, "GPU indices to use (sets CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3", pattern=r"^\d+(,\d+)*$")
+    gpus: str | None = _option(
+        None, "GPU indices to use, as nvidia-smi lists them (they replace CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3", pattern=r"^\d+(,\d+)*$")
     nnodes: int = _option(1, "Number of nodes.", LAUNCH, "2", gt=0)
     node_rank: int = _option(0, "Rank of this node (multi-node without a rendezvous endpoint).", LAUNCH, "0", ge=0)
     rdzv_endpoint: str | None = _option(None, "Rendezvous host:port shared by all nodes (multi-node).", LAUNCH, "node001:29400")

@@ -257,8 +257,8 @@ def _still_running_problems(config: TrainConfig) -> list[Problem]:
 
 
 def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bool = False, without_torch: bool = False,
-              bf16: bool | None = None) -> Preflight:
-    """Resolve `auto` values and --preset for a node with `gpus` GPUs and check everything a launch depends on.
+              bf16: bool | None = None, installed_gpus: int | None = None) -> Preflight:
+    """Resolve `auto` values and --preset for a run on `gpus` GPUs of a node and check everything a launch depends on.
 
     Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
     `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
@@ -267,6 +267,7 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bo
     shapes, the checkpoint --resume auto picks): slurm-gen imports no torch, and its job resolves
     --resume auto each time it starts.
     `bf16` says whether those GPUs compute in bfloat16 (None: unknown, so presets keep amp).
+    `installed_gpus` is how many GPUs nvidia-smi lists on this machine, whose indices --gpus names (None: not checked).
     """
     problems: list[Problem] = []
     if config.resume == RESUME_AUTO and config.name is None:
@@ -285,7 +286,7 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bo
     updates.update(chosen.updates)
     resolved = config.model_copy(update=updates)
     problems.extend(_cadence_problems(resolved))
-    hardware = check_hardware(resolved, gpus)
+    hardware = check_hardware(resolved, gpus, installed_gpus)
     problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
     loggers = check_loggers(resolved)
     problems.extend([p.as_warning() for p in loggers] if dry_run else loggers)

@@ -209,6 +209,28 @@ def test_more_processes_than_gpus(invoke, good_csv, monkeypatch):
     assert "--nproc-per-node=2" in dry.stdout
 
 
+def test_gpus_are_the_indices_nvidia_smi_lists_whatever_cuda_visible_devices_says(invoke, good_csv, monkeypatch):
+    fake = machine(Path("machine"), "8-gpus-550-cuda12.4")
+    monkeypatch.setenv("PATH", f"{fake['PATH']}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    for gpus in ("2,3", "0,1"):
+        dry = invoke("train", "--train-data", "train.csv", *TINY, "--gpus", gpus, "--dry-run")
+        assert dry.exit_code == 0 and "warning" not in dry.stderr, dry.stderr
+        assert dry.stdout.startswith(f"CUDA_VISIBLE_DEVICES={gpus} ") and "--nproc-per-node=2" in dry.stdout and "--precision amp" in dry.stdout
+    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--gpus", "7,8"),
+                   "--gpus: GPU 8 requested but nvidia-smi lists only 8 here (0..7); pick indices nvidia-smi lists")
+
+
+@pytest.mark.parametrize(("gpus", "precision"), [("0", "amp_bf16"), ("1", "amp")])
+def test_preset_judges_bf16_on_the_gpus_the_run_gets(invoke, good_csv, monkeypatch, gpus, precision):
+    fake = machine(Path("machine"), "2-gpus-a100-t4")
+    monkeypatch.setenv("PATH", f"{fake['PATH']}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1" if gpus == "0" else "0")
+    dry = invoke("train", "--train-data", "train.csv", *TINY, "--gpus", gpus, "--preset", "fast", "--dry-run")
+    assert dry.exit_code == 0 and "bmclip: warning" not in dry.stderr, dry.stderr
+    assert f"--precision {precision} " in dry.stdout
+
+
 def test_misspelt_option_is_refused_by_the_parser(invoke):
     result = invoke("train", "--bach-size", "3")
     assert result.exit_code == 2 and "--bach-size" in result.stderr
