@@ -26,6 +26,7 @@ from biomedclip_cli.checks.loggers import check_loggers
 from biomedclip_cli.checks.model import HUB_PREFIX, check_model, check_pretrained_file, image_tower_is_vit
 from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, TrainConfig
 from biomedclip_cli.hub import is_hub_url
+from biomedclip_cli.launch import rendezvous_address
 from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
 from biomedclip_cli.presets import Hardware, PresetChoice, preset_choice
 from biomedclip_cli.problems import Problem, Severity, error, warning
@@ -256,8 +257,35 @@ def _still_running_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
+def _multi_node_problems(config: TrainConfig) -> list[Problem]:
+    """Launch settings that would leave nodes waiting for each other, judged on the config as given (before auto values are filled in).
+
+    Several nodes meet at --rdzv-endpoint. By c10d rendezvous (no --node-rank) they also need one
+    rendezvous id: --rdzv-id, else --name; the run name bmclip makes up comes from each node's own
+    clock, so it may differ between nodes.
+    """
+    problems: list[Problem] = []
+    endpoint = config.rdzv_endpoint
+    if endpoint is not None and rendezvous_address(endpoint) is None:
+        problems.append(error("--rdzv-endpoint", f"'{endpoint}' is not HOST:PORT",
+                              "e.g. --rdzv-endpoint node001:29400 (the first node's address and a free port)"))
+    if config.nnodes > 1 and endpoint is None:
+        problems.append(error("--nnodes", f"{config.nnodes} nodes need a rendezvous endpoint to meet at",
+                              "pass --rdzv-endpoint HOST:PORT (the first node's address and a free port), the same on every node"))
+    if endpoint is not None and config.master_port is not None:
+        problems.append(error("--master-port", "has no effect with --rdzv-endpoint: the nodes meet at its port",
+                              "drop --master-port and put the port in --rdzv-endpoint HOST:PORT"))
+    if config.node_rank is not None and config.node_rank >= config.nnodes:
+        problems.append(error("--node-rank", f"{config.node_rank} is not below --nnodes {config.nnodes}",
+                              f"number the nodes 0..{config.nnodes - 1}, 0 on the --rdzv-endpoint host"))
+    if config.nnodes > 1 and config.node_rank is None and config.rdzv_id is None and config.name is None:
+        problems.append(error("--rdzv-id", "is needed on several nodes without --name: each node would make up its own run name as the id",
+                              "pass the same --name (or --rdzv-id) on every node"))
+    return problems
+
+
 def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bool = False, without_torch: bool = False,
-              bf16: bool | None = None, installed_gpus: int | None = None) -> Preflight:
+              bf16: bool | None = None, installed_gpus: int | None = None, srun_rendezvous: bool = False) -> Preflight:
     """Resolve `auto` values and --preset for a run on `gpus` GPUs of a node and check everything a launch depends on.
 
     Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
@@ -268,8 +296,9 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bo
     --resume auto each time it starts.
     `bf16` says whether those GPUs compute in bfloat16 (None: unknown, so presets keep amp).
     `installed_gpus` is how many GPUs nvidia-smi lists on this machine, whose indices --gpus names (None: not checked).
+    `srun_rendezvous=True` (a SLURM job) leaves out the multi-node launch checks: srun gives the nodes their rendezvous.
     """
-    problems: list[Problem] = []
+    problems: list[Problem] = [] if srun_rendezvous else _multi_node_problems(config)
     if config.resume == RESUME_AUTO and config.name is None:
         problems.append(warning("--resume", "auto without --name starts a new run folder each time",
                                 "pass --name so that running the command again finds its checkpoints"))

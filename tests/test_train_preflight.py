@@ -231,6 +231,25 @@ def test_preset_judges_bf16_on_the_gpus_the_run_gets(invoke, good_csv, monkeypat
     assert f"--precision {precision} " in dry.stdout
 
 
+@pytest.mark.parametrize(("launch", "expected"), [
+    (("--nnodes", "2", "--name", "run1"), "--nnodes: 2 nodes need a rendezvous endpoint to meet at; pass --rdzv-endpoint HOST:PORT"),
+    (("--nnodes", "2", "--node-rank", "1", "--master-port", "29500"), "--nnodes: 2 nodes need a rendezvous endpoint to meet at"),
+    (("--nnodes", "2", "--rdzv-endpoint", "node001:29400"), "--rdzv-id: is needed on several nodes without --name"),
+    (("--nnodes", "2", "--rdzv-endpoint", "node001:29400", "--rdzv-id", "r1", "--master-port", "29500"), "--master-port: has no effect with --rdzv-endpoint"),
+    (("--nnodes", "2", "--rdzv-endpoint", "node001:29400", "--node-rank", "2"), "--node-rank: 2 is not below --nnodes 2"),
+    (("--nnodes", "2", "--rdzv-endpoint", "node001:port", "--node-rank", "1"), "--rdzv-endpoint: 'node001:port' is not HOST:PORT"),
+])
+def test_multi_node_settings_that_would_leave_nodes_waiting(invoke, good_csv, launch, expected):
+    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, *launch, "--dry-run"), expected)
+
+
+@pytest.mark.parametrize("launch", [("--name", "run1"), ("--rdzv-id", "r1"), ("--node-rank", "1")])
+def test_multi_node_launch_that_every_node_agrees_on(invoke, good_csv, launch):
+    result = invoke("train", "--train-data", "train.csv", *TINY, "--nnodes", "2", "--rdzv-endpoint", "node001:29400", *launch, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "--nnodes=2" in result.stdout
+
+
 def test_misspelt_option_is_refused_by_the_parser(invoke):
     result = invoke("train", "--bach-size", "3")
     assert result.exit_code == 2 and "--bach-size" in result.stderr
