@@ -11,18 +11,21 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from biomedclip_cli.partial_files import PARTIAL_SUFFIX
 from biomedclip_cli.problems import Problem, warning
-from biomedclip_cli.run_folder import CHECKPOINT_DIR, checkpoint_epoch, epoch_checkpoints
-
-PARTIAL_SUFFIX = ".partial"
+from biomedclip_cli.run_folder import CHECKPOINT_DIR, epoch_checkpoints
 
 
-def incompleteness(path: Path) -> str | None:
-    """Why a checkpoint file cannot be resumed from, or None when it loads and holds an epoch and weights."""
+def incompleteness(path: Path, mmap: bool = False) -> str | None:
+    """Why a checkpoint file cannot be resumed from, or None when it loads and holds an epoch and weights.
+
+    With `mmap` the tensors are mapped, not read: the file's structure and contents list are checked
+    in milliseconds however large it is, but a tensor's bytes are not read, so damage inside one goes unseen.
+    """
     import torch
 
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        content = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises many types for truncated or corrupt files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"it does not load, so it is truncated or corrupt ({reason[:120]})"
@@ -47,12 +50,6 @@ class ResumePoint:
     checkpoint: Path | None
     skipped: list[Problem] = field(default_factory=list)
 
-    @property
-    def epoch(self) -> int:
-        """The number of epochs the checkpoint holds (0 without one)."""
-        return checkpoint_epoch(self.checkpoint) if self.checkpoint else 0
-
-
 def newest_complete_checkpoint(run_dir: Path) -> ResumePoint:
     """Load the run's epoch_K.pt files newest first until one is complete; warn about each one skipped."""
     skipped: list[Problem] = []
@@ -64,18 +61,15 @@ def newest_complete_checkpoint(run_dir: Path) -> ResumePoint:
     return ResumePoint(None, skipped)
 
 
-def partial_path(checkpoint: Path) -> Path:
-    """Where a checkpoint is written before it is renamed into place (open_clip's *.pt glob never sees it)."""
-    return checkpoint.with_name(checkpoint.name + PARTIAL_SUFFIX)
-
-
 def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` epoch checkpoints, and leftovers of interrupted saves; return what went.
 
     Nothing is deleted unless the newest checkpoint is complete, so a bad save never costs a good file.
+    Called after each save, whose atomic rename already makes the file whole, so the newest is checked
+    without reading its tensors (incompleteness with mmap) rather than loaded in full.
     """
     checkpoints = epoch_checkpoints(run_dir)
-    if not checkpoints or incompleteness(checkpoints[-1]) is not None:
+    if not checkpoints or incompleteness(checkpoints[-1], mmap=True) is not None:
         return []
     doomed = checkpoints[:-keep] + sorted((run_dir / CHECKPOINT_DIR).glob(f"*{PARTIAL_SUFFIX}"))
     for path in doomed:

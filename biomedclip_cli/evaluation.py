@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from biomedclip_cli.eval_metrics import RetrievalScores, ZeroShotScores, retrieval_scores, zero_shot_scores
 from biomedclip_cli.problems import ProblemFound, error
-from biomedclip_cli.run_folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints
+from biomedclip_cli.config import TrainConfig
+from biomedclip_cli.run_folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints, read_run_config
 
 BIOMEDICAL_TEMPLATES = (
     "a {}.",
@@ -154,13 +153,15 @@ def resolve_checkpoint(checkpoint: Path) -> Path:
     raise ProblemFound(error("--checkpoint", f"'{checkpoint}' does not exist", "pass a run folder or a checkpoint file"))
 
 
-def run_config(path: Path) -> dict[str, Any] | None:
-    """The bmclip.yaml of the run a folder or checkpoint belongs to (a run folder, or <run>/checkpoints/epoch_K.pt)."""
+def run_config(path: Path) -> TrainConfig | None:
+    """The config of the run a folder or checkpoint belongs to (a run folder, or <run>/checkpoints/epoch_K.pt), from its bmclip.yaml.
+
+    None when there is no bmclip.yaml; ProblemFound when it cannot be read.
+    """
     folder = path if path.is_dir() else path.parent
     for candidate in (folder, folder.parent if folder.name == CHECKPOINT_DIR else None):
         if candidate is not None and (candidate / CONFIG_FILE).is_file():
-            loaded = yaml.safe_load((candidate / CONFIG_FILE).read_text(encoding="utf-8"))
-            return loaded if isinstance(loaded, dict) else None
+            return read_run_config(candidate)
     return None
 
 
@@ -170,8 +171,8 @@ def model_of(model: str | None, named: Sequence[str]) -> str:
         return model
     for name in named:
         config = run_config(Path(name)) if Path(name).exists() else None
-        if config and config.get("model"):
-            return str(config["model"])
+        if config is not None:
+            return config.model
     raise ProblemFound(error("--model", "is needed: no run folder among the weights says which model they are for", "pass --model, e.g. --model ViT-B-32"))
 
 
@@ -200,7 +201,7 @@ def run_progression(run_dir: Path, model: str) -> list[Weights]:
     checkpoints = epoch_checkpoints(run_dir)
     if not checkpoints:
         raise ProblemFound(error("--compare", f"run folder '{run_dir}' has no checkpoints/epoch_K.pt yet", "wait for the first epoch to finish"))
-    start = config.get("pretrained")
+    start = config.pretrained
     first = Weights(f"start ({start})", model, start) if start else Weights("start (untrained)", model, None)
     return [first, *(Weights(checkpoint.stem, model, str(checkpoint)) for checkpoint in checkpoints)]
 

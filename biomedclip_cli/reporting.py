@@ -14,18 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from biomedclip_cli.problems import ProblemFound, error
 from biomedclip_cli.run_folder import (
     CONFIG_FILE,
     LOG_FILE,
-    PARAMS_FILE,
     REPORT_DIR,
     RESULTS_FILE,
     TENSORBOARD_DIR,
     checkpoint_epoch,
     epoch_checkpoints,
+    read_params,
+    read_run_config,
     train_progress,
 )
 
@@ -95,15 +94,8 @@ def _validation_rows(path: Path) -> list[dict[str, float]]:
     return rows
 
 
-def _params(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    pairs = (line.split(": ", 1) for line in path.read_text(encoding="utf-8").splitlines() if ": " in line)
-    return {key.strip(): value.strip() for key, value in pairs}
-
-
 def read_run_logs(run_dir: Path) -> RunLogs:
-    """The run's logged curves, validation rows, config and checkpoints; ProblemFound when it is not a run folder."""
+    """The run's logged curves, validation rows, config and checkpoints; ProblemFound when it is not a run folder or its bmclip.yaml is broken."""
     if not run_dir.is_dir():
         raise ProblemFound(error("RUN_DIR", f"'{run_dir}' is not a folder", "pass the <logs>/<name> folder of a run"))
     if not any((run_dir / name).exists() for name in (CONFIG_FILE, LOG_FILE)):
@@ -112,10 +104,8 @@ def read_run_logs(run_dir: Path) -> RunLogs:
     curves = _tensorboard_curves(events) if events.is_dir() and any(events.iterdir()) else {}
     logs = RunLogs(run_dir, "step", "TensorBoard events", curves) if curves else RunLogs(run_dir, "epoch", LOG_FILE, _log_curves(run_dir))
     logs.validation = _validation_rows(run_dir / RESULTS_FILE)
-    config_path = run_dir / CONFIG_FILE
-    loaded = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else None
-    logs.config = loaded if isinstance(loaded, dict) else {}
-    logs.params = _params(run_dir / PARAMS_FILE)
+    logs.config = read_run_config(run_dir).model_dump(mode="json") if (run_dir / CONFIG_FILE).is_file() else {}
+    logs.params = read_params(run_dir)
     logs.checkpoints = epoch_checkpoints(run_dir)
     return logs
 

@@ -21,15 +21,15 @@ LAUNCHER_MARKERS = (b"bmclip", b"biomedclip_cli")  # in the command line of a pr
 CHECKPOINT_DIR = "checkpoints"
 RESULTS_FILE = f"{CHECKPOINT_DIR}/results.jsonl"
 TENSORBOARD_DIR = "tensorboard"
-PARAMS_FILE = "params.txt"
 REPORT_DIR = "report"
 EPOCH_CHECKPOINT = re.compile(r"^epoch_(\d+)\.pt$")
+LOGGED_NUMBER = r"(?:[\d.e+-]+|-?nan|-?inf)"  # Python's float formatting: a diverged run logs nan or inf
 TRAIN_LINE = re.compile(
     r"Train Epoch: (?P<epoch>\d+) \[\s*(?P<seen>\d+)/(?P<total>\d+) \((?P<percent>\d+)%\)\] "
     r"Data \(t\): (?P<data_time>[\d.]+) Batch \(t\): (?P<batch_time>[\d.]+), "
-    r"(?P<rate>[\d.]+)/s, .*?LR: (?P<lr>[\d.e+-]+).*?Loss: (?P<loss>[\d.e+-]+) \((?P<loss_avg>[\d.e+-]+)\)"
+    rf"(?P<rate>[\d.]+)/s, .*?LR: (?P<lr>{LOGGED_NUMBER}).*?Loss: (?P<loss>{LOGGED_NUMBER}) \((?P<loss_avg>{LOGGED_NUMBER})\)"
 )
-LOGIT_SCALE = re.compile(r"Logit Scale: (?P<scale>[\d.e+-]+)")
+LOGIT_SCALE = re.compile(rf"Logit Scale: (?P<scale>{LOGGED_NUMBER})")
 
 
 def write_run_config(config: TrainConfig) -> Path:
@@ -158,3 +158,12 @@ def train_progress(run_dir: Path) -> list[TrainProgress]:
         for line in lines
         if (m := TRAIN_LINE.search(line))
     ]
+
+
+def read_params(run_dir: Path) -> dict[str, str]:
+    """open_clip's <run>/params.txt ('name: value' per line) as a dict; empty when missing."""
+    path = run_dir / PARAMS_FILE
+    if not path.is_file():
+        return {}
+    pairs = (line.split(": ", 1) for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if ": " in line)
+    return {key.strip(): value.strip() for key, value in pairs}

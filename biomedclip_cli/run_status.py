@@ -20,6 +20,7 @@ from biomedclip_cli.run_folder import (
     checkpoint_epoch,
     epoch_checkpoints,
     read_launch_record,
+    read_params,
     read_run_config,
     train_progress,
 )
@@ -66,17 +67,9 @@ def _model_and_epochs(run_dir: Path) -> tuple[str, int | None]:
         config = read_run_config(run_dir)
         return config.model, config.planned_epochs()
     except ProblemFound:
-        params = _read_params(run_dir / PARAMS_FILE)
+        params = read_params(run_dir)
         epochs = params.get("epochs", "")
         return params.get("model", "?"), int(epochs) if epochs.isdigit() else None
-
-
-def _read_params(path: Path) -> dict[str, str]:
-    """open_clip's params.txt ('name: value' per line) as a dict; empty when missing."""
-    if not path.is_file():
-        return {}
-    pairs = (line.split(": ", 1) for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if ": " in line)
-    return {key.strip(): value.strip() for key, value in pairs}
 
 
 def _status(run_dir: Path, done: int, total: int | None) -> tuple[str, str]:

@@ -24,13 +24,14 @@ from open_clip_train import main as open_clip_main
 from open_clip_train.distributed import is_master
 from open_clip_train.params import parse_args
 
-from biomedclip_cli.checkpoints import newest_complete_checkpoint, partial_path, prune_checkpoints
+from biomedclip_cli.checkpoints import newest_complete_checkpoint, prune_checkpoints
 from biomedclip_cli.checks.hub import check_hub_access
 from biomedclip_cli.hub_stream import register_hf_scheme
 from biomedclip_cli.launch import WORKER_KEEP_CHECKPOINTS
 from biomedclip_cli.model_configs import register_with_open_clip
 from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST
 from biomedclip_cli.parent_death import die_with_parent
+from biomedclip_cli.partial_files import partial_path
 from biomedclip_cli.problems import Problem
 from biomedclip_cli.run_folder import EPOCH_CHECKPOINT, LOG_FILE
 

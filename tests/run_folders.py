@@ -13,6 +13,8 @@ import torch
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.run_folder import CHECKPOINT_DIR, LAUNCH_FILE, LOG_FILE, write_launch_record, write_run_config
 
+# The progress lines of a real bmclip-tiny run trained at --lr 1e12: the loss is nan from its second step on.
+DIVERGED_LOG = Path(__file__).parent / "fixtures" / "diverged_run" / LOG_FILE
 RESOLVED = {"model": "bmclip-tiny", "dataset_type": "csv", "csv_separator": ",", "nproc_per_node": 1, "precision": "fp32", "lr": 1e-3,
             "batch_size": 8, "workers": 0}
 

@@ -41,7 +41,8 @@ def test_newest_complete_checkpoint_skips_bad_files_newest_first(tmp_path: Path)
     truncate(tmp_path / "checkpoints" / "epoch_10.pt")
     truncate(tmp_path / "checkpoints" / "epoch_3.pt")
     point = newest_complete_checkpoint(tmp_path)
-    assert point.checkpoint == tmp_path / "checkpoints" / "epoch_2.pt" and point.epoch == 2
+    assert point.checkpoint == tmp_path / "checkpoints" / "epoch_2.pt"
+    assert torch.load(point.checkpoint, weights_only=True)["epoch"] == 2
     assert [p.subject.rsplit("/", 1)[-1] for p in point.skipped] == ["epoch_10.pt", "epoch_3.pt"]
     assert newest_complete_checkpoint(tmp_path / "empty").checkpoint is None
 
@@ -56,6 +57,21 @@ def test_pruning_keeps_the_newest_k_and_never_deletes_for_an_incomplete_newest(t
     removed = prune_checkpoints(tmp_path, keep=2)
     assert sorted(p.name for p in removed) == ["epoch_1.pt", "epoch_1.pt.partial"]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_2.pt", "epoch_3.pt"]
+
+
+def bytes_read_by_this_process() -> int:
+    """Bytes this process has read through read() calls so far (Linux's /proc/self/io rchar; mapped pages do not count)."""
+    return next(int(line.split()[1]) for line in Path("/proc/self/io").read_text().splitlines() if line.startswith("rchar:"))
+
+
+def test_pruning_checks_the_newest_without_reading_its_tensors(tmp_path: Path):
+    save_checkpoint(tmp_path, 1)
+    newest = tmp_path / "checkpoints" / "epoch_2.pt"
+    torch.save({"epoch": 2, "state_dict": {"w": torch.rand(10_000_000)}, "optimizer": {}}, newest)
+    before = bytes_read_by_this_process()
+    removed = prune_checkpoints(tmp_path, keep=1)
+    assert bytes_read_by_this_process() - before < newest.stat().st_size // 10, "the 40 MB checkpoint was read in full"
+    assert [p.name for p in removed] == ["epoch_1.pt"]
 
 
 SAVE_FOREVER = """

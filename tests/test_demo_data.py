@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import webdataset as wds
 
 from biomedclip_cli.data.demo import write_demo_dataset
@@ -52,6 +53,22 @@ def test_same_seed_same_figures_and_captions_vary():
     assert first == again and first != other
     captions = {s.caption for s in generate(30, seed=1) if s.label == "brain mri"}
     assert len(captions) > 5
+
+
+@pytest.mark.parametrize("interrupted_at", [3, 12], ids=["training split", "held-out split"])
+def test_an_interruption_leaves_no_partial_file(tmp_path: Path, interrupted_at: int):
+    written = 0
+
+    def ctrl_c_at_sample(count: int) -> None:
+        nonlocal written
+        written += count
+        if written == interrupted_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_demo_dataset(tmp_path / "data", per_class=2, heldout_per_class=1, seed=0, shard_size=4, progress=ctrl_c_at_sample)
+    assert not [path.name for path in (tmp_path / "data").rglob("*") if path.name.endswith(".partial")]
+    assert not (tmp_path / "data" / "heldout.csv").exists()
 
 
 def test_refuses_to_overwrite_a_dataset(invoke, tmp_path):

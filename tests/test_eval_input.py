@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from run_folders import make_run_folder
+
+from biomedclip_cli.run_folder import CONFIG_FILE
 
 
 def assert_refused(result, expected: str) -> None:
@@ -70,3 +73,9 @@ def test_compare_needs_a_run_folder(invoke, figures):
     Path("somewhere").mkdir()
     assert_refused(invoke("eval", "--model", "bmclip-tiny", "--data", "eval.csv", "--compare", "somewhere"),
                    "--compare: 'somewhere' is not a bmclip run folder (no bmclip.yaml)")
+
+
+def test_a_run_folder_with_a_broken_bmclip_yaml(invoke, figures, demo_data):
+    run_dir = make_run_folder(demo_data.train_csv, name="broken")
+    (run_dir / CONFIG_FILE).write_text("model: [bmclip-tiny\n")
+    assert_refused(invoke("eval", "--data", "eval.csv", "--checkpoint", str(run_dir)), f"{run_dir / CONFIG_FILE}: is not valid YAML")

@@ -191,7 +191,7 @@ def test_na_values_match_pandas():
     (lambda d, f: [f.root], "--out", "nothing to write"),
     (lambda d, f: [f.root, "--out", _write(d / "t.csv", b"old")], "--out", "already exists; pass --overwrite"),
     (lambda d, f: [f.root, "--out", d / "t.csv", "--rejects", d / "t.csv"], "--rejects", "is also given to --out"),
-    (lambda d, f: [d / "missing" / "{000000..000003}.tar", "--out", d / "t.csv"], "{000000..000003}.tar", "4 of 4 shards do not exist"),
+    (lambda d, f: [d / "missing" / "{000000..000003}.tar", "--out", d / "t.csv"], "{000000..000003}.tar", "matches no shard"),
     (lambda d, f: ["https://example.org/shards/000000.tar", "--out", d / "t.csv"], "https://",
      "prepare-csv reads local files and hf:// shards"),
 ])
@@ -266,6 +266,23 @@ def test_ctrl_c_leaves_no_half_written_csv(tmp_path: Path):
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["many"]
+
+
+def test_an_interrupted_overwrite_leaves_no_sizes_json_beside_new_shards(figures: Figures, tmp_path: Path):
+    shards = tmp_path / "shards"
+    assert prepare_csv(figures.root, "--shards", shards, "--shard-size", 5).exit_code == 0
+    assert (shards / "sizes.json").is_file()
+    outputs = Outputs(None, None, tmp_path / "shards.rejects.csv", shards, None, None)
+    request = PrepareRequest((str(figures.root),), outputs, shard_size=2, overwrite=True)
+
+    def ctrl_c(rows: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare(request, open_sources(list(request.sources), request.read), ctrl_c)
+    assert (shards / "000000.tar").is_file(), "new shards were written before the interruption"
+    assert not (shards / "sizes.json").exists(), "the old sizes.json would count the new shards wrong"
+    assert not [path.name for path in shards.iterdir() if path.name.endswith(".partial")]
 
 
 def test_help_imports_nothing_heavy():

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from run_folders import DIVERGED_LOG, assert_refused, make_run_folder
+
 from biomedclip_cli.reporting import PLOT_DPI, PLOT_SIZE_INCHES
+from biomedclip_cli.run_folder import CONFIG_FILE, LOG_FILE
 from conftest import run_bmclip
 
-pytestmark = pytest.mark.slow
 PLOT_PIXELS = (int(PLOT_SIZE_INCHES[0] * PLOT_DPI), int(PLOT_SIZE_INCHES[1] * PLOT_DPI))
 PLOTS = ("loss", "lr", "logit_scale", "samples_per_second", "validation")
 
@@ -24,6 +26,7 @@ def assert_plots(folder: Path, names: tuple[str, ...]) -> None:
             assert brightest - darkest > 100, f"{name}.png is blank"
 
 
+@pytest.mark.slow
 def test_report_of_a_finished_run(trained_run: Path, tmp_path: Path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -39,6 +42,7 @@ def test_report_of_a_finished_run(trained_run: Path, tmp_path: Path):
     assert str(report / "index.html") in result.stdout
 
 
+@pytest.mark.slow
 def test_report_of_a_run_still_going(trained_run: Path, tmp_path: Path):
     """Two epochs in, without TensorBoard: curves from out.log, a half-written results line skipped."""
     run = tmp_path / "running"
@@ -58,7 +62,22 @@ def test_report_of_a_run_still_going(trained_run: Path, tmp_path: Path):
     assert "out.log" in (tmp_path / "out" / "index.html").read_text()
 
 
+@pytest.mark.slow
 def test_report_of_a_folder_that_is_no_run(tmp_path: Path):
     result = run_bmclip("report", str(tmp_path))
     assert result.returncode == 2
     assert f"bmclip: error: RUN_DIR: '{tmp_path}' has neither bmclip.yaml nor out.log" in result.stderr
+
+
+def test_report_of_a_diverged_run_shows_its_nan_loss(invoke, demo_data):
+    run_dir = make_run_folder(demo_data.train_csv, name="diverged", epochs=2, checkpoints=(1, 2))
+    (run_dir / LOG_FILE).write_text(DIVERGED_LOG.read_text())
+    result = invoke("report", str(run_dir))
+    assert result.exit_code == 0, result.stderr
+    assert "<td>2.5411 → nan</td>" in (run_dir / "report" / "index.html").read_text()
+
+
+def test_report_of_a_run_with_a_broken_bmclip_yaml(invoke, demo_data):
+    run_dir = make_run_folder(demo_data.train_csv, name="broken")
+    (run_dir / CONFIG_FILE).write_text("model: bmclip-tiny\nepochs: [\n")
+    assert_refused(invoke("report", str(run_dir)), f"{run_dir / CONFIG_FILE}: is not valid YAML at line 3")

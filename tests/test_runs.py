@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from run_folders import assert_refused, make_run_folder, set_launcher_pid, truncate
+from run_folders import DIVERGED_LOG, assert_refused, make_run_folder, set_launcher_pid, truncate
 
 from biomedclip_cli.run_folder import LOG_FILE, record_exit
 
@@ -55,6 +55,15 @@ def test_runs_reads_open_clips_params_for_runs_bmclip_did_not_launch(invoke):
     os.utime(run_dir / LOG_FILE, (0, 0))
     run = runs_json(invoke)["pasted"]
     assert (run["model"], run["epochs_done"], run["epochs_total"], run["status"], run["detail"]) == ("ViT-B-32", 0, 7, "failed", "log quiet")
+
+
+def test_a_diverged_run_shows_its_nan_loss(invoke, demo_data):
+    run_dir = make_run_folder(demo_data.train_csv, name="diverged", epochs=2, checkpoints=(1, 2))
+    (run_dir / LOG_FILE).write_text(DIVERGED_LOG.read_text())
+    assert runs_json(invoke)["diverged"]["last_loss"] is None
+    result = invoke("runs")
+    row = next(line for line in result.stdout.splitlines() if "diverged" in line)
+    assert row.split("│")[-2].strip() == "nan", row
 
 
 def test_runs_prints_a_table(invoke, demo_data):

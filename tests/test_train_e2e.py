@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 from pathlib import Path
 
@@ -43,6 +44,17 @@ def test_train_on_biomedica_layout_shards_with_two_ranks(demo_data, tmp_path: Pa
     assert_trained(tmp_path / "shards", epochs=3)
     params = (tmp_path / "shards" / "params.txt").read_text()
     assert "dataset_resampled: True" in params and "train_num_samples: 200" in params
+
+
+def test_a_diverged_run_ends_with_a_nan_loss_in_its_summary(demo_data, tmp_path: Path):
+    result = run_bmclip("train", "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny", "--nproc-per-node", "1",
+                        "--batch-size", "40", "--epochs", "1", "--lr", "1e12", "--warmup", "0", "--workers", "0", "--precision", "fp32",
+                        "--logs", str(tmp_path), "--name", "diverged", "--", "--log-every-n-steps", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    final_loss = next(line for line in result.stdout.splitlines() if "final loss" in line)
+    assert final_loss.split()[2] == "nan", final_loss
+    losses = [p.loss for p in train_progress(tmp_path / "diverged")]
+    assert len(losses) == 5 and math.isfinite(losses[0]) and math.isnan(losses[-1]), losses
 
 
 def test_dry_run_line_pasted_into_a_shell_trains_the_same(demo_data, tmp_path: Path):

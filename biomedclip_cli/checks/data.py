@@ -18,6 +18,7 @@ from pathlib import Path
 from braceexpand import braceexpand
 
 from biomedclip_cli.checks.hub import inspect_hub_source
+from biomedclip_cli.data.shards import IMAGE_EXTENSIONS
 from biomedclip_cli.hub import is_hub_url
 from biomedclip_cli.problems import Problem, error
 
@@ -28,7 +29,6 @@ ROWS_TO_CHECK = 5
 CSV_SUFFIXES = ("csv", "tsv")
 SHARD_SUFFIXES = ("tar",)
 CAPTION_SUFFIX = "txt"
-IMAGE_SUFFIXES = ("jpg", "png", "jpeg", "webp")
 SAMPLE_KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's key.suffix split (importing webdataset would import torch)
 
 
@@ -244,8 +244,8 @@ def check_first_samples(shards: ShardSet, option: str) -> list[Problem]:
         if first is None:
             return [error(option, f"shard '{shard}' holds no sample", "check the brace range, or rewrite the shard")]
         key, suffixes = first
-        if CAPTION_SUFFIX not in suffixes or not set(IMAGE_SUFFIXES) & set(suffixes):
-            lacking = ".txt caption" if CAPTION_SUFFIX not in suffixes else f"image ({', '.join('.' + s for s in IMAGE_SUFFIXES)})"
+        if CAPTION_SUFFIX not in suffixes or not set(IMAGE_EXTENSIONS) & set(suffixes):
+            lacking = ".txt caption" if CAPTION_SUFFIX not in suffixes else f"image ({', '.join('.' + s for s in IMAGE_EXTENSIONS)})"
             return [error(option, f"the first sample of '{shard}' ('{key}', with {', '.join(suffixes)}) has no {lacking}",
                           "open_clip drops such samples and can hang when none is left; write each sample as <key>.jpg and <key>.txt")]
     return []

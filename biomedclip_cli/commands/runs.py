@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,8 @@ def runs(
 ) -> None:
     """List the runs under LOGS_DIR: model, epochs done, last checkpoint, status (running, finished, failed) and last loss.
 
+    A run whose training diverged shows its last loss as nan or inf (null in --json).
+
     A failed run continues with: bmclip resume LOGS_DIR/NAME.
     """
     if not logs_dir.is_dir():
@@ -30,7 +33,7 @@ def runs(
     if as_json:
         payload = [{"name": r.name, "folder": str(r.folder), "model": r.model, "epochs_done": r.epochs_done, "epochs_total": r.epochs_total,
                     "last_checkpoint": str(r.last_checkpoint) if r.last_checkpoint else None, "status": r.status, "detail": r.detail,
-                    "last_loss": r.last_loss} for r in found]
+                    "last_loss": r.last_loss if r.last_loss is not None and math.isfinite(r.last_loss) else None} for r in found]
         typer.echo(json.dumps(payload, indent=2))
         return
     if not found:

@@ -8,12 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-PARTIAL_SUFFIX = ".partial"
-
-
-def partial_path(path: Path) -> Path:
-    """Where a file is written before it is complete (renamed over `path` at the end)."""
-    return path.with_name(path.name + PARTIAL_SUFFIX)
+from biomedclip_cli.partial_files import partial_path
 
 
 class AtomicCsvWriter:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from biomedclip_cli.data.csv_output import AtomicCsvWriter
 from biomedclip_cli.data.shards import ShardWriter, jpeg_bytes, shard_pattern
 from biomedclip_cli.data.synthetic import MODALITIES, SyntheticSample, generate
 
@@ -41,21 +41,17 @@ def _write_split(samples: Iterable[SyntheticSample], folder: Path, csv_path: Pat
                  progress: Callable[[int], None]) -> int:
     image_dir = folder / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
-    partial = csv_path.with_name(csv_path.name + ".partial")
     written = 0
-    with partial.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(CSV_COLUMNS)
+    with AtomicCsvWriter(csv_path, CSV_COLUMNS) as writer:
         for sample in samples:
             image_path = image_dir / f"{sample.key}.jpg"
             jpg = jpeg_bytes(sample.image)
             image_path.write_bytes(jpg)
-            writer.writerow([str(image_path), sample.caption, sample.label])
+            writer.write([str(image_path), sample.caption, sample.label])
             if shards is not None:
                 shards.write(sample.key, jpg, sample.caption, _biomedica_metadata(sample))
             written += 1
             progress(1)
-    partial.replace(csv_path)
     return written
 
 

@@ -7,13 +7,16 @@ import json
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
+from biomedclip_cli.partial_files import partial_path
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SIZES_FILE = "sizes.json"
-# The image keys open_clip's webdataset pipeline renames to its image (wds.rename(image="jpg;png;jpeg;webp")).
-IMAGE_EXTENSIONS = ("jpg", "png", "webp")
+# The image keys open_clip's webdataset pipeline renames to its image (wds.rename(image="jpg;png;jpeg;webp")), in its order.
+IMAGE_EXTENSIONS = ("jpg", "png", "jpeg", "webp")
 
 
 def jpeg_bytes(image: Image.Image, quality: int = 92) -> bytes:
@@ -32,7 +35,9 @@ class ShardWriter:
     """Writes samples into numbered shards of at most `shard_size` samples, then sizes.json.
 
     Each shard is written under a temporary name and renamed when complete, so an interrupted
-    run never leaves a truncated shard that looks finished.
+    run never leaves a truncated shard that looks finished. A sizes.json already in the folder is
+    deleted on opening: it counts shards this writer replaces, and an interrupted run must not leave
+    it beside new shards (open_clip and bmclip would take its counts for theirs).
     """
 
     def __init__(self, folder: Path, shard_size: int = 10_000) -> None:
@@ -43,24 +48,24 @@ class ShardWriter:
         self.shard_size = shard_size
         self.sizes: dict[str, int] = {}
         self._writer: Any = None
-        self._partial: Path | None = None
+        self._shard: Path | None = None  # the shard being written, under its partial_path until complete
         self._count = 0
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / SIZES_FILE).unlink(missing_ok=True)
 
     def _open_next(self) -> None:
         self._close_current()
-        name = f"{len(self.sizes):06d}.tar"
-        self._partial = self.folder / f".{name}.partial"
-        self._writer = self._tar_writer(str(self._partial))
-        self.sizes[name] = 0
+        self._shard = self.folder / f"{len(self.sizes):06d}.tar"
+        self._writer = self._tar_writer(str(partial_path(self._shard)))
+        self.sizes[self._shard.name] = 0
         self._count = 0
 
     def _close_current(self) -> None:
-        if self._writer is None or self._partial is None:
+        if self._writer is None or self._shard is None:
             return
         self._writer.close()
-        os.replace(self._partial, self.folder / self._partial.name[1:].removesuffix(".partial"))
-        self._writer, self._partial = None, None
+        os.replace(partial_path(self._shard), self._shard)
+        self._writer, self._shard = None, None
 
     def write(self, key: str, image: bytes, caption: str, metadata: dict[str, Any], image_ext: str = "jpg") -> None:
         """Add one sample (`key`.jpg, `key`.txt, `key`.json); `image_ext` is one of IMAGE_EXTENSIONS."""
@@ -75,7 +80,7 @@ class ShardWriter:
     def close(self) -> None:
         """Finish the last shard and write sizes.json (read by open_clip and bmclip to count samples)."""
         self._close_current()
-        partial = self.folder / f".{SIZES_FILE}.partial"
+        partial = partial_path(self.folder / SIZES_FILE)
         partial.write_text(json.dumps(self.sizes, indent=1), encoding="utf-8")
         os.replace(partial, self.folder / SIZES_FILE)
 
@@ -85,6 +90,6 @@ class ShardWriter:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         if kind is None:
             self.close()
-        elif self._writer is not None and self._partial is not None:
+        elif self._writer is not None and self._shard is not None:
             self._writer.close()
-            self._partial.unlink(missing_ok=True)
+            partial_path(self._shard).unlink(missing_ok=True)

@@ -17,19 +17,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biomedclip_cli.biomedica import expand_shortcuts
-from biomedclip_cli.checks.data import inspect_shards, is_remote
+from biomedclip_cli.checks.data import check_shards, inspect_shards, is_remote
 from biomedclip_cli.hub import is_hub_url
 from biomedclip_cli.data.rows import (
     MISSING_FILE, NO_CAPTION, NO_IMAGE, UNREADABLE_CAPTION, UNREADABLE_FOLDER, UNREADABLE_RECORD, UNREADABLE_SHARD, Reason, Row,
     caption_problem, cell_text, rejected_row,
 )
+from biomedclip_cli.data.shards import IMAGE_EXTENSIONS
 from biomedclip_cli.data.tables import TABLE_SUFFIXES, Table, open_table
 from biomedclip_cli.problems import Problem, ProblemFound, error
 
 IMAGE_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp", ".tif": "tif", ".tiff": "tif",
                   ".bmp": "bmp", ".gif": "gif"}
 CAPTION_SUFFIX = ".txt"
-SHARD_IMAGE_KEYS = ("jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "gif")
+SHARD_IMAGE_KEYS = (*IMAGE_EXTENSIONS, "tif", "tiff", "bmp", "gif")  # open_clip's, then those re-encoded for it
 KEY_COLUMN = "__key__"
 UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -281,12 +282,9 @@ def open_source(spec: str, number: int, settings: ReadSettings) -> Source:
                                  "download the files first and pass the local path"))
     if _is_shard_pattern(expanded):
         found = inspect_shards(expanded, option=spec)
-        if found.problems:
-            raise ProblemFound(found.problems[0])
-        if found.missing:
-            shown = ", ".join(found.missing[:3]) + (f" and {len(found.missing) - 3} more" if len(found.missing) > 3 else "")
-            raise ProblemFound(error(spec, f"{len(found.missing)} of {found.count} shards do not exist: {shown}",
-                                     "check the folder and the brace range, e.g. 'shards/{000000..000009}.tar'"))
+        problems = found.problems or check_shards(found, spec, spec)
+        if problems:
+            raise ProblemFound(problems[0])
         shards = [shard for group in found.by_source for shard in group]
         return ShardSource(expanded, shards, f"{number:02d}-{safe_name(Path(shards[0]).parent.name)}", settings)
     path = Path(spec)
