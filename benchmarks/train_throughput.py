@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from biomedclip_cli.checks.hardware import visible_gpu_count  # noqa: E402
+from biomedclip_cli.checks.hardware import visible_gpus  # noqa: E402
 from biomedclip_cli.model_configs import FOLDER as BMCLIP_MODEL_CONFIGS  # noqa: E402
 from biomedclip_cli.run_folder import LOG_FILE, TRAIN_LINE, TrainProgress, train_progress  # noqa: E402
 
@@ -80,7 +80,7 @@ def parse_options() -> argparse.Namespace:
     options.model = options.model or ("ViT-B-32" if gpu else "bmclip-tiny")
     options.batch_size = options.batch_size or (256 if gpu else 64)
     options.steps = options.steps or (100 if gpu else 60)
-    options.nproc = options.nproc or (max(visible_gpu_count(), 1) if gpu else 1)
+    options.nproc = options.nproc or (max(len(visible_gpus()), 1) if gpu else 1)
     options.workers = options.workers if options.workers is not None else (8 if gpu else 1)
     options.log_every = options.log_every or (10 if gpu else 5)
     options.warmup_steps = options.warmup_steps if options.warmup_steps is not None else (20 if gpu else 10)

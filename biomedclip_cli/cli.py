@@ -5,8 +5,10 @@ Importing this module must stay cheap: no torch, no open_clip (see benchmarks/cl
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Annotated, NoReturn, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
@@ -16,6 +18,8 @@ from biomedclip_cli.problems import Problem, ProblemFound, not_installed
 
 DEBUG_VARIABLE = "BMCLIP_DEBUG"
 PASSTHROUGH = {"allow_extra_args": True}
+INTERRUPTED_EXIT_CODE = 130
+INTERRUPTED_LINE = "bmclip: interrupted"
 
 
 def _show_version(value: bool) -> None:
@@ -31,6 +35,26 @@ def _root(
 
     Typical order: env-check (before installing PyTorch), prepare-csv (your figures), train (or slurm-gen on a cluster), eval, report.
     """
+
+
+def _ends_cleanly_on_ctrl_c(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The command, with a Ctrl-C it does not handle itself (a slow preflight, a hub listing) ending it with one line and exit status 130.
+
+    Typer would end it with status 130 and no word; a command that says more (prepare-csv) catches it first.
+    """
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            _say_interrupted()
+            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+
+    return run
+
+
+def _say_interrupted() -> None:
+    console.err.print(INTERRUPTED_LINE, markup=False)
 
 
 def create_app() -> typer.Typer:
@@ -55,6 +79,8 @@ def create_app() -> typer.Typer:
     app.command("bench-data", epilog=bench_data.EPILOG, context_settings=PASSTHROUGH)(bench_data.bench_data_command)
     app.command("eval", epilog=evaluate.EPILOG)(evaluate.evaluate)
     app.command("report", epilog=report.EPILOG)(report.report)
+    for command in app.registered_commands:
+        command.callback = _ends_cleanly_on_ctrl_c(command.callback) if command.callback else None
     return app
 
 
@@ -69,13 +95,16 @@ def _exit_with(problem: Problem) -> NoReturn:
 
 
 def main() -> None:
-    """Entry point: run the app; a problem raised below the commands, or a module this install lacks, becomes one line and exit status 2."""
+    """Entry point: run the app; a problem below the commands or a module this install lacks becomes one line and exit status 2, a Ctrl-C one line and 130."""
     try:
         app(prog_name="bmclip")
     except ProblemFound as found:
         _exit_with(found.problem)
     except ModuleNotFoundError as missing:  # a base install (no [train] extra) running a command that needs torch, Pillow, ...
         _exit_with(not_installed(missing.name or str(missing)))
+    except KeyboardInterrupt:
+        _say_interrupted()
+        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
     except Exception as exc:
         if os.environ.get(DEBUG_VARIABLE):
             raise

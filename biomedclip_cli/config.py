@@ -135,12 +135,20 @@ class TrainConfig(BaseModel):
     # Launch
     nproc_per_node: int | None = _option(
         None, "Training processes per node.", LAUNCH, "4", shown_default="one per visible GPU, else 1", gt=0)
-    gpus: str | None = _option(None, "GPU indices to use (sets CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3", pattern=r"^\d+(,\d+)*$")
+    gpus: str | None = _option(
+        None, "GPU indices to use, as nvidia-smi lists them (they replace CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3", pattern=r"^\d+(,\d+)*$")
     nnodes: int = _option(1, "Number of nodes.", LAUNCH, "2", gt=0)
-    node_rank: int = _option(0, "Rank of this node (multi-node without a rendezvous endpoint).", LAUNCH, "0", ge=0)
-    rdzv_endpoint: str | None = _option(None, "Rendezvous host:port shared by all nodes (multi-node).", LAUNCH, "node001:29400")
-    rdzv_id: str | None = _option(None, "Rendezvous job id shared by all nodes.", LAUNCH, "biomedica-run")
-    master_port: int | None = _option(None, "Port of the rank-0 process.", LAUNCH, "29500", gt=0, lt=65536)
+    node_rank: int | None = _option(
+        None, "Rank of this node, 0 on the --rdzv-endpoint host: given, the nodes meet by torchrun's static rendezvous there; "
+        "not given, by c10d rendezvous, which numbers the nodes itself.", LAUNCH, "0", shown_default="numbered by the rendezvous", ge=0)
+    rdzv_endpoint: str | None = _option(
+        None, "Rendezvous HOST:PORT shared by all nodes, needed with --nnodes above 1 (with --node-rank: node 0's address and port).",
+        LAUNCH, "node001:29400")
+    rdzv_id: str | None = _option(
+        None, "Rendezvous job id shared by all nodes (c10d rendezvous); give it or --name on every node.", LAUNCH, "biomedica-run",
+        shown_default="the --name")
+    master_port: int | None = _option(
+        None, "Port of the rank-0 process on a single node (several nodes meet at --rdzv-endpoint's port).", LAUNCH, "29500", gt=0, lt=65536)
 
     extra_args: list[str] = Field(
         default_factory=list,

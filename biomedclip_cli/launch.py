@@ -6,7 +6,9 @@ same LaunchCommand, so pasting the printed line starts exactly the training bmcl
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -19,6 +21,7 @@ from biomedclip_cli.parent_death import die_with_parent
 WORKER_MODULE = "biomedclip_cli.worker"
 LAUNCHER_MODULE = "torch.distributed.run"
 WORKER_KEEP_CHECKPOINTS = "--keep-checkpoints"
+ENDPOINT_PATTERN = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::(?P<port>\d+))?")
 
 
 @dataclass(frozen=True)
@@ -36,27 +39,36 @@ class LaunchCommand:
         return " ".join([*change_folder, *assignments, shlex.join(self.argv)])
 
 
+def rendezvous_address(endpoint: str) -> tuple[str, int | None] | None:
+    """The host and port (None when not given) of a --rdzv-endpoint HOST[:PORT] ([v6:address] in brackets); None if it is not one."""
+    match = ENDPOINT_PATTERN.fullmatch(endpoint)
+    if match is None:
+        return None
+    port = match.group("port")
+    if port is not None and not 0 < int(port) < 65536:
+        return None
+    return match.group("host"), int(port) if port is not None else None
+
+
 def launcher_args(config: TrainConfig) -> list[str]:
     """torch.distributed.run's own flags for the config's launch settings.
 
-    A single node with no port or endpoint given uses --standalone, so runs side by side never
-    fight over a fixed port.
+    Without --rdzv-endpoint the run is on one node: --standalone, so runs side by side never fight
+    over a fixed port, or 127.0.0.1 and --master-port when a port is given. With it, the nodes meet
+    there: by torchrun's static rendezvous when --node-rank numbers this node (its host is node 0's
+    address, its port node 0's port), else by c10d rendezvous, which numbers the nodes itself, under
+    the id --rdzv-id (default: the run name).
     """
     args = [f"--nproc-per-node={config.nproc_per_node or 1}"]
-    if config.nnodes > 1 or config.rdzv_endpoint:
-        args.append(f"--nnodes={config.nnodes}")
-        if config.rdzv_endpoint:
-            args += ["--rdzv-backend=c10d", f"--rdzv-endpoint={config.rdzv_endpoint}"]
-            args.append(f"--rdzv-id={config.rdzv_id or config.name}")
-        else:
-            args.append(f"--node-rank={config.node_rank}")
-            if config.master_port is not None:
-                args.append(f"--master-port={config.master_port}")
-    elif config.master_port is not None:
-        args += ["--master-addr=127.0.0.1", f"--master-port={config.master_port}"]
-    else:
-        args.append("--standalone")
-    return args
+    if config.rdzv_endpoint is None:
+        if config.master_port is not None:
+            return args + ["--master-addr=127.0.0.1", f"--master-port={config.master_port}"]
+        return args + ["--standalone"]
+    args.append(f"--nnodes={config.nnodes}")
+    if config.node_rank is None:
+        return args + ["--rdzv-backend=c10d", f"--rdzv-endpoint={config.rdzv_endpoint}", f"--rdzv-id={config.rdzv_id or config.name}"]
+    host, port = rendezvous_address(config.rdzv_endpoint) or (config.rdzv_endpoint, None)  # preflight refuses a malformed endpoint
+    return args + [f"--node-rank={config.node_rank}", f"--master-addr={host}", *([f"--master-port={port}"] if port is not None else [])]
 
 
 def logger_environment(config: TrainConfig) -> dict[str, str]:
@@ -108,7 +120,7 @@ def srun_words(config: TrainConfig, openclip_args: list[str], python: str = "pyt
     text, and only the two rendezvous words, which launch.py writes itself, are double-quoted so
     that the job's shell expands their variables. `--gpus` is dropped: SLURM picks each node's GPUs.
     """
-    node_config = config.model_copy(update={**SLURM_RENDEZVOUS, "gpus": None, "master_port": None, "node_rank": 0})
+    node_config = config.model_copy(update={**SLURM_RENDEZVOUS, "gpus": None, "master_port": None, "node_rank": None})
     argv = [*SRUN_ARGS, *torchrun_command(node_config, openclip_args, python=python).argv]
     expanded = {f"--rdzv-endpoint={SLURM_RENDEZVOUS['rdzv_endpoint']}", f"--rdzv-id={SLURM_RENDEZVOUS['rdzv_id']}"}
     launcher_end = argv.index(WORKER_MODULE)
@@ -124,7 +136,7 @@ def run_supervised(command: LaunchCommand) -> int:
     rank outlives the run. A run ended by a signal returns 128 + its number (130, 143).
     """
     process = subprocess.Popen(command.argv, env={**os.environ, **command.env}, cwd=command.cwd, start_new_session=True,
-                               preexec_fn=die_with_parent)
+                               preexec_fn=functools.partial(die_with_parent, parent=os.getpid()))
     received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:

@@ -60,9 +60,23 @@ def _open_clip_value(name: str, value: object) -> object:
     return OPEN_CLIP_RESUME_LATEST if name == "resume" and value == RESUME_AUTO else value
 
 
-def open_clip_flags(config: TrainConfig) -> set[str]:
+def open_clip_flags() -> set[str]:
     """Every open_clip flag bmclip has its own option for (those must not be repeated after `--`)."""
     return {flag(name) for name in TrainConfig.model_fields if name not in NOT_OPEN_CLIP}
+
+
+def _abbreviated_flag(arg: str, owned: set[str], parsed: Namespace) -> str | None:
+    """The bmclip-owned flag that open_clip's argparse reads `arg` as when `arg` abbreviates it (`--nam` for --name), else None.
+
+    argparse takes any unique prefix of a flag for the flag. `parsed` is what open_clip's parser made
+    of the passthrough args: it succeeded, so a prefix matched exactly one flag, and a prefix of an
+    owned flag that is not itself one of open_clip's flags (its attribute in `parsed`) matched that one.
+    """
+    name = arg.split("=", 1)[0]
+    if not name.startswith("--") or hasattr(parsed, name[2:].replace("-", "_")):
+        return None
+    matches = [owned_flag for owned_flag in owned if owned_flag.startswith(name)]
+    return matches[0] if len(matches) == 1 else None
 
 
 def parse_with_open_clip(argv: list[str]) -> Namespace | Problem:
@@ -83,8 +97,8 @@ def parse_with_open_clip(argv: list[str]) -> Namespace | Problem:
 
 
 def check_extra_args(config: TrainConfig) -> list[Problem]:
-    """Problems with the passthrough args: flags bmclip owns, or args open_clip's parser rejects."""
-    owned = open_clip_flags(config)
+    """Problems with the passthrough args: flags bmclip owns (also abbreviated, as argparse allows), or args open_clip's parser rejects."""
+    owned = open_clip_flags()
     for arg in config.extra_args:
         name = arg.split("=", 1)[0]
         if name in owned:
@@ -92,4 +106,12 @@ def check_extra_args(config: TrainConfig) -> list[Problem]:
     if not config.extra_args:
         return []
     parsed = parse_with_open_clip(list(config.extra_args))
-    return [parsed] if isinstance(parsed, Problem) else []
+    if isinstance(parsed, Problem):
+        return [parsed]
+    for arg in config.extra_args:
+        abbreviated = _abbreviated_flag(arg, owned, parsed)
+        if abbreviated is not None:
+            name = arg.split("=", 1)[0]
+            return [error(name, f"is read by open_clip as {abbreviated}, a bmclip option, which must not be repeated after `--`",
+                          f"pass {abbreviated} before `--`")]
+    return []

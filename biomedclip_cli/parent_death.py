@@ -13,19 +13,21 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
-ORPHAN_PARENT_PID = 1
 
 
-def die_with_parent(signum: int = signal.SIGTERM) -> None:
+def die_with_parent(signum: int = signal.SIGTERM, parent: int | None = None) -> None:
     """Have the kernel send `signum` to this process when its parent exits (Linux; elsewhere nothing happens).
 
-    If the parent is already gone by the time this runs, the signal is sent at once.
+    `parent` is the pid the parent should have (a preexec_fn gets the launcher's own pid, taken
+    before the fork); None takes the current parent. If the parent is no longer that process by the
+    time the kernel is asked, it has died already and the signal is sent at once. A parent that is
+    PID 1 is not taken for a dead one: in a container, bmclip or the launcher may well be PID 1.
     """
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
+    expected = os.getppid() if parent is None else parent
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         return
-    if parent == ORPHAN_PARENT_PID or os.getppid() != parent:
+    if os.getppid() != expected:
         os.kill(os.getpid(), signum)

@@ -27,6 +27,7 @@ from biomedclip_cli.checks.loggers import check_loggers
 from biomedclip_cli.checks.model import check_model, check_pretrained_file, image_tower_is_vit
 from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, TrainConfig
 from biomedclip_cli.hub import is_hub_url
+from biomedclip_cli.launch import rendezvous_address
 from biomedclip_cli.model_config_files import HUB_PREFIX
 from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
 from biomedclip_cli.presets import Hardware, PresetChoice, preset_choice
@@ -47,11 +48,6 @@ class Preflight:
     problems: list[Problem] = field(default_factory=list)
     preset: PresetChoice | None = None
 
-    @property
-    def errors(self) -> list[Problem]:
-        """Problems that stop the launch."""
-        return [p for p in self.problems if p.severity is Severity.ERROR]
-
 
 def default_run_name(model: str, now: datetime) -> str:
     """A readable, sortable, unique-per-second run name such as 20261127-071203-ViT-B-32."""
@@ -70,7 +66,7 @@ def _resolve_dataset_type(config: TrainConfig, problems: list[Problem]) -> Datas
     return None
 
 
-def _csv_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
+def _csv_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
     separator = config.csv_separator
     for option, data in (("--train-data", config.train_data), ("--val-data", config.val_data)):
         hub_problems = check_hub_file_urls([s for s in sources(data or "") if is_hub_url(s)], config.revision, option)
@@ -89,16 +85,15 @@ def _csv_updates(config: TrainConfig, problems: list[Problem], check_paths: bool
         if column_problems:
             problems.extend(column_problems)
             return {}
-        if check_paths:
-            problems.extend(check_image_paths(head, path, config.csv_img_key))
+        problems.extend(check_image_paths(head, path, config.csv_img_key))
     return {"csv_separator": separator}
 
 
-def _webdataset_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
+def _webdataset_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
     updates: dict[str, object] = {}
     resampled = True if config.dataset_resampled is None else config.dataset_resampled
     updates["dataset_resampled"] = resampled
-    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems, check_paths)
+    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems)
     if config.train_num_samples is None and not shards.problems:
         if shards.num_samples is None:
             problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them "
@@ -112,17 +107,14 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem], check_path
         elif len(factors.split("::")) != len(shards.by_source):
             problems.append(error("--train-data-upsampling-factors", f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
                                   "give one weight per '::'-joined source, e.g. 1::2"))
-    if config.val_data is not None and (check_paths or any(is_hub_url(s) for s in sources(config.val_data))):
-        _checked_shards(config.val_data, "--val-data", config.revision, problems, check_paths)
+    if config.val_data is not None:
+        _checked_shards(config.val_data, "--val-data", config.revision, problems)
     return updates
 
 
-def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem], check_paths: bool) -> ShardSet:
-    """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop.
-
-    hf:// shards are checked even without `check_paths`: the hub is the same wherever the job runs.
-    """
-    shards = inspect_shards(data, revision, option, check_local=check_paths)
+def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem]) -> ShardSet:
+    """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop."""
+    shards = inspect_shards(data, revision, option)
     problems.extend(shards.problems)
     if not shards.problems:
         problems.extend(check_shards(shards, option, data))
@@ -151,7 +143,7 @@ def _revision_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
-def _data_updates(config: TrainConfig, problems: list[Problem], check_paths: bool) -> dict[str, object]:
+def _data_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
     if config.train_data is None and config.dataset_type is not DatasetType.synthetic:
         problems.append(error("--train-data", "is missing", "pass a CSV file or a shard pattern, e.g. --train-data data/train.csv"))
         return {}
@@ -165,15 +157,15 @@ def _data_updates(config: TrainConfig, problems: list[Problem], check_paths: boo
         return expanded
     resolved = config.model_copy(update={"dataset_type": dataset_type})
     if dataset_type is DatasetType.csv:
-        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems, check_paths)}
+        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems)}
     if dataset_type is DatasetType.webdataset:
-        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems, check_paths)}
+        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems)}
     if config.train_num_samples is None:
         problems.append(error("--train-num-samples", "is needed for synthetic data", "e.g. --train-num-samples 1024"))
     return {**expanded, "dataset_type": dataset_type}
 
 
-def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, object]:
+def _launch_updates(config: TrainConfig, gpus: int) -> dict[str, object]:
     updates: dict[str, object] = {}
     if config.precision is Precision.auto:
         updates["precision"] = Precision.amp if gpus > 0 else Precision.fp32
@@ -182,7 +174,7 @@ def _launch_updates(config: TrainConfig, gpus: int, now: datetime) -> dict[str, 
     if config.lr is None:
         updates["lr"] = FINE_TUNE_LR if config.pretrained or config.model.startswith(HUB_PREFIX) else SCRATCH_LR
     if config.name is None:
-        updates["name"] = default_run_name(config.model, now)
+        updates["name"] = default_run_name(config.model, datetime.now())
     return updates
 
 
@@ -271,47 +263,74 @@ def _still_running_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
-def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, now: datetime | None = None, check_paths: bool = True,
-              remote_paths: bool = False, without_torch: bool = False, bf16: bool | None = None) -> Preflight:
-    """Resolve `auto` values and --preset for a node with `gpus` GPUs and check everything a launch depends on.
+def _multi_node_problems(config: TrainConfig) -> list[Problem]:
+    """Launch settings that would leave nodes waiting for each other, judged on the config as given (before auto values are filled in).
+
+    Several nodes meet at --rdzv-endpoint. By c10d rendezvous (no --node-rank) they also need one
+    rendezvous id: --rdzv-id, else --name; the run name bmclip makes up comes from each node's own
+    clock, so it may differ between nodes.
+    """
+    problems: list[Problem] = []
+    endpoint = config.rdzv_endpoint
+    if endpoint is not None and rendezvous_address(endpoint) is None:
+        problems.append(error("--rdzv-endpoint", f"'{endpoint}' is not HOST:PORT",
+                              "e.g. --rdzv-endpoint node001:29400 (the first node's address and a free port)"))
+    if config.nnodes > 1 and endpoint is None:
+        problems.append(error("--nnodes", f"{config.nnodes} nodes need a rendezvous endpoint to meet at",
+                              "pass --rdzv-endpoint HOST:PORT (the first node's address and a free port), the same on every node"))
+    if endpoint is not None and config.master_port is not None:
+        problems.append(error("--master-port", "has no effect with --rdzv-endpoint: the nodes meet at its port",
+                              "drop --master-port and put the port in --rdzv-endpoint HOST:PORT"))
+    if config.node_rank is not None and config.node_rank >= config.nnodes:
+        problems.append(error("--node-rank", f"{config.node_rank} is not below --nnodes {config.nnodes}",
+                              f"number the nodes 0..{config.nnodes - 1}, 0 on the --rdzv-endpoint host"))
+    if config.nnodes > 1 and config.node_rank is None and config.rdzv_id is None and config.name is None:
+        problems.append(error("--rdzv-id", "is needed on several nodes without --name: each node would make up its own run name as the id",
+                              "pass the same --name (or --rdzv-id) on every node"))
+    return problems
+
+
+def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bool = False, without_torch: bool = False,
+              bf16: bool | None = None, installed_gpus: int | None = None, srun_rendezvous: bool = False) -> Preflight:
+    """Resolve `auto` values and --preset for a run on `gpus` GPUs of a node and check everything a launch depends on.
 
     Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
-    `check_paths=False` skips existence checks for paths that only exist where the job will run.
     `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
     absent from this machine a warning; a CSV that could not be read here then needs --csv-separator.
     `without_torch=True` leaves out the checks that load files with torch (a --pretrained file's
     shapes, the checkpoint --resume auto picks): slurm-gen imports no torch, and its job resolves
     --resume auto each time it starts.
     `bf16` says whether those GPUs compute in bfloat16 (None: unknown, so presets keep amp).
+    `installed_gpus` is how many GPUs nvidia-smi lists on this machine, whose indices --gpus names (None: not checked).
+    `srun_rendezvous=True` (a SLURM job) leaves out the multi-node launch checks: srun gives the nodes their rendezvous.
     """
-    problems: list[Problem] = []
+    problems: list[Problem] = [] if srun_rendezvous else _multi_node_problems(config)
     if config.resume == RESUME_AUTO and config.name is None:
         problems.append(warning("--resume", "auto without --name starts a new run folder each time",
                                 "pass --name so that running the command again finds its checkpoints"))
     config = config.model_copy(update=_cadence_updates(config, problems))
-    updates = _data_updates(config, problems, check_paths)
+    updates = _data_updates(config, problems)
     updates.update(_hub_model_updates(config, problems))
     model_choice = config.model_copy(update=updates)
     model_problems = check_model(model_choice)
-    if check_paths and not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
+    if not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
         model_problems += check_pretrained_file(model_choice)
     problems.extend(model_problems)
-    updates.update(_launch_updates(model_choice, gpus, now or datetime.now()))
+    updates.update(_launch_updates(model_choice, gpus))
     chosen = _preset(model_choice, set(config.model_fields_set), int(updates.get("nproc_per_node", config.nproc_per_node or 1)), gpus, bf16)
     updates.update(chosen.updates)
     resolved = config.model_copy(update=updates)
     problems.extend(_cadence_problems(resolved))
-    hardware = check_hardware(resolved, gpus)
+    hardware = check_hardware(resolved, gpus, installed_gpus)
     problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
     loggers = check_loggers(resolved)
     problems.extend([p.as_warning() for p in loggers] if dry_run else loggers)
     problems.extend(check_extra_args(resolved))
-    if check_paths:
-        if not without_torch:
-            resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
-        problems.extend(_run_folder_problems(resolved))
-        running = _still_running_problems(resolved)
-        problems.extend([p.as_warning() for p in running] if dry_run else running)
+    if not without_torch:
+        resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
+    problems.extend(_run_folder_problems(resolved))
+    running = _still_running_problems(resolved)
+    problems.extend([p.as_warning() for p in running] if dry_run else running)
     if not any(p.severity is Severity.ERROR and not (remote_paths and p.local_only) for p in problems):
         parsed = parse_with_open_clip(openclip_argv(resolved))
         if isinstance(parsed, Problem):

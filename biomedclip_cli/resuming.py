@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from biomedclip_cli.checkpoints import newest_complete_checkpoint
-from biomedclip_cli.config import TrainConfig, build_config
+from biomedclip_cli.config import TrainConfig, build_config, flag
 from biomedclip_cli.problems import Problem, error, warning
 from biomedclip_cli.run_folder import CONFIG_FILE, checkpoint_epoch, read_launch_record, read_run_config, resumes_own_checkpoint
 
@@ -76,7 +76,7 @@ def _override_warnings(saved: TrainConfig, config: TrainConfig, overrides: dict[
     if changed:
         before = saved.batch_size * (saved.nproc_per_node or 1)
         after = config.batch_size * (config.nproc_per_node or 1)
-        problems.append(warning("--" + changed[0].replace("_", "-"),
+        problems.append(warning(flag(changed[0]),
                                 f"changes the global batch from {before} to {after}: steps per epoch and the learning-rate schedule change from the checkpoint on",
                                 "keep the run's settings for the schedule it started with"))
     if config.planned_epochs() > saved.planned_epochs():

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.checks.hardware import gpus_support_bf16, visible_gpus
+from biomedclip_cli.checks.hardware import gpus_support_bf16, installed_gpus, run_gpus
 from biomedclip_cli.config import Preset, TrainConfig, build_config, load_config_file
 from biomedclip_cli.launch import LaunchCommand, run_supervised, torchrun_command
 from biomedclip_cli.openclip_args import openclip_argv
@@ -48,9 +48,10 @@ def load_train_config(config_file: Path | None, overrides: dict[str, Any], extra
 
 def checked_config(config: TrainConfig, *, dry_run: bool) -> TrainConfig:
     """Preflight the config for this machine, print its problems (exit 2 on an error) and what --preset chose; the resolved config."""
-    visible = visible_gpus()
-    bf16 = gpus_support_bf16(visible, config.gpus) if config.preset is not Preset.none else None
-    checked = preflight(config, gpus=len(visible), dry_run=dry_run, bf16=bf16)
+    installed = installed_gpus()
+    used = run_gpus(installed, config.gpus)
+    bf16 = gpus_support_bf16(used) if config.preset is not Preset.none else None
+    checked = preflight(config, gpus=len(used), dry_run=dry_run, bf16=bf16, installed_gpus=len(installed))
     console.report(checked.problems)
     if checked.preset is not None:
         console.err.print(f"bmclip: {checked.preset.summary()}", markup=False)

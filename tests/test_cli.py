@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 
@@ -42,3 +45,18 @@ def test_help_and_version_import_no_torch():
 def test_no_arguments_shows_help():
     result = run_bmclip()
     assert "Usage" in result.stdout + result.stderr
+
+
+def test_ctrl_c_during_a_slow_preflight_is_one_line_and_status_130(tmp_path):
+    """A hub that accepts the connection and never answers keeps preflight waiting; Ctrl-C ends it without a traceback."""
+    with socket.create_server(("127.0.0.1", 0)) as silent_hub:
+        silent_hub.settimeout(60)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_ENDPOINT": f"http://127.0.0.1:{silent_hub.getsockname()[1]}",
+               "HF_TOKEN": "hf_" + "a" * 34, "HF_HOME": str(tmp_path / "hf-home")}
+        process = subprocess.Popen([sys.executable, "-m", "biomedclip_cli", "train", "--train-data", "hf://datasets/owner/name/{0..1}.tar",
+                                    "--model", "bmclip-tiny", "--dry-run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        connection, _ = silent_hub.accept()
+        with connection:
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stdout, stderr) == (130, "", "bmclip: interrupted\n")

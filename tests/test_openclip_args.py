@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from torch.distributed.run import get_args_parser
+from torch.distributed.run import config_from_args, get_args_parser
 
 from biomedclip_cli.config import DatasetType, Precision, TrainConfig
 from biomedclip_cli.launch import WORKER_MODULE, torchrun_command
@@ -69,3 +69,19 @@ def test_launcher_flags_are_accepted_by_torchruns_own_parser():
 
     ported = launcher_namespace(resolved(master_port=29511))
     assert (ported.master_port, ported.standalone) == (29511, False)
+
+
+def test_several_nodes_meet_by_c10d_rendezvous_under_the_run_name_without_a_node_rank():
+    named = launcher_namespace(resolved(nnodes=2, rdzv_endpoint="node001:29400", nproc_per_node=1))
+    assert (named.rdzv_backend, named.rdzv_endpoint, named.rdzv_id) == ("c10d", "node001:29400", "run")
+    launch, _, _ = config_from_args(named)
+    assert (launch.rdzv_backend, launch.rdzv_endpoint, launch.run_id, launch.min_nodes, launch.max_nodes) == ("c10d", "node001:29400", "run", 2, 2)
+
+
+def test_a_node_rank_makes_it_torchruns_static_rendezvous_at_node_0s_address():
+    for endpoint, host in (("node001:29400", "node001"), ("[fd00::1]:29400", "[fd00::1]")):
+        static = launcher_namespace(resolved(nnodes=2, node_rank=1, rdzv_endpoint=endpoint, nproc_per_node=1))
+        assert (static.rdzv_backend, static.rdzv_endpoint, static.node_rank, static.master_addr, static.master_port) == (
+            "static", "", 1, host, 29400)
+        launch, _, _ = config_from_args(static)
+        assert (launch.rdzv_backend, launch.rdzv_endpoint, launch.rdzv_configs["rank"], launch.min_nodes) == ("static", endpoint, 1, 2)

@@ -166,6 +166,20 @@ def test_passthrough_may_not_repeat_a_bmclip_option(invoke, good_csv):
                    "--epochs: is a bmclip option and must not be repeated after `--`")
 
 
+@pytest.mark.parametrize(("passed", "owned"), [(("--nam", "x"), "--name"), (("--precis", "fp16"), "--precision"),
+                                               (("--batch", "5"), "--batch-size"), (("--nam=x",), "--name")])
+def test_passthrough_may_not_abbreviate_a_bmclip_option(invoke, good_csv, passed, owned):
+    typed = passed[0].split("=")[0]
+    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--dry-run", "--", "--grad-clip-norm", "1.0", *passed),
+                   f"{typed}: is read by open_clip as {owned}, a bmclip option, which must not be repeated after `--`; pass {owned} before `--`")
+
+
+def test_passthrough_may_abbreviate_open_clip_flags_bmclip_has_no_option_for(invoke, good_csv):
+    result = invoke("train", "--train-data", "train.csv", *TINY, "--dry-run", "--", "--lock-image-unlocked", "2", "--grad-clip", "1.0")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.rstrip().endswith("--lock-image-unlocked 2 --grad-clip 1.0")
+
+
 def test_existing_run_folder_is_not_overwritten(invoke, good_csv):
     Path("logs/run1").mkdir(parents=True)
     Path("logs/run1/bmclip.yaml").write_text("model: bmclip-tiny\n")
@@ -193,6 +207,47 @@ def test_more_processes_than_gpus(invoke, good_csv, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     dry = invoke("train", "--train-data", "train.csv", *TINY, "--dry-run")
     assert "--nproc-per-node=2" in dry.stdout
+
+
+def test_gpus_are_the_indices_nvidia_smi_lists_whatever_cuda_visible_devices_says(invoke, good_csv, monkeypatch):
+    fake = machine(Path("machine"), "8-gpus-550-cuda12.4")
+    monkeypatch.setenv("PATH", f"{fake['PATH']}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    for gpus in ("2,3", "0,1"):
+        dry = invoke("train", "--train-data", "train.csv", *TINY, "--gpus", gpus, "--dry-run")
+        assert dry.exit_code == 0 and "warning" not in dry.stderr, dry.stderr
+        assert dry.stdout.startswith(f"CUDA_VISIBLE_DEVICES={gpus} ") and "--nproc-per-node=2" in dry.stdout and "--precision amp" in dry.stdout
+    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--gpus", "7,8"),
+                   "--gpus: GPU 8 requested but nvidia-smi lists only 8 here (0..7); pick indices nvidia-smi lists")
+
+
+@pytest.mark.parametrize(("gpus", "precision"), [("0", "amp_bf16"), ("1", "amp")])
+def test_preset_judges_bf16_on_the_gpus_the_run_gets(invoke, good_csv, monkeypatch, gpus, precision):
+    fake = machine(Path("machine"), "2-gpus-a100-t4")
+    monkeypatch.setenv("PATH", f"{fake['PATH']}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1" if gpus == "0" else "0")
+    dry = invoke("train", "--train-data", "train.csv", *TINY, "--gpus", gpus, "--preset", "fast", "--dry-run")
+    assert dry.exit_code == 0 and "bmclip: warning" not in dry.stderr, dry.stderr
+    assert f"--precision {precision} " in dry.stdout
+
+
+@pytest.mark.parametrize(("launch", "expected"), [
+    (("--nnodes", "2", "--name", "run1"), "--nnodes: 2 nodes need a rendezvous endpoint to meet at; pass --rdzv-endpoint HOST:PORT"),
+    (("--nnodes", "2", "--node-rank", "1", "--master-port", "29500"), "--nnodes: 2 nodes need a rendezvous endpoint to meet at"),
+    (("--nnodes", "2", "--rdzv-endpoint", "node001:29400"), "--rdzv-id: is needed on several nodes without --name"),
+    (("--nnodes", "2", "--rdzv-endpoint", "node001:29400", "--rdzv-id", "r1", "--master-port", "29500"), "--master-port: has no effect with --rdzv-endpoint"),
+    (("--nnodes", "2", "--rdzv-endpoint", "node001:29400", "--node-rank", "2"), "--node-rank: 2 is not below --nnodes 2"),
+    (("--nnodes", "2", "--rdzv-endpoint", "node001:port", "--node-rank", "1"), "--rdzv-endpoint: 'node001:port' is not HOST:PORT"),
+])
+def test_multi_node_settings_that_would_leave_nodes_waiting(invoke, good_csv, launch, expected):
+    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, *launch, "--dry-run"), expected)
+
+
+@pytest.mark.parametrize("launch", [("--name", "run1"), ("--rdzv-id", "r1"), ("--node-rank", "1")])
+def test_multi_node_launch_that_every_node_agrees_on(invoke, good_csv, launch):
+    result = invoke("train", "--train-data", "train.csv", *TINY, "--nnodes", "2", "--rdzv-endpoint", "node001:29400", *launch, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "--nnodes=2" in result.stdout
 
 
 def test_misspelt_option_is_refused_by_the_parser(invoke):

@@ -172,12 +172,11 @@ def _source_samples(shards: list[str]) -> int | None:
     return None
 
 
-def inspect_shards(data: str, revision: str | None = None, option: str = "--train-data", check_local: bool = True) -> ShardSet:
+def inspect_shards(data: str, revision: str | None = None, option: str = "--train-data") -> ShardSet:
     """Expand a brace pattern (with '::' sources), list missing shards and count samples where sizes are known.
 
-    Local shards are missing when the file is not there (looked at only with `check_local`); hf://
-    shards when the repo's listing at `revision` lacks them. Counts come from sizes files beside the
-    shards (on disk or in the repo).
+    Local shards are missing when the file is not there; hf:// shards when the repo's listing at
+    `revision` lacks them. Counts come from sizes files beside the shards (on disk or in the repo).
     """
     by_source = [list(braceexpand(source)) for source in sources(data)]
     missing: list[str] = []
@@ -190,8 +189,7 @@ def inspect_shards(data: str, revision: str | None = None, option: str = "--trai
             counts.append(hub.num_samples)
             problems += hub.problems
             continue
-        if check_local:
-            missing += [shard for shard in shards if not is_remote(shard) and not Path(shard).is_file()]
+        missing += [shard for shard in shards if not is_remote(shard) and not Path(shard).is_file()]
         counts.append(None if any(is_remote(s) for s in shards) else _source_samples(shards))
     total = None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
     return ShardSet(by_source, missing, total, problems)

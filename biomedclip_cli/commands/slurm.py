@@ -102,7 +102,7 @@ def slurm_gen(
         problems.append(error("--chdir", f"folder '{folder}' does not exist here",
                               "create it, or (without --submit) pass --remote-paths if it exists only on the cluster"))
     with working_folder(folder if folder.is_dir() else None):  # relative paths mean what they will mean in the job
-        checked = preflight(config, gpus=gpus_per_node, dry_run=False, remote_paths=remote_paths, without_torch=True)
+        checked = preflight(config, gpus=gpus_per_node, dry_run=False, remote_paths=remote_paths, without_torch=True, srun_rendezvous=True)
     resolved = checked.config
     job = SlurmJob(nodes=config.nnodes, gpus_per_node=gpus_per_node, chdir=str(folder), cpus_per_task=cpus_per_task, partition=partition,
                    account=account, time=time, mem=mem, qos=qos, constraint=constraint, job_name=job_name, signal_before=signal_before,

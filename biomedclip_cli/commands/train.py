@@ -26,6 +26,8 @@ EPILOG = """Examples:
 
   bmclip train --config train.yaml --name run1 --resume auto   (run it again after any failure: it continues)
 
+  bmclip train --config train.yaml --nnodes 2 --rdzv-endpoint node001:29400 --name run1   (the same command on each node; add --node-rank R for a static rendezvous)
+
 """ + shortcut_help()
 
 
