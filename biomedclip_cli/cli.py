@@ -8,13 +8,13 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
 from biomedclip_cli import __version__, console
 from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, models, prepare, report, resume, runs, slurm, train
-from biomedclip_cli.problems import ProblemFound
+from biomedclip_cli.problems import Problem, ProblemFound, not_installed
 
 DEBUG_VARIABLE = "BMCLIP_DEBUG"
 PASSTHROUGH = {"allow_extra_args": True}
@@ -87,15 +87,21 @@ def create_app() -> typer.Typer:
 app = create_app()
 
 
+def _exit_with(problem: Problem) -> NoReturn:
+    try:
+        console.fail(problem)
+    except typer.Exit as exit_:
+        raise SystemExit(exit_.exit_code) from None
+
+
 def main() -> None:
-    """Entry point: run the app; a problem raised below the commands becomes one line and exit status 2, a Ctrl-C one line and 130."""
+    """Entry point: run the app; a problem below the commands or a module this install lacks becomes one line and exit status 2, a Ctrl-C one line and 130."""
     try:
         app(prog_name="bmclip")
     except ProblemFound as found:
-        try:
-            console.fail(found.problem)
-        except typer.Exit as exit_:
-            raise SystemExit(exit_.exit_code) from None
+        _exit_with(found.problem)
+    except ModuleNotFoundError as missing:  # a base install (no [train] extra) running a command that needs torch, Pillow, ...
+        _exit_with(not_installed(missing.name or str(missing)))
     except KeyboardInterrupt:
         _say_interrupted()
         raise SystemExit(INTERRUPTED_EXIT_CODE) from None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from biomedclip_cli.eval_metrics import RetrievalScores, ZeroShotScores, retrieval_scores, zero_shot_scores
+from biomedclip_cli.model_config_files import HUB_PREFIX
 from biomedclip_cli.problems import ProblemFound, error
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.run_folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints, read_run_config
@@ -181,11 +182,11 @@ def weights_named(name: str, model: str, option: str = "--checkpoint") -> Weight
     from biomedclip_cli.checks.model import check_pretrained_tag
 
     if name == UNTRAINED:
-        return Weights(model if model.startswith("hf-hub:") else "untrained", model, None)
+        return Weights(model if model.startswith(HUB_PREFIX) else "untrained", model, None)
     path = Path(name)
     if path.exists():
         return Weights(name, model, str(resolve_checkpoint(path)))
-    if model.startswith("hf-hub:"):
+    if model.startswith(HUB_PREFIX):
         raise ProblemFound(error(option, f"'{name}' does not exist", f"{model} brings its own weights: leave {option} out"))
     problems = check_pretrained_tag(model, name)
     if problems:

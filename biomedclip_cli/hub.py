@@ -1,4 +1,4 @@
-"""hf:// URLs of files in Hugging Face hub repos, and what a request for them needs (endpoint, token, revision).
+"""hf:// URLs of files in Hugging Face hub repos, what a request for them needs (endpoint, token, revision), and the local cache of hub files.
 
 `hf://datasets/<owner>/<name>[@<revision>]/<path>` is the form huggingface_hub's HfFileSystem reads;
 a path without `datasets/` names a model repo. The token is never part of a URL: it is read at
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 SCHEME = "hf://"
@@ -126,3 +127,17 @@ def has_token() -> bool:
     from huggingface_hub import get_token
 
     return get_token() is not None
+
+
+def cached_hub_file(repo: str, filename: str) -> Path | None:
+    """The copy of a model repo's file at `main` in the Hugging Face cache (HF_HUB_CACHE / HF_HOME honoured), or None; no network.
+
+    huggingface_hub's own cache lookup follows refs/main to its snapshot, as a download would.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo, filename)
+    except ValueError:  # not a valid repo id, so nothing of it can be cached
+        return None
+    return Path(found) if isinstance(found, str) else None

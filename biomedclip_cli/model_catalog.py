@@ -7,15 +7,15 @@ local cache. Nothing here touches the network or imports torch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from biomedclip_cli.hub import cached_hub_file
+from biomedclip_cli.model_config_files import model_config, model_config_path
 from biomedclip_cli.model_facts import ModelFacts, facts_from_config, model_facts
-from biomedclip_cli.pretrained_tags import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME, cached_hub_file, cached_weights, pretrained_weights
+from biomedclip_cli.pretrained_tags import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME, cached_weights, pretrained_weights
 
-HUB_PREFIX = "hf-hub:"
 OPEN_CLIP, BIOMEDICAL = "open_clip", "biomedical"
 
 
@@ -90,11 +90,10 @@ class CatalogEntry:
 
 def _hub_model_facts(model: BiomedicalModel) -> ModelFacts | None:
     """Facts from the hub model's config when it is cached, else from its architecture or its stated facts."""
-    config = cached_hub_file(model.hub_repo, HF_CONFIG_NAME)
+    config = model_config(model.model)
     if config is not None:
-        model_cfg = json.loads(config.read_text(encoding="utf-8")).get("model_cfg", {})
         architecture = model_facts(model.architecture) if model.architecture else None
-        return facts_from_config(model.title, model_cfg, architecture.params if architecture else None)
+        return facts_from_config(model.title, config, architecture.params if architecture else None)
     if model.architecture:
         facts = model_facts(model.architecture)
         return replace(facts, name=model.title) if facts else None
@@ -109,7 +108,7 @@ def _curated_entry(model: BiomedicalModel) -> CatalogEntry:
                             replace(facts, name=model.title) if facts else None, local, f"hf.co/{model.hub_repo}", model.note,
                             download="" if local else f"hf download {model.hub_repo} {model.checkpoint_file}")
     weights = next((found for name in (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME) if (found := cached_hub_file(model.hub_repo, name))), None)
-    cached = weights if weights and cached_hub_file(model.hub_repo, HF_CONFIG_NAME) else None
+    cached = weights if weights and model_config_path(model.model) else None
     return CatalogEntry(BIOMEDICAL, model.title, model.model, None, _hub_model_facts(model), cached, f"hf.co/{model.hub_repo}", model.note)
 
 

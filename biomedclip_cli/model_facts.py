@@ -20,8 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from biomedclip_cli.checks.model import open_clip_model_config_dir
-from biomedclip_cli.model_configs import FOLDER as BMCLIP_MODEL_CONFIGS
+from biomedclip_cli.model_config_files import model_config
 
 FACTS_FILE = Path(__file__).resolve().parent / "model_facts.json"
 
@@ -46,19 +45,6 @@ class ModelFacts:
     params: int | None
 
 
-def config_path(name: str) -> Path | None:
-    """The JSON config file of a model name (bmclip's own first), or None."""
-    folders = [BMCLIP_MODEL_CONFIGS]
-    open_clip_folder = open_clip_model_config_dir()
-    if open_clip_folder is not None:
-        folders.append(open_clip_folder)
-    for folder in folders:
-        path = folder / f"{name}.json"
-        if path.is_file():
-            return path
-    return None
-
-
 def facts_from_config(name: str, config: dict[str, Any], params: int | None) -> ModelFacts:
     """The facts a model config states (the `model_cfg` of a hub open_clip_config.json has the same form)."""
     image_size = config.get("vision_cfg", {}).get("image_size")
@@ -78,11 +64,11 @@ def measured_facts() -> dict[str, MeasuredFacts]:
 
 def model_facts(name: str) -> ModelFacts | None:
     """The facts of a model name from its config file and the measured table, or None for an unknown name."""
-    path = config_path(name)
-    if path is None:
+    config = model_config(name)
+    if config is None:
         return None
     measured = measured_facts().get(name)
-    return facts_from_config(name, json.loads(path.read_text(encoding="utf-8")), measured.params if measured else None)
+    return facts_from_config(name, config, measured.params if measured else None)
 
 
 def models_with_signature(state_elements: int) -> list[str]:

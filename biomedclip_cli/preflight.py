@@ -22,11 +22,13 @@ from biomedclip_cli.checks.data import (
 )
 from biomedclip_cli.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.checks.hardware import check_hardware
+from biomedclip_cli.checks.hub import check_hub_file_urls
 from biomedclip_cli.checks.loggers import check_loggers
-from biomedclip_cli.checks.model import HUB_PREFIX, check_model, check_pretrained_file, image_tower_is_vit
+from biomedclip_cli.checks.model import check_model, check_pretrained_file, image_tower_is_vit
 from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, TrainConfig
 from biomedclip_cli.hub import is_hub_url
 from biomedclip_cli.launch import rendezvous_address
+from biomedclip_cli.model_config_files import HUB_PREFIX
 from biomedclip_cli.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
 from biomedclip_cli.presets import Hardware, PresetChoice, preset_choice
 from biomedclip_cli.problems import Problem, Severity, error, warning
@@ -49,7 +51,7 @@ class Preflight:
 
 def default_run_name(model: str, now: datetime) -> str:
     """A readable, sortable, unique-per-second run name such as 20261127-071203-ViT-B-32."""
-    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.removeprefix("hf-hub:"))
+    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.removeprefix(HUB_PREFIX))
     return f"{now:%Y%m%d-%H%M%S}-{safe_model}"
 
 
@@ -67,6 +69,10 @@ def _resolve_dataset_type(config: TrainConfig, problems: list[Problem]) -> Datas
 def _csv_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
     separator = config.csv_separator
     for option, data in (("--train-data", config.train_data), ("--val-data", config.val_data)):
+        hub_problems = check_hub_file_urls([s for s in sources(data or "") if is_hub_url(s)], config.revision, option)
+        if hub_problems:
+            problems.extend(hub_problems)
+            return {}
         if data is None or is_remote(data):
             continue
         path = Path(data)

@@ -17,10 +17,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from biomedclip_cli.hub import cached_hub_file
+from biomedclip_cli.model_config_files import open_clip_folder
+
 STAND_IN_PACKAGE = "_bmclip_open_clip_tables"
 HF_WEIGHTS_NAME = "open_clip_pytorch_model.bin"
 HF_SAFE_WEIGHTS_NAME = "open_clip_model.safetensors"
-HF_CONFIG_NAME = "open_clip_config.json"
 URL_CACHE = Path("~/.cache/clip")
 
 
@@ -34,13 +36,6 @@ class PretrainedWeights:
     hf_filename: str | None
     url: str | None
     quick_gelu: bool
-
-
-def _open_clip_folder() -> Path | None:
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _pretrained_module_without_torch(folder: Path) -> types.ModuleType:
@@ -70,7 +65,7 @@ def _pretrained_module_without_torch(folder: Path) -> types.ModuleType:
 def _pretrained_module() -> types.ModuleType | None:
     if "open_clip" in sys.modules:
         return sys.modules["open_clip"].pretrained
-    folder = _open_clip_folder()
+    folder = open_clip_folder()
     if folder is None:
         return None
     try:
@@ -99,14 +94,6 @@ def tags_of(model: str) -> list[str] | None:
     """The pretrained tags open_clip knows for `model` (empty for none); None when open_clip is not installed."""
     module = _pretrained_module()
     return None if module is None else list(module.list_pretrained_tags_by_model(model))
-
-
-def cached_hub_file(repo: str, filename: str) -> Path | None:
-    """The local copy of a hub file in the Hugging Face cache (HF_HUB_CACHE / HF_HOME honoured), or None; no network."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo, filename)
-    return Path(found) if isinstance(found, str) else None
 
 
 def cached_weights(weights: PretrainedWeights) -> Path | None:

@@ -47,6 +47,11 @@ def warning(subject: str, message: str, fix: str = "") -> Problem:
     return Problem(subject, message, fix, Severity.WARNING)
 
 
+def not_installed(module: str) -> Problem:
+    """The error for a module (such as torch or PIL) that the command needs and this install lacks: bmclip[train] brings it."""
+    return error(module.split(".")[0], "is not installed, and this command needs it", "pip install 'bmclip[train]'")
+
+
 class ProblemFound(Exception):
     """Raised by lower layers when a problem makes going on impossible; the CLI turns it into exit 2."""
 

@@ -287,6 +287,17 @@ def syntax_problem(text: str) -> Problem | None:
     return error("--setup", f"the job script is not valid bash: {reason.split(': ', 1)[-1]}", "fix the --setup lines")
 
 
+def out_problems(out: Path | None) -> list[Problem]:
+    """Problems writing the job file to --out: it must name a file in a folder that exists (a mistyped folder is not created)."""
+    if out is None:
+        return []
+    if out.is_dir():
+        return [error("--out", f"'{out}' is a folder", f"pass the job file's name, e.g. --out {out / 'job.sbatch'}")]
+    if not out.parent.is_dir():
+        return [error("--out", f"folder '{out.parent}' does not exist", f"create it first (mkdir -p {out.parent}), or write the file elsewhere")]
+    return []
+
+
 def submit(script: Path) -> str:
     """Submit the script with sbatch and return the job id (raises ProblemFound when sbatch is missing or refuses)."""
     sbatch = shutil.which("sbatch")

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from biomedclip_cli.cli import app
 from biomedclip_cli.data.demo import DemoDataset, write_demo_dataset
+from machines import make_base_site
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,6 +21,12 @@ REPO = Path(__file__).resolve().parent.parent
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> DemoDataset:
     """A small synthetic dataset: 40 figures per modality for training (CSV + 2 shards), 10 held out."""
     return write_demo_dataset(tmp_path_factory.mktemp("demo") / "data", per_class=40, heldout_per_class=10, seed=0, shard_size=100)
+
+
+@pytest.fixture(scope="session")
+def base_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """site-packages of a base install: bmclip's base dependencies only, no torch (see tests/machines.py)."""
+    return make_base_site(tmp_path_factory.mktemp("base-install") / "site-packages")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from machines import REPO, machine, make_base_site, run_base_install
+from machines import REPO, machine, run_base_install
 from biomedclip_cli.envinfo.checks import Status, disk_status, nccl_check
 from biomedclip_cli.envinfo.compat import CPU_BUILD, build_cuda, covers, packaged_table, parse_version
 from biomedclip_cli.envinfo.installed import explain_torchvision_error, webdataset_check
@@ -36,12 +36,6 @@ EXPECTED = {
     "driver-not-loaded": ("2.14.1", CPU_BUILD, False, None),
     None: ("2.14.1", CPU_BUILD, False, None),
 }
-
-
-@pytest.fixture(scope="module")
-def base_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """site-packages of a base install: bmclip's base dependencies only, no torch."""
-    return make_base_site(tmp_path_factory.mktemp("base-install") / "site-packages")
 
 
 def env_check_json(result: subprocess.CompletedProcess[str]) -> dict:

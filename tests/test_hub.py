@@ -146,6 +146,18 @@ def test_revision_written_in_the_url_and_another_given(invoke, hub):
                    "--revision: 'v2' differs from the revision 'v1' written in")
 
 
+def test_malformed_hf_csv_urls_are_one_line_before_launch(invoke, demo_data):
+    assert_refused(dry_run(invoke, "--train-data", "hf://x.csv", "--revision", "main"),
+                   "--train-data: 'hf://x.csv' is not hf://datasets/<owner>/<name>[@<revision>]/<path in the repo>; "
+                   "write hf://datasets/<owner>/<name>/<path in the repo>.csv")
+    assert_refused(dry_run(invoke, "--train-data", str(demo_data.train_csv), "--val-data", "hf://datasets/lab"), "--val-data: 'hf://datasets/lab' is not")
+    assert_refused(dry_run(invoke, "--train-data", "hf://datasets/lab/figures@v1/train.csv", "--revision", "v2"),
+                   "--revision: 'v2' differs from the revision 'v1' written in")
+    pinned = dry_run(invoke, "--train-data", "hf://datasets/lab/figures/train.csv", "--revision", "main")
+    assert pinned.exit_code == 0, pinned.stderr
+    assert "--train-data hf://datasets/lab/figures@main/train.csv" in pinned.stdout
+
+
 def test_repo_without_sizes_needs_train_num_samples(invoke, hub, demo_data):
     hub.add_files("lab/figures", {"train/000000.tar": (Path(demo_data.shards).parent / "000000.tar").read_bytes()})
     pattern = hf_url("lab/figures", "train/000000.tar")
@@ -262,6 +274,12 @@ def test_prepare_csv_reads_shards_straight_from_the_hub(hub, invoke, tmp_path: P
     written = [p for p in Path.cwd().rglob("*") if p.is_file()]
     assert not any(hub.token.encode() in p.read_bytes() for p in written)
     assert hub.token not in result.stdout + result.stderr
+
+
+def test_prepare_csv_asks_the_hub_for_access_and_the_listing_once(hub, invoke):
+    result = invoke("prepare-csv", TWO_SHARDS, "--out", "train.csv")
+    assert result.exit_code == 0, result.stderr
+    assert len(hub.requests_to("auth-check")) == 1 and len(hub.requests_to("tree")) == 1
 
 
 def test_prepare_csv_from_the_hub_without_a_token_says_how_to_log_in(hub, invoke, monkeypatch):

@@ -108,11 +108,15 @@ def test_no_preset_is_the_same_command_as_preset_none(invoke):
 
 
 def test_hub_models_are_recognised_from_the_hugging_face_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     model = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
     assert image_tower_is_vit(model) is None
     snapshot = tmp_path / "models--microsoft--BiomedCLIP-PubMedBERT_256-vit_base_patch16_224" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc123")
     config = {"model_cfg": {"embed_dim": 512, "vision_cfg": {"timm_model_name": "vit_base_patch16_224"}, "text_cfg": {}}}
     (snapshot / "open_clip_config.json").write_text(json.dumps(config))
     assert image_tower_is_vit(model) is True

@@ -48,6 +48,17 @@ def test_resume_from_another_folder_runs_where_the_run_was_launched(invoke, demo
     assert "--train-data train.csv" in result.stdout and "--logs logs --name run" in result.stdout
 
 
+def test_resume_from_another_folder_leaves_the_current_folder_as_it_was(invoke, demo_data, tmp_path: Path, monkeypatch):
+    run_dir = make_run_folder(demo_data.train_csv, epochs=2, checkpoints=(1, 2))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert invoke("resume", str(run_dir), "--epochs", "3", "--dry-run").exit_code == 0
+    assert Path.cwd() == elsewhere
+    assert invoke("resume", str(run_dir)).exit_code == 0, "finished: nothing launched"
+    assert Path.cwd() == elsewhere
+
+
 def test_resume_of_a_moved_run_folder_continues_where_it_is(invoke, demo_data, tmp_path: Path):
     run_dir = make_run_folder(demo_data.train_csv)
     moved = run_dir.rename(tmp_path / "archive")

@@ -149,6 +149,17 @@ def test_out_writes_the_file_and_the_run_folder_slurm_needs(invoke, demo_data):
     assert again.exit_code == 0, "regenerating the job of an existing run folder is allowed: the job resumes it"
 
 
+def test_out_into_a_missing_folder_or_onto_a_folder_is_one_line_and_nothing_is_written(invoke, demo_data):
+    job = ("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--name", "run", "--gpus-per-node", "0")
+    for out, expected in (("jobs/run.sbatch", "--out: folder 'jobs' does not exist; create it first (mkdir -p jobs)"),
+                          (".", "--out: '.' is a folder; pass the job file's name, e.g. --out job.sbatch")):
+        result = invoke(*job, "--out", out)
+        assert result.exit_code == 2, result.output
+        errors = [line for line in result.stderr.splitlines() if line.startswith("bmclip: error:")]
+        assert len(errors) == 1 and expected in errors[0], result.stderr
+        assert list(Path.cwd().iterdir()) == []
+
+
 def test_no_file_is_loaded_with_torch_a_run_with_checkpoints_is_left_for_the_job_to_resume(tmp_path: Path, demo_data):
     checkpoints = tmp_path / "logs" / "run" / "checkpoints"
     checkpoints.mkdir(parents=True)

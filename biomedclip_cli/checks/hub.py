@@ -129,18 +129,27 @@ def _folder_samples(folder: HubPath, files: set[str], names: list[str], option: 
     return None
 
 
-def _paths(shards: list[str], revision: str | None, option: str) -> list[HubPath]:
+def _paths(urls: list[str], revision: str | None, option: str, example: str = "<folder>/<shard>.tar") -> list[HubPath]:
     paths = []
-    for shard in shards:
+    for shard in urls:
         try:
             path = parse_hub_url(shard)
         except ValueError as exc:
-            raise ProblemFound(error(option, str(exc), "write hf://datasets/<owner>/<name>/<folder>/<shard>.tar")) from None
+            raise ProblemFound(error(option, str(exc), f"write hf://datasets/<owner>/<name>/{example}")) from None
         if revision and path.revision and path.revision != revision:
             raise ProblemFound(error("--revision", f"'{revision}' differs from the revision '{path.revision}' written in '{shard}'",
                                      "give the revision once, in the URL or with --revision"))
         paths.append(path.with_revision(path.revision or revision))
     return paths
+
+
+def check_hub_file_urls(urls: list[str], revision: str | None, option: str) -> list[Problem]:
+    """Problems with how hf:// URLs of files (a CSV) are written: not hub URLs, or a revision other than --revision; no request is made."""
+    try:
+        _paths(urls, revision, option, example="<path in the repo>.csv")
+    except ProblemFound as found:
+        return [found.problem]
+    return []
 
 
 def check_hub_access(data: str, option: str) -> list[Problem]:

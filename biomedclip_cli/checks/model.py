@@ -3,64 +3,14 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
-import json
-import os
 from pathlib import Path
-from typing import Any
 
 from biomedclip_cli.config import TrainConfig
-from biomedclip_cli.model_configs import FOLDER as BMCLIP_MODEL_CONFIGS
+from biomedclip_cli.model_config_files import HUB_PREFIX, known_model_names, model_config
 from biomedclip_cli.problems import Problem, error, warning
 
-HUB_PREFIX = "hf-hub:"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
-HUB_CONFIG_FILE = "open_clip_config.json"
 TIMM_VIT_PREFIXES = ("vit_", "deit_", "eva")
-
-
-def open_clip_model_config_dir() -> Path | None:
-    """open_clip's folder of model configs, found without importing open_clip (which imports torch)."""
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "model_configs"
-
-
-def known_model_names() -> list[str] | None:
-    """Names accepted by --model (open_clip's configs plus bmclip's), or None when open_clip is not installed."""
-    folder = open_clip_model_config_dir()
-    if folder is None:
-        return None
-    return sorted(p.stem for p in [*folder.glob("*.json"), *BMCLIP_MODEL_CONFIGS.glob("*.json")])
-
-
-def _hub_cache_dir() -> Path:
-    if "HF_HUB_CACHE" in os.environ:
-        return Path(os.environ["HF_HUB_CACHE"])
-    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
-
-
-def model_config(model: str) -> dict[str, Any] | None:
-    """The open_clip model config (embed_dim, vision_cfg, text_cfg) of a --model name, read without importing open_clip.
-
-    Looks in open_clip's and bmclip's config folders, and for hf-hub: models in the Hugging Face cache
-    (nothing is downloaded). None when the config is not on this machine.
-    """
-    if model.startswith(HUB_PREFIX):
-        repo = _hub_cache_dir() / ("models--" + model.removeprefix(HUB_PREFIX).replace("/", "--"))
-        found = sorted(repo.glob(f"snapshots/*/{HUB_CONFIG_FILE}"))
-        candidates = found[-1:]
-    else:
-        folders = [folder for folder in (open_clip_model_config_dir(), BMCLIP_MODEL_CONFIGS) if folder is not None]
-        candidates = [folder / f"{model}.json" for folder in folders if (folder / f"{model}.json").is_file()]
-    if not candidates:
-        return None
-    try:
-        config = json.loads(candidates[0].read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return config.get("model_cfg", config) if isinstance(config, dict) else None
 
 
 def image_tower_is_vit(model: str) -> bool | None:

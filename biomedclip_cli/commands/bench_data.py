@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.commands.config_options import with_config_options
-from biomedclip_cli.commands.train import ConfigFileOpt, checked_config, load_train_config
+from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
 from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
+from biomedclip_cli.devices import compute_device
 from biomedclip_cli.problems import ProblemFound, warning
+from biomedclip_cli.training import checked_config, load_train_config
 
 EPILOG = """Examples:
 
@@ -42,9 +43,7 @@ def bench_data(
     resolved = checked_config(given.model_copy(update={"name": None, "resume": None}), dry_run=True)
     from biomedclip_cli import throughput
 
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = compute_device()
     if device == "cpu" and resolved.precision is not Precision.fp32:
         console.report([warning("--precision", f"{resolved.precision.value} is for GPUs and none is visible, so the model is timed on the CPU",
                                 "run bench-data on the training machine to compare with its GPUs")])

@@ -1,4 +1,4 @@
-"""Command-line options generated from the TrainConfig fields, so a field is a flag without being written twice."""
+"""Command-line options generated from the TrainConfig fields, so a field is a flag without being written twice, and the options the training commands share."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -17,6 +18,13 @@ from pydantic.fields import FieldInfo
 from biomedclip_cli.config import flag
 
 OVERRIDES_PARAMETER = "overrides"
+
+ConfigFileOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML file of train options (keys: flag names with underscores). Flags override it.",
+                 show_default=False, metavar="FILE"),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check everything, print the one-line command that would run, run nothing.")]
 
 
 def _cli_type(annotation: Any) -> type:

@@ -71,11 +71,10 @@ def evaluate(
 
 def _run(weights: list[Weights], eval_set: EvalSet, classes: Classes | None, templates: list[str], device: str | None,
          batch_size: int, workers: int) -> list[EvalResult]:
-    import torch
-
+    from biomedclip_cli.devices import compute_device
     from biomedclip_cli.evaluation import evaluate as evaluate_weights
 
-    chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    chosen = compute_device(device)
     images = len(eval_set.paths)
     with console.progress_bar(f"encoding {images} images x {len(weights)} weights", images * len(weights), unit="images") as advance:
         return [evaluate_weights(each, eval_set, classes, templates, device=chosen, batch_size=batch_size, workers=workers, progress=advance)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -10,9 +9,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.commands.train import DryRunOpt, exit_if_finished, launch_and_summarise, prepared_launch
+from biomedclip_cli.commands.config_options import DryRunOpt
 from biomedclip_cli.problems import ProblemFound
 from biomedclip_cli.resuming import plan_resume
+from biomedclip_cli.training import exit_if_finished, launch_and_summarise, prepared_launch
 
 EPILOG = """Examples:
 
@@ -46,8 +46,7 @@ def resume(
         console.fail(found.problem)
     console.report(plan.problems)
     assert plan.config is not None
-    os.chdir(plan.launch_dir)
-    exit_if_finished(plan.config, dry_run=dry_run, run_dir=run_dir)
+    exit_if_finished(plan.config, dry_run=dry_run, run_dir=run_dir, cwd=plan.launch_dir)
     resolved, command = prepared_launch(plan.config, dry_run=dry_run, cwd=plan.launch_dir)
     if dry_run:
         sys.stdout.write(command.shell_line() + "\n")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.commands.config_options import with_config_options
-from biomedclip_cli.commands.train import ConfigFileOpt, announce_defaults, load_train_config
+from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
 from biomedclip_cli.config import OPTION_FIELDS, TrainConfig
 from biomedclip_cli.preflight import preflight
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
@@ -24,6 +20,7 @@ from biomedclip_cli.slurm import (
     default_cpus_per_task,
     job_problems,
     job_run_dir,
+    out_problems,
     render_sbatch,
     secret_problems,
     slurm_train_config,
@@ -31,6 +28,7 @@ from biomedclip_cli.slurm import (
     syntax_problem,
     write_job_files,
 )
+from biomedclip_cli.training import announce_defaults, load_train_config, working_folder
 
 SLURM_FIELDS = tuple(name for name in OPTION_FIELDS if name not in (*SLURM_DECIDES, "nnodes"))
 JOB = "SLURM job"
@@ -43,18 +41,6 @@ EPILOG = """Examples:
 
   bmclip slurm-gen --config train.yaml --nodes 2 --gpus-per-node 4 --remote-paths   (on a machine without the data: prints the file)
 """
-
-
-@contextmanager
-def _checks_from(folder: Path) -> Iterator[None]:
-    """Run the checks from the job's folder when it exists here, so relative paths mean what they will mean in the job."""
-    previous = Path.cwd()
-    if folder.is_dir():
-        os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def _print_written(config: TrainConfig, job: SlurmJob, written: list[Path]) -> None:
@@ -94,7 +80,7 @@ def slurm_gen(
                                                         metavar="KEY=VALUE", rich_help_panel=JOB)] = None,
     remote_paths: Annotated[bool, typer.Option(help="Paths (and open_clip_train) that exist only on the cluster: warn instead of failing.",
                                                rich_help_panel=JOB)] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Write the job file here and create the run folder (with a copy); without it the file goes to stdout.",
+    out: Annotated[Optional[Path], typer.Option(help="Write the job file here (its folder must exist) and create the run folder (with a copy); without it the file goes to stdout.",
                                                 rich_help_panel=JOB)] = None,
     submit_job: Annotated[bool, typer.Option("--submit", help="Also submit the job with sbatch and print its id.", rich_help_panel=JOB)] = False,
     overrides: dict[str, Any] | None = None,
@@ -110,11 +96,12 @@ def slurm_gen(
     except ProblemFound as found:
         console.fail(found.problem)
     config, problems = slurm_train_config(given, nodes or given.nnodes)
+    problems += out_problems(out)
     folder = (chdir or Path.cwd()).absolute()
     if not folder.is_dir() and (submit_job or not remote_paths):
         problems.append(error("--chdir", f"folder '{folder}' does not exist here",
                               "create it, or (without --submit) pass --remote-paths if it exists only on the cluster"))
-    with _checks_from(folder):
+    with working_folder(folder if folder.is_dir() else None):  # relative paths mean what they will mean in the job
         checked = preflight(config, gpus=gpus_per_node, dry_run=False, remote_paths=remote_paths, without_torch=True, srun_rendezvous=True)
     resolved = checked.config
     job = SlurmJob(nodes=config.nnodes, gpus_per_node=gpus_per_node, chdir=str(folder), cpus_per_task=cpus_per_task, partition=partition,

@@ -206,13 +206,15 @@ def _json_metadata(sample: dict[str, Any]) -> dict[str, Any] | Reason:
 class ShardSource:
     """Local webdataset shards (a brace pattern) in BIOMEDICA's layout: jpg (the figure), txt (caption), json.
 
-    `folder` names where the images of this source go when they are extracted for a CSV.
+    `folder` names where the images of this source go when they are extracted for a CSV;
+    `num_samples` is what sizes.json (or __len__, or the hub) said when the shards were checked.
     """
 
     name: str
     shards: list[str]
     folder: str
     settings: ReadSettings
+    num_samples: int | None = None
 
     def columns(self) -> list[str]:
         """The JSON fields of the first sample, and __key__ (the sample key)."""
@@ -224,8 +226,8 @@ class ShardSource:
         return [*(metadata if isinstance(metadata, dict) else {}), KEY_COLUMN]
 
     def count(self) -> int | None:
-        """Samples according to sizes.json (or __len__) beside the shards, if present."""
-        return inspect_shards(self.name).num_samples
+        """Samples according to sizes.json (or __len__) beside the shards, if present (found when open_source checked them)."""
+        return self.num_samples
 
     def _row(self, shard: str, sample: dict[str, Any], seen: set[str]) -> Row:
         key, settings = sample["__key__"], self.settings
@@ -286,7 +288,7 @@ def open_source(spec: str, number: int, settings: ReadSettings) -> Source:
         if problems:
             raise ProblemFound(problems[0])
         shards = [shard for group in found.by_source for shard in group]
-        return ShardSource(expanded, shards, f"{number:02d}-{safe_name(Path(shards[0]).parent.name)}", settings)
+        return ShardSource(expanded, shards, f"{number:02d}-{safe_name(Path(shards[0]).parent.name)}", settings, found.num_samples)
     path = Path(spec)
     if not path.exists():
         raise ProblemFound(error(spec, "does not exist", "check the path"))
