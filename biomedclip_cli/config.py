@@ -183,6 +183,8 @@ class TrainConfig(BaseModel):
 
 
 OPTION_FIELDS = tuple(name for name in TrainConfig.model_fields if name != "extra_args")
+# Launch settings a SLURM allocation decides: slurm-gen has no flag for them.
+SLURM_DECIDES = ("gpus", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
 
 
 def flag(field_name: str) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from biomedclip_cli.config import RESUME_AUTO, TrainConfig, config_to_yaml
+from biomedclip_cli.config import RESUME_AUTO, SLURM_DECIDES, TrainConfig, config_to_yaml
 from biomedclip_cli.launch import RDZV_HOST_VARIABLE, RDZV_PORT_VARIABLE, SRUN_ARGS, WORKER_MODULE, srun_words
 from biomedclip_cli.openclip_args import openclip_argv
 from biomedclip_cli.preflight import RESUME_FROM_RUN_FOLDER, default_run_name
@@ -40,7 +40,6 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 TIME_PATTERN = re.compile(r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?|(?P<a>\d+)(?::(?P<b>\d+)(?::(?P<c>\d+))?)?)$")
 MEMORY_PATTERN = re.compile(r"^\d+[KMGT]?$")
 SBATCH_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9-]*$")
-SLURM_DECIDES = ("gpus", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
 # sbatch options slurm-gen writes or has an option for, and those that would change its one-task-a-node layout.
 BMCLIP_SBATCH_OPTIONS = frozenset({
     "nodes", "ntasks-per-node", "cpus-per-task", "job-name", "chdir", "output", "open-mode", "requeue", "signal", "wait-all-nodes",

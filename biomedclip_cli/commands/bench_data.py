@@ -12,9 +12,7 @@ import typer
 from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
 from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
-from biomedclip_cli.devices import compute_device
 from biomedclip_cli.problems import ProblemFound, warning
-from biomedclip_cli.training import checked_config, load_train_config
 
 EPILOG = """Examples:
 
@@ -36,13 +34,15 @@ def bench_data(
 
     Takes the same options and --config file as bmclip train; nothing is trained or written. The model has random weights (speed does not depend on them).
     """
+    from biomedclip_cli import throughput
+    from biomedclip_cli.devices import compute_device
+    from biomedclip_cli.training import checked_config, load_train_config
+
     try:
         given = load_train_config(config_file, overrides or {}, list(ctx.args))
     except ProblemFound as found:
         console.fail(found.problem)
     resolved = checked_config(given.model_copy(update={"name": None, "resume": None}), dry_run=True)
-    from biomedclip_cli import throughput
-
     device = compute_device()
     if device == "cpu" and resolved.precision is not Precision.fp32:
         console.report([warning("--precision", f"{resolved.precision.value} is for GPUs and none is visible, so the model is timed on the CPU",

@@ -11,8 +11,6 @@ import typer
 from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import DryRunOpt
 from biomedclip_cli.problems import ProblemFound
-from biomedclip_cli.resuming import plan_resume
-from biomedclip_cli.training import exit_if_finished, launch_and_summarise, prepared_launch
 
 EPILOG = """Examples:
 
@@ -37,6 +35,9 @@ def resume(
 
     Settings come from RUN_DIR/bmclip.yaml; relative paths in it resolve from the folder the run was launched in. Checkpoints are loaded newest first, and a truncated or corrupt one is skipped with a warning. A finished run is left alone unless --epochs extends it.
     """
+    from biomedclip_cli.resuming import plan_resume
+    from biomedclip_cli.training import exit_if_finished, launch_and_summarise, prepared_launch
+
     overrides: dict[str, Any] = {name: value for name, value in
                                  {"epochs": epochs, "total_samples": total_samples, "nproc_per_node": nproc_per_node,
                                   "batch_size": batch_size}.items() if value is not None}

@@ -11,10 +11,8 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.problems import error
-from biomedclip_cli.run_status import FAILED, FINISHED, RUNNING, list_runs
 
 EPILOG = "Examples:\n\n  bmclip runs\n\n  bmclip runs /scratch/logs --json"
-STATUS_STYLE = {RUNNING: "cyan", FINISHED: "green", FAILED: "red"}
 
 
 def runs(
@@ -27,6 +25,8 @@ def runs(
 
     A failed run continues with: bmclip resume LOGS_DIR/NAME.
     """
+    from biomedclip_cli.run_status import FAILED, FINISHED, RUNNING, list_runs
+
     if not logs_dir.is_dir():
         console.fail(error(str(logs_dir), "is not a folder", "pass the --logs folder of your runs (default: ./logs)"))
     found = list_runs(logs_dir)
@@ -47,7 +47,7 @@ def runs(
                             ("last loss", "right")):
         table.add_column(column, justify=justify, overflow="fold")
     for r in found:
-        status = Text(r.status, style=STATUS_STYLE[r.status])
+        status = Text(r.status, style={RUNNING: "cyan", FINISHED: "green", FAILED: "red"}[r.status])
         if r.detail:
             status.append(f" ({r.detail})", style="dim")
         table.add_row(Text(r.name), Text(r.model), f"{r.epochs_done}/{r.epochs_total or '?'}",

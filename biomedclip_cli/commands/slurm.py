@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
-from biomedclip_cli.config import OPTION_FIELDS, TrainConfig
-from biomedclip_cli.preflight import preflight
+from biomedclip_cli.config import OPTION_FIELDS, SLURM_DECIDES, TrainConfig
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
-from biomedclip_cli.slurm import (
-    LOG_PATTERN,
-    SLURM_DECIDES,
-    SlurmJob,
-    default_cpus_per_task,
-    job_problems,
-    job_run_dir,
-    out_problems,
-    render_sbatch,
-    secret_problems,
-    slurm_train_config,
-    submit,
-    syntax_problem,
-    write_job_files,
-)
-from biomedclip_cli.training import announce_defaults, load_train_config, working_folder
+
+if TYPE_CHECKING:
+    from biomedclip_cli.slurm import SlurmJob
 
 SLURM_FIELDS = tuple(name for name in OPTION_FIELDS if name not in (*SLURM_DECIDES, "nnodes"))
 JOB = "SLURM job"
@@ -44,6 +30,8 @@ EPILOG = """Examples:
 
 
 def _print_written(config: TrainConfig, job: SlurmJob, written: list[Path]) -> None:
+    from biomedclip_cli.slurm import LOG_PATTERN, default_cpus_per_task, job_run_dir
+
     gpus = f" and {job.gpus_per_node} GPUs" if job.gpus_per_node else ""
     console.out.print(f"bmclip: wrote {', '.join(str(p) for p in written)}", markup=False)
     console.out.print(f"  job         {job.nodes} node(s) x {config.nproc_per_node} process(es), "
@@ -89,6 +77,20 @@ def slurm_gen(
 
     Takes the train options and --config file of bmclip train, checked the same way, plus the job's resources. The job logs to its run folder, requeues itself before its time limit and resumes from its newest checkpoint.
     """
+    from biomedclip_cli.preflight import preflight
+    from biomedclip_cli.slurm import (
+        SlurmJob,
+        job_problems,
+        job_run_dir,
+        out_problems,
+        render_sbatch,
+        secret_problems,
+        slurm_train_config,
+        submit,
+        syntax_problem,
+    )
+    from biomedclip_cli.training import announce_defaults, load_train_config, working_folder
+
     try:
         given = load_train_config(config_file, overrides or {}, list(ctx.args))
         if gpus_per_node is None:
@@ -131,6 +133,8 @@ def slurm_gen(
 
 
 def _create_run_folder_warning(config: TrainConfig, job: SlurmJob) -> Problem:
+    from biomedclip_cli.slurm import job_run_dir
+
     return warning("--logs", f"run folder '{job_run_dir(config, job)}' does not exist yet, and SLURM does not create the folder of its log",
                    "create it before sbatch (or let --out/--submit create it)")
 
@@ -140,6 +144,8 @@ def _write(config: TrainConfig, job: SlurmJob, text: str, out: Path | None, remo
 
     With --remote-paths the run folder is created only where the job's folder exists here.
     """
+    from biomedclip_cli.slurm import write_job_files
+
     written: list[Path] = []
     if out is not None:
         out.write_text(text, encoding="utf-8")

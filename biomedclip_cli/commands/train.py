@@ -12,7 +12,6 @@ from biomedclip_cli.biomedica import shortcut_help
 from biomedclip_cli.commands.config_options import ConfigFileOpt, DryRunOpt, with_config_options
 from biomedclip_cli.config import OPTION_FIELDS, TrainConfig
 from biomedclip_cli.problems import ProblemFound
-from biomedclip_cli.training import announce_defaults, exit_if_finished, launch_and_summarise, load_train_config, prepared_launch
 
 EPILOG = """Examples:
 
@@ -42,6 +41,8 @@ def train(
     Every option can also sit in the --config YAML file. Problems with the data, the model or the
     hardware are reported before anything starts.
     """
+    from biomedclip_cli.training import announce_defaults, exit_if_finished, launch_and_summarise, load_train_config, prepared_launch
+
     try:
         given = load_train_config(config_file, overrides or {}, list(ctx.args))
     except ProblemFound as found:
