@@ -1,4 +1,4 @@
-"""Start-up cost of bmclip commands against open_clip's own, preflight on a 100k-row CSV, and list-models.
+"""Start-up cost of bmclip commands against open_clip's own and the CLI libraries' floor, preflight on a 100k-row CSV, and list-models.
 
 Prints one table: median wall time and peak memory (max RSS) over several runs of each command.
 Usage: python benchmarks/cli_startup.py [--runs 5]
@@ -53,6 +53,7 @@ def main() -> None:
         folder = Path(tmp)
         big_csv(folder, 100_000)
         rows = [
+            ("floor: import typer, rich, pydantic", [sys.executable, "-c", "import typer, rich.console, pydantic"]),
             ("bmclip --help", [*bmclip, "--help"]),
             ("bmclip --version", [*bmclip, "--version"]),
             ("bmclip train --help", [*bmclip, "train", "--help"]),

@@ -22,9 +22,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from hub_server import FakeHub, HubServer  # noqa: E402
 
-from biomedclip_cli.biomedica import SHORTCUTS, SUBSETS  # noqa: E402
-from biomedclip_cli.checks.data import check_first_samples, inspect_shards  # noqa: E402
 from biomedclip_cli.data.demo import write_demo_dataset  # noqa: E402
+from biomedclip_cli.data.shard_inspection import check_first_samples, inspect_shards  # noqa: E402
+from biomedclip_cli.hub.biomedica import SHORTCUTS, SUBSETS  # noqa: E402
 
 REPO_ID = "BIOMEDICA/biomedica_webdataset_24M"
 

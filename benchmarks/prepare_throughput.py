@@ -22,9 +22,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from biomedclip_cli.data.image_checks import CheckSettings, available_cores  # noqa: E402
-from biomedclip_cli.data.prepare import Outputs, PrepareRequest, count_rows, open_sources, prepare  # noqa: E402
-from biomedclip_cli.data.sources import ReadSettings  # noqa: E402
+from biomedclip_cli.data.prepare.image_checks import CheckSettings, available_cores  # noqa: E402
+from biomedclip_cli.data.prepare.pipeline import Outputs, PrepareRequest, count_rows, open_sources, prepare  # noqa: E402
+from biomedclip_cli.data.prepare.sources import ReadSettings  # noqa: E402
 
 DISTINCT_PICTURES = 16
 FILES_PER_FOLDER = 1_000

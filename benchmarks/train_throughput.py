@@ -16,7 +16,7 @@ Usage:
   python benchmarks/train_throughput.py --gpu          # GPUs: ViT-B-32, batch 256, one process per GPU, 100 steps (20 untimed)
   python benchmarks/train_throughput.py --gpu --rounds 1 --steps 100 --model ViT-B-16
 On CPU, (a) runs one process: open_clip_train 3.3 cannot run several CPU processes without bmclip's
-DistributedDataParallel shim (see README).
+DistributedDataParallel shim (see docs/training.md).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from biomedclip_cli.checks.hardware import visible_gpus  # noqa: E402
-from biomedclip_cli.model_configs import FOLDER as BMCLIP_MODEL_CONFIGS  # noqa: E402
-from biomedclip_cli.run_folder import LOG_FILE, TRAIN_LINE, TrainProgress, train_progress  # noqa: E402
+from biomedclip_cli.models.configs import FOLDER as BMCLIP_MODEL_CONFIGS  # noqa: E402
+from biomedclip_cli.runs.folder import LOG_FILE, TRAIN_LINE, TrainProgress, train_progress  # noqa: E402
 
 POLL_SECONDS = 0.05
 GPU_POLL_SECONDS = 0.5

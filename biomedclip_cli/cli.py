@@ -14,12 +14,18 @@ import typer
 
 from biomedclip_cli import __version__, console
 from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, models, prepare, report, resume, runs, slurm, train
+from biomedclip_cli.commands.help_text import examples, reflowed_help
 from biomedclip_cli.problems import Problem, ProblemFound, not_installed
 
 DEBUG_VARIABLE = "BMCLIP_DEBUG"
 PASSTHROUGH = {"allow_extra_args": True}
 INTERRUPTED_EXIT_CODE = 130
 INTERRUPTED_LINE = "bmclip: interrupted"
+ROOT_EPILOG = examples(
+    ("what to install here, then a tiny CLIP trained on synthetic figures", "bmclip env-check && make demo"),
+    ("your own figures, checked, as a training CSV", "bmclip prepare-csv figures/ --out data/train.csv"),
+    ("train on it, checking everything first", "bmclip train --train-data data/train.csv --model ViT-B-32"),
+)
 
 
 def _show_version(value: bool) -> None:
@@ -67,18 +73,21 @@ def create_app() -> typer.Typer:
         pretty_exceptions_show_locals=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    app.callback()(_root)
-    app.command("env-check", epilog=env_check.EPILOG)(env_check.env_check)
-    app.command("list-models", epilog=models.EPILOG)(models.list_models)
-    app.command("prepare-csv", epilog=prepare.EPILOG)(prepare.prepare_csv)
-    app.command("demo-data", epilog=demo_data.EPILOG)(demo_data.demo_data)
-    app.command("train", epilog=train.EPILOG, context_settings=PASSTHROUGH)(train.train_command)
-    app.command("resume", epilog=resume.EPILOG)(resume.resume)
-    app.command("runs", epilog=runs.EPILOG)(runs.runs)
-    app.command("slurm-gen", epilog=slurm.EPILOG, context_settings=PASSTHROUGH)(slurm.slurm_gen_command)
-    app.command("bench-data", epilog=bench_data.EPILOG, context_settings=PASSTHROUGH)(bench_data.bench_data_command)
-    app.command("eval", epilog=evaluate.EPILOG)(evaluate.evaluate)
-    app.command("report", epilog=report.EPILOG)(report.report)
+    app.callback(epilog=ROOT_EPILOG)(_root)
+    for name, module, command, passthrough in (
+        ("env-check", env_check, env_check.env_check, False),
+        ("list-models", models, models.list_models, False),
+        ("prepare-csv", prepare, prepare.prepare_csv, False),
+        ("demo-data", demo_data, demo_data.demo_data, False),
+        ("train", train, train.train_command, True),
+        ("resume", resume, resume.resume, False),
+        ("runs", runs, runs.runs, False),
+        ("slurm-gen", slurm, slurm.slurm_gen_command, True),
+        ("bench-data", bench_data, bench_data.bench_data_command, True),
+        ("eval", evaluate, evaluate.evaluate, False),
+        ("report", report, report.report, False),
+    ):
+        app.command(name, help=reflowed_help(command), epilog=module.EPILOG, context_settings=PASSTHROUGH if passthrough else None)(command)
     for command in app.registered_commands:
         command.callback = _ends_cleanly_on_ctrl_c(command.callback) if command.callback else None
     return app

@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from biomedclip_cli.problems import Problem, ProblemFound, error
@@ -32,7 +31,7 @@ class DatasetType(str, Enum):
 
 
 class Preset(str, Enum):
-    """A bundle of open_clip speed or memory options chosen from the hardware (see biomedclip_cli/presets.py)."""
+    """A bundle of open_clip speed or memory options chosen from the hardware (see biomedclip_cli/launch/presets.py)."""
 
     none = "none"
     fast = "fast"
@@ -62,7 +61,7 @@ def _option(default: Any, text: str, panel: str, example: str, shown_default: st
 class TrainConfig(BaseModel):
     """Everything that defines one training run; the resolved copy is saved as <logs>/<name>/bmclip.yaml."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # the schema is built at the first validation, not for --help
 
     # Data
     train_data: str | None = _option(
@@ -198,6 +197,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ProblemFound(error("--config", f"file '{path}' does not exist", "check the path"))
     if path.is_dir():
         raise ProblemFound(error("--config", f"'{path}' is a folder", "pass a YAML file"))
+    import yaml  # here, not at the top: --help never reads YAML
+
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -260,4 +261,6 @@ def _problem_from_validation(exc: ValidationError, cli_keys: set[str], config_pa
 
 def config_to_yaml(config: TrainConfig) -> str:
     """The config as YAML in field order, enum values as plain strings (what bmclip.yaml holds)."""
+    import yaml
+
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from machines import make_base_site
 from typer.testing import CliRunner
 
 from biomedclip_cli.cli import app
 from biomedclip_cli.data.demo import DemoDataset, write_demo_dataset
-from machines import make_base_site
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def write_fitting_checkpoint(path: Path, model_name: str, prefix: str = "module.
     """
     import torch
 
-    from biomedclip_cli.model_facts import meta_model
+    from biomedclip_cli.models.facts import meta_model
 
     state = meta_model(model_name).state_dict()
     zeros = {f"{prefix}{key}": torch.zeros((), dtype=value.dtype).expand(value.shape) for key, value in state.items()}

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from biomedclip_cli.config import TrainConfig
-from biomedclip_cli.run_folder import CHECKPOINT_DIR, LAUNCH_FILE, LOG_FILE, write_launch_record, write_run_config
+from biomedclip_cli.runs.folder import CHECKPOINT_DIR, LAUNCH_FILE, LOG_FILE, write_launch_record, write_run_config
 
 # The progress lines of a real bmclip-tiny run trained at --lr 1e12: the loss is nan from its second step on.
 DIVERGED_LOG = Path(__file__).parent / "fixtures" / "diverged_run" / LOG_FILE

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from biomedclip_cli.config import DatasetType, TrainConfig
-from biomedclip_cli.throughput import DataRate, StepRate, verdict
+from biomedclip_cli.jobs.throughput import DataRate, StepRate, verdict
 
 TINY = ("--model", "bmclip-tiny", "--batch-size", "16", "--precision", "fp32")
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import shlex
 
 from open_clip_train.params import parse_args
-
 from run_folders import assert_refused
 
-from biomedclip_cli.launch import WORKER_MODULE
+from biomedclip_cli.launch.launcher import WORKER_MODULE
 
 
 def worker_and_open_clip_args(line: str) -> tuple[list[str], list[str]]:

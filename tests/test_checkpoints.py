@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 from run_folders import save_checkpoint, truncate
 
-from biomedclip_cli.checkpoints import incompleteness, looks_complete, newest_complete_checkpoint, prune_checkpoints
-from biomedclip_cli.run_folder import LOG_FILE, epoch_checkpoints
-from conftest import REPO
+from biomedclip_cli.runs.checkpoints import incompleteness, looks_complete, newest_complete_checkpoint, prune_checkpoints
+from biomedclip_cli.runs.folder import LOG_FILE, epoch_checkpoints
 
 
 def test_a_saved_checkpoint_is_complete_and_a_truncated_one_is_not(tmp_path: Path):
@@ -76,7 +76,7 @@ def test_pruning_checks_the_newest_without_reading_its_tensors(tmp_path: Path):
 
 SAVE_FOREVER = """
 import sys, torch
-from biomedclip_cli.worker import atomic_checkpoint_save
+from biomedclip_cli.launch.worker import atomic_checkpoint_save
 save = atomic_checkpoint_save(keep=None)
 for epoch in range(1, 1000):
     save({"epoch": epoch, "state_dict": {"w": torch.rand(50_000_000)}}, f"{sys.argv[1]}/checkpoints/epoch_{epoch}.pt")
@@ -102,7 +102,7 @@ def test_a_kill_during_a_save_leaves_every_checkpoint_complete_or_absent(tmp_pat
 
 @pytest.fixture
 def lookup():
-    from biomedclip_cli.worker import ResumeLookup
+    from biomedclip_cli.launch.worker import ResumeLookup
 
     return ResumeLookup()
 

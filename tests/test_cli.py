@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import typer
+from conftest import REPO, run_bmclip
 
 from biomedclip_cli import __version__
 from biomedclip_cli.cli import app
-from conftest import REPO, run_bmclip
 
 HEAVY_MODULES = ("torch", "open_clip", "open_clip_train", "webdataset", "PIL", "numpy")
 

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from machines import REPO, machine, run_base_install
-from biomedclip_cli.envinfo.checks import Status, disk_status, nccl_check
+
 from biomedclip_cli.envinfo.compat import CPU_BUILD, build_cuda, covers, packaged_table, parse_version
-from biomedclip_cli.envinfo.installed import explain_torchvision_error, webdataset_check
+from biomedclip_cli.envinfo.machine_checks import Status, disk_status, nccl_check
 from biomedclip_cli.envinfo.nvidia_smi import DriverReport, Gpu, SmiStatus, parse_banner
 from biomedclip_cli.envinfo.policy import advise
+from biomedclip_cli.envinfo.stack_checks import explain_torchvision_error, webdataset_check
 
 SEED_COMMAND = "pip install torch==2.0.1 torchvision==0.15.2 --index-url https://download.pytorch.org/whl/cu117"
 SECRET = "hf_NotARealTokenButSecret0123456789"

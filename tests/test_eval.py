@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from conftest import run_bmclip
 
 pytestmark = pytest.mark.slow

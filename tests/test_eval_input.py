@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from run_folders import make_run_folder
 
-from biomedclip_cli.run_folder import CONFIG_FILE
+from biomedclip_cli.runs.folder import CONFIG_FILE
 
 
 def assert_refused(result, expected: str) -> None:

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 from braceexpand import braceexpand
-
-from biomedclip_cli.biomedica import SHORTCUTS, expand_shortcuts
-from biomedclip_cli.hub import parse_hub_url, pin_revision
-from biomedclip_cli.hub_stream import HubFileStream, register_hf_scheme
-from biomedclip_cli.problems import Problem
-from biomedclip_cli.run_folder import epoch_checkpoints
 from conftest import REPO, run_bmclip
 from hub_server import FakeHub, HubServer, hf_url
+
+from biomedclip_cli.hub.biomedica import SHORTCUTS, expand_shortcuts
+from biomedclip_cli.hub.paths import parse_hub_url, pin_revision
+from biomedclip_cli.hub.streaming import HubFileStream, register_hf_scheme
+from biomedclip_cli.problems import Problem
+from biomedclip_cli.runs.folder import epoch_checkpoints
 
 BIOMEDICA = "BIOMEDICA/biomedica_webdataset_24M"
 TINY = ("--model", "bmclip-tiny")
@@ -238,7 +238,7 @@ def test_two_ranks_train_streaming_from_the_hub_mixed_with_local_shards_and_the_
     assert "train_num_samples: 400" in (tmp_path / "logs" / "hub" / "params.txt").read_text()
     assert any("bmclip: reading hf://" in line and "retry 1 of 5" in line for line in stderr.splitlines()), stderr[-3000:]
     assert [r for r in hub.requests_to("cdn") if r.range], "no shard was resumed with a Range request"
-    assert any("biomedclip_cli.worker" in line for line in command_lines), "ps never saw the ranks"
+    assert any("biomedclip_cli.launch.worker" in line for line in command_lines), "ps never saw the ranks"
     assert not [line for line in command_lines if hub.token in line]
     assert hub.token not in stdout + stderr
     assert _files_containing(tmp_path, hub.token) == []
@@ -248,7 +248,7 @@ def test_two_ranks_train_streaming_from_the_hub_mixed_with_local_shards_and_the_
 
 def test_a_rank_without_access_stops_at_once_with_the_clear_line(hub, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", hub.denied_token)
-    result = subprocess.run([sys.executable, "-m", "biomedclip_cli.worker", "--", "--train-data", TWO_SHARDS, "--train-num-samples", "200",
+    result = subprocess.run([sys.executable, "-m", "biomedclip_cli.launch.worker", "--", "--train-data", TWO_SHARDS, "--train-num-samples", "200",
                              "--dataset-type", "webdataset", "--model", "bmclip-tiny"],
                             env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2

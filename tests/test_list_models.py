@@ -9,10 +9,10 @@ from pathlib import Path
 
 import open_clip
 import pytest
-
-from biomedclip_cli.model_facts import measure, measured_facts
-from biomedclip_cli.pretrained_tags import pretrained_weights
 from conftest import REPO, run_bmclip
+
+from biomedclip_cli.models.facts import measure, measured_facts
+from biomedclip_cli.models.pretrained_tags import pretrained_weights
 
 HEAVY_MODULES = ("torch", "open_clip", "timm", "transformers", "numpy")
 

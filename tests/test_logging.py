@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from biomedclip_cli.reporting import read_run_logs
 from conftest import run_bmclip
 from test_train_preflight import assert_refused, good_csv  # noqa: F401  (the fixture)
+
+from biomedclip_cli.runs.report import read_run_logs
 
 SECRET = "wandb-key-that-must-never-be-written-0123456789"
 

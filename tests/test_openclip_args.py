@@ -7,8 +7,8 @@ import shlex
 from torch.distributed.run import config_from_args, get_args_parser
 
 from biomedclip_cli.config import DatasetType, Precision, TrainConfig
-from biomedclip_cli.launch import WORKER_MODULE, torchrun_command
-from biomedclip_cli.openclip_args import openclip_argv, parse_with_open_clip
+from biomedclip_cli.launch.launcher import WORKER_MODULE, torchrun_command
+from biomedclip_cli.launch.openclip_args import openclip_argv, parse_with_open_clip
 
 
 def resolved(**values) -> TrainConfig:

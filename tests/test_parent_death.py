@@ -9,19 +9,18 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import REPO
 
-CHILD = "from biomedclip_cli.parent_death import die_with_parent; import signal; die_with_parent(signal.SIGKILL); print('child alive')"
+CHILD = "from biomedclip_cli.launch.parent_death import die_with_parent; import signal; die_with_parent(signal.SIGKILL); print('child alive')"
 AS_PID_1 = {
     # bmclip is PID 1 and launches torchrun through run_supervised (its preexec_fn ties the launcher to bmclip).
     "bmclip": f"""
         import os, sys
-        from biomedclip_cli.launch import LaunchCommand, run_supervised
+        from biomedclip_cli.launch.launcher import LaunchCommand, run_supervised
         assert os.getpid() == 1
         sys.exit(run_supervised(LaunchCommand([sys.executable, "-c", {CHILD!r}])))
         """,
-    # torchrun is PID 1 and starts a rank, which ties itself to torchrun (as biomedclip_cli.worker does).
+    # torchrun is PID 1 and starts a rank, which ties itself to torchrun (as biomedclip_cli.launch.worker does).
     "launcher": f"""
         import os, subprocess, sys
         assert os.getpid() == 1

@@ -18,18 +18,25 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_bmclip
+from prepare_inputs import (
+    GOOD_FIGURES,
+    Figures,
+    encoded,
+    figure,
+    metadata_records,
+    write_biomedica_shards,
+    write_figures,
+    write_metadata,
+)
 from typer.testing import CliRunner
 
 from biomedclip_cli.cli import app
-from biomedclip_cli.data.image_checks import CheckSettings
-from biomedclip_cli.data.prepare import Outputs, PrepareRequest, open_sources, prepare
-from biomedclip_cli.data.rows import PANDAS_NA_VALUES
-from biomedclip_cli.data.sources import ReadSettings
-from biomedclip_cli.run_folder import epoch_checkpoints, train_progress
-from conftest import REPO, run_bmclip
-from prepare_inputs import (
-    GOOD_FIGURES, Figures, encoded, figure, metadata_records, write_biomedica_shards, write_figures, write_metadata,
-)
+from biomedclip_cli.data.prepare.image_checks import CheckSettings
+from biomedclip_cli.data.prepare.pipeline import Outputs, PrepareRequest, open_sources, prepare
+from biomedclip_cli.data.prepare.rows import PANDAS_NA_VALUES
+from biomedclip_cli.data.prepare.sources import ReadSettings
+from biomedclip_cli.runs.folder import epoch_checkpoints, train_progress
 
 
 @pytest.fixture(scope="module")

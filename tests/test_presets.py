@@ -8,13 +8,13 @@ import shlex
 from pathlib import Path
 
 import pytest
-
-from biomedclip_cli.checks.model import image_tower_is_vit
-from biomedclip_cli.launch import WORKER_MODULE
-from biomedclip_cli.openclip_args import parse_with_open_clip
-from biomedclip_cli.run_folder import epoch_checkpoints, train_progress
 from conftest import run_bmclip
 from machines import machine
+
+from biomedclip_cli.launch.launcher import WORKER_MODULE
+from biomedclip_cli.launch.openclip_args import parse_with_open_clip
+from biomedclip_cli.models.validation import image_tower_is_vit
+from biomedclip_cli.runs.folder import epoch_checkpoints, train_progress
 
 SYNTHETIC = ("--dataset-type", "synthetic", "--train-num-samples", "256")
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import write_fitting_checkpoint
 from test_train_preflight import assert_refused, good_csv  # noqa: F401  (the fixture)
 

@@ -6,13 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_bmclip
 from PIL import Image
-
 from run_folders import DIVERGED_LOG, assert_refused, make_run_folder
 
-from biomedclip_cli.reporting import PLOT_DPI, PLOT_SIZE_INCHES
-from biomedclip_cli.run_folder import CONFIG_FILE, LOG_FILE
-from conftest import run_bmclip
+from biomedclip_cli.runs.folder import CONFIG_FILE, LOG_FILE
+from biomedclip_cli.runs.report import PLOT_DPI, PLOT_SIZE_INCHES
 
 PLOT_PIXELS = (int(PLOT_SIZE_INCHES[0] * PLOT_DPI), int(PLOT_SIZE_INCHES[1] * PLOT_DPI))
 PLOTS = ("loss", "lr", "logit_scale", "samples_per_second", "validation")

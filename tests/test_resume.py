@@ -9,7 +9,7 @@ from pathlib import Path
 
 from run_folders import assert_refused, make_run_folder, save_checkpoint, set_launcher_pid, truncate
 
-from biomedclip_cli.run_folder import CONFIG_FILE, LOG_FILE, read_run_config, write_run_config
+from biomedclip_cli.runs.folder import CONFIG_FILE, LOG_FILE, read_run_config, write_run_config
 
 
 def resume_argument(line: str) -> str:

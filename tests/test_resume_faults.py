@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_bmclip
 from run_folders import processes_mentioning, truncate
 
-from biomedclip_cli.checkpoints import incompleteness
-from biomedclip_cli.run_folder import LAUNCH_FILE, LOG_FILE, TRAIN_LINE, epoch_checkpoints, read_run_config
-from conftest import REPO, run_bmclip
+from biomedclip_cli.runs.checkpoints import incompleteness
+from biomedclip_cli.runs.folder import LAUNCH_FILE, LOG_FILE, TRAIN_LINE, epoch_checkpoints, read_run_config
 
 pytestmark = pytest.mark.slow
 

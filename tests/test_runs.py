@@ -10,7 +10,7 @@ from pathlib import Path
 
 from run_folders import DIVERGED_LOG, assert_refused, make_run_folder, set_launcher_pid, truncate
 
-from biomedclip_cli.run_folder import LOG_FILE, record_exit
+from biomedclip_cli.runs.folder import LOG_FILE, record_exit
 
 PROGRESS = ("2026-11-28,22:39:59 | INFO | Train Epoch: {epoch} [480/480 (100%)] Data (t): 0.033 Batch (t): 0.214, 77.2650/s, "
             "38.6325/s/gpu LR: 0.000785 Logit Scale: 14.164 Contrastive_loss: {loss} ({loss}) Loss: {loss} ({loss})\n")

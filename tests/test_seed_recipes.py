@@ -1,6 +1,6 @@
-"""Every recipe of the seed guide, written as bmclip in the README and in examples/, trains what the guide trains.
+"""Every recipe of the seed guide, written as bmclip in docs/training.md and in examples/, trains what the guide trains.
 
-Each README recipe runs with --dry-run; open_clip_train's own parser must get the same values from
+Each docs/training.md recipe runs with --dry-run; open_clip_train's own parser must get the same values from
 the worker's arguments as from the guide's command, and torchrun's parser the same launch settings.
 """
 
@@ -13,14 +13,14 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_bmclip, write_fitting_checkpoint
 from open_clip_train.params import parse_args
 from PIL import Image
 from torch.distributed.run import get_args_parser
 
-from biomedclip_cli.launch import WORKER_MODULE
-from conftest import REPO, run_bmclip, write_fitting_checkpoint
+from biomedclip_cli.launch.launcher import WORKER_MODULE
 
-# The guide's commands, verbatim, with its placeholder paths mapped to the README's relative paths.
+# The guide's commands, verbatim, with its placeholder paths mapped to docs/training.md's relative paths.
 SEED_COMMANDS = {
     "csv-6gpu": """
         CUDA_VISIBLE_DEVICES=0,1,2,3,4,5 torchrun --nproc_per_node 6 -m training.main \\
@@ -85,8 +85,8 @@ RESOLVED_BY_BMCLIP = {"name", "dataset_type"}
 
 
 def readme_recipes() -> dict[str, list[str]]:
-    """The bmclip command under each `<!-- seed: NAME -->` marker of the README, as argv."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    """The bmclip command under each `<!-- seed: NAME -->` marker of docs/training.md, as argv."""
+    text = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
     found = re.findall(r"<!-- seed: ([\w-]+) -->\n```bash\n(.*?)```", text, flags=re.S)
     return {name: shlex.split(block.replace("\\\n", " "))[2:] for name, block in found}
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from biomedclip_cli.run_folder import epoch_checkpoints
 from conftest import run_bmclip
 from slurm_cluster import SlurmCluster, start_cluster, unavailable_reason
+
+from biomedclip_cli.runs.folder import epoch_checkpoints
 
 pytestmark = pytest.mark.slow
 

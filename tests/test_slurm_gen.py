@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from open_clip_train.params import parse_args
-
-from biomedclip_cli.launch import WORKER_MODULE
-from biomedclip_cli.slurm import BMCLIP_SBATCH_OPTIONS
 from conftest import REPO, run_bmclip
+from open_clip_train.params import parse_args
 from test_cli import imported_modules
+
+from biomedclip_cli.jobs.slurm import BMCLIP_SBATCH_OPTIONS
+from biomedclip_cli.launch.launcher import WORKER_MODULE
 
 GOLDEN = REPO / "tests" / "golden" / "slurm-4nodes-8gpus.sbatch"
 # The 4 x 8 GPU job of the golden file: BIOMEDICA shards that exist only on the cluster.
@@ -102,9 +102,9 @@ def test_the_golden_job_launches_what_train_would_on_each_node():
 
 
 def test_seed_slurm_recipe_in_the_readme_trains_what_the_seed_script_trains(tmp_path: Path):
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
     block = re.search(r"<!-- seed-slurm -->\n```bash\n(.*?)```", text, flags=re.S)
-    assert block, "README lacks the <!-- seed-slurm --> recipe"
+    assert block, "docs/training.md lacks the <!-- seed-slurm --> recipe"
     argv = shlex.split(block.group(1).replace("\\\n", " "))[2:]
     result = run_bmclip("slurm-gen", *argv, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -267,7 +267,7 @@ def test_login_node_without_open_clip_train_needs_remote_paths(tmp_path: Path, d
     allowed = run_bmclip(*args, "--remote-paths", cwd=tmp_path, env=environment)
     assert allowed.returncode == 0, allowed.stderr
     assert "open_clip_train: is not installed; it must exist where the job runs" in allowed.stderr
-    assert "-m biomedclip_cli.worker" in allowed.stdout
+    assert "-m biomedclip_cli.launch.worker" in allowed.stdout
 
 
 def test_submit_without_sbatch_says_where_to_run(tmp_path: Path, demo_data):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_bmclip
 
 from biomedclip_cli.config import TrainConfig
-from biomedclip_cli.run_folder import epoch_checkpoints, train_progress
-from conftest import run_bmclip
+from biomedclip_cli.runs.folder import epoch_checkpoints, train_progress
 
 pytestmark = pytest.mark.slow
 

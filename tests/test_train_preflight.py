@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from machines import machine
 from PIL import Image
 
 from biomedclip_cli.config import OPTION_FIELDS, flag
-from machines import machine
 
 TINY = ("--model", "bmclip-tiny")
 

@@ -11,15 +11,14 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
 from biomedclip_cli.problems import ProblemFound, warning
 
-EPILOG = """Examples:
-
-  bmclip bench-data --config train.yaml
-
-  bmclip bench-data --config train.yaml --workers 8 --batches 100   (try another number of workers)
-"""
+EPILOG = examples(
+    ("measure the data pipeline and the model of a config", "bmclip bench-data --config train.yaml"),
+    ("try another number of loader processes", "bmclip bench-data --config train.yaml --workers 8 --batches 100"),
+)
 
 
 def bench_data(
@@ -34,9 +33,9 @@ def bench_data(
 
     Takes the same options and --config file as bmclip train; nothing is trained or written. The model has random weights (speed does not depend on them).
     """
-    from biomedclip_cli import throughput
-    from biomedclip_cli.devices import compute_device
-    from biomedclip_cli.training import checked_config, load_train_config
+    from biomedclip_cli.jobs import throughput
+    from biomedclip_cli.jobs.training import checked_config, load_train_config
+    from biomedclip_cli.models.devices import compute_device
 
     try:
         given = load_train_config(config_file, overrides or {}, list(ctx.args))

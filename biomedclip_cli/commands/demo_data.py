@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.problems import error
 
-EPILOG = "Example:\n\n  bmclip demo-data demo-run/data && bmclip train --config examples/demo.yaml"
+EPILOG = examples(("write the demo data, then train the demo", "bmclip demo-data demo-run/data && bmclip train --config examples/demo.yaml"))
 
 
 def demo_data(

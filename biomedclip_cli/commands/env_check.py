@@ -9,18 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.problems import error
 
 if TYPE_CHECKING:
     from biomedclip_cli.envinfo.environment import Environment
     from biomedclip_cli.envinfo.policy import Pick
 
-EPILOG = """Examples:
-
-  bmclip env-check                 (before installing PyTorch: prints the pip command for this machine)
-
-  bmclip env-check --json && sbatch train.sh   (exit status 1 when a check fails)
-"""
+EPILOG = examples(
+    ("before installing PyTorch: the pip command for this machine", "bmclip env-check"),
+    ("in a job script: exit status 1 when a check fails", "bmclip env-check --json > env.json && sbatch train.sh"),
+)
 
 FAILED_EXIT_CODE = 1
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
@@ -30,7 +29,9 @@ def env_check(
     logs: Annotated[Path, typer.Option(help="Folder the run folders will go in (train's --logs); its free disk space is checked.")] = Path("./logs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON for scripts.")] = False,
 ) -> None:
-    """Read the NVIDIA driver and GPUs (nvidia-smi), name the exact PyTorch install command for them, and once PyTorch is installed check torch, torchvision, the GPUs, NCCL, open_clip, webdataset, disk space and the Hugging Face token. Works without PyTorch, without a GPU and without nvidia-smi.
+    """Read the NVIDIA driver and GPUs (nvidia-smi), name the exact PyTorch install command for them, and once PyTorch is installed check torch, torchvision, the GPUs, NCCL, open_clip, webdataset, disk space and the Hugging Face token.
+
+    Works without PyTorch, without a GPU and without nvidia-smi.
 
     The build is chosen from the compatibility table shipped with bmclip (its date is printed):
 

@@ -9,19 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.problems import ProblemFound
 
 if TYPE_CHECKING:
-    from biomedclip_cli.evaluation import Classes, EvalResult, EvalSet, Weights
+    from biomedclip_cli.models.evaluation import Classes, EvalResult, EvalSet, Weights
 
-EPILOG = """Examples:
-
-  bmclip eval --model bmclip-tiny --checkpoint demo-run/logs/demo --data demo-run/data/heldout.csv --label-column label
-
-  bmclip eval --compare demo-run/logs/demo --data demo-run/data/heldout.csv   (the untrained start and every epoch, side by side)
-
-  bmclip eval --model ViT-B-32 --checkpoint openai --checkpoint logs/run/checkpoints/epoch_5.pt --data val.csv --classnames classes.txt
-"""
+EPILOG = examples(
+    ("zero-shot accuracy of a run's newest checkpoint", "bmclip eval --checkpoint demo-run/logs/demo --data heldout.csv"),
+    ("the untrained start and every epoch of a run, side by side", "bmclip eval --compare demo-run/logs/demo --data heldout.csv"),
+    ("open_clip's weights against your own checkpoint", "bmclip eval --model RN50 --checkpoint openai --checkpoint a.pt --data v.csv"),
+)
 CONFUSION_MAX_CLASSES = 12
 
 
@@ -49,7 +47,8 @@ def evaluate(
 
     Reports top-1/top-5 and balanced accuracy, per-class recall and the confusion matrix; retrieval Recall@1/5/10 and median rank, image to text and text to image.
     """
-    from biomedclip_cli.evaluation import model_of, read_classnames, read_eval_set, read_templates, run_progression, weights_named
+    from biomedclip_cli.models.evaluation import read_classnames, read_eval_set, read_templates
+    from biomedclip_cli.runs.weights import model_of, run_progression, weights_named
 
     try:
         named = list(checkpoint or ([] if compare else ["none"]))
@@ -71,8 +70,8 @@ def evaluate(
 
 def _run(weights: list[Weights], eval_set: EvalSet, classes: Classes | None, templates: list[str], device: str | None,
          batch_size: int, workers: int) -> list[EvalResult]:
-    from biomedclip_cli.devices import compute_device
-    from biomedclip_cli.evaluation import evaluate as evaluate_weights
+    from biomedclip_cli.models.devices import compute_device
+    from biomedclip_cli.models.evaluation import evaluate as evaluate_weights
 
     chosen = compute_device(device)
     images = len(eval_set.paths)

@@ -8,18 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.commands.help_text import examples
 
 if TYPE_CHECKING:
-    from biomedclip_cli.model_catalog import CatalogEntry
+    from biomedclip_cli.models.catalog import CatalogEntry
 
-EPILOG = """Examples:
-
-  bmclip list-models --biomedical
-
-  bmclip list-models --filter ViT-B-32 --cached
-
-  bmclip list-models --json | jq '.[] | select(.image_size == 224) | .train_flags'
-"""
+EPILOG = examples(
+    ("curated biomedical models", "bmclip list-models --biomedical"),
+    ("ViT-B-32 weights already in the cache", "bmclip list-models --filter ViT-B-32 --cached"),
+    ("train flags of every model of image size 224", "bmclip list-models --json | jq '.[] | select(.image_size == 224)'"),
+)
 
 
 def format_params(count: int | None) -> str:
@@ -39,7 +37,7 @@ def list_models(
 
     Each row gives the --model / --pretrained values to paste, the parameters, image size and embedding width (from open_clip's model configs; no model is built), and whether the weights are already in the Hugging Face or open_clip cache (no network is used).
     """
-    from biomedclip_cli.model_catalog import BIOMEDICAL, catalog
+    from biomedclip_cli.models.catalog import BIOMEDICAL, catalog
 
     entries = catalog(filter_text, biomedical_only=biomedical, cached_only=cached)
     if as_json:

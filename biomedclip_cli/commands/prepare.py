@@ -9,19 +9,18 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.problems import ProblemFound
 
 if TYPE_CHECKING:
-    from biomedclip_cli.data.prepare import PrepareRequest, PrepareResult
+    from biomedclip_cli.data.prepare.pipeline import PrepareRequest, PrepareResult
 
-EPILOG = """Examples:
-
-  bmclip prepare-csv figures/ --out data/train.csv --val-fraction 0.05 --check-images --min-side 64 --dedupe
-
-  bmclip prepare-csv lab/metadata.parquet --image-column path --caption-column legend --out data/train.csv
-
-  bmclip prepare-csv 'biomedica/commercial/{000000..000009}.tar' --extra-column image_primary_label --group-by article_title --val-fraction 0.05 --out data/train.csv
-"""
+EPILOG = examples(
+    ("figures with captions beside them, checked, 5% held out", "bmclip prepare-csv figures/ --out train.csv --val-fraction 0.05 --check-images"),
+    ("a metadata table whose image column is called path", "bmclip prepare-csv meta.parquet --image-column path --out train.csv"),
+    ("BIOMEDICA shards, the figures of one paper on one side of the split",
+     "bmclip prepare-csv 'shards/{000000..000009}.tar' --group-by article_title \\\n    --val-fraction 0.05 --out data/train.csv"),
+)
 
 OUTPUT, SOURCES, CHECKS = "Output", "Reading sources", "Checking images"
 INTERRUPTED_EXIT_CODE = 130
@@ -67,9 +66,9 @@ def prepare_csv(
 
     Every row read is either written or listed in the rejects file with its reason (missing file, unreadable or truncated image, image too small, empty caption, duplicate), and the counts are reconciled at the end. Outputs are written under temporary names and renamed when complete.
     """
-    from biomedclip_cli.data.image_checks import CheckSettings, available_cores
-    from biomedclip_cli.data.prepare import PrepareRequest, check_request, count_rows, open_sources, prepare, resolve_outputs
-    from biomedclip_cli.data.sources import ReadSettings
+    from biomedclip_cli.data.prepare.image_checks import CheckSettings, available_cores
+    from biomedclip_cli.data.prepare.pipeline import PrepareRequest, check_request, count_rows, open_sources, prepare, resolve_outputs
+    from biomedclip_cli.data.prepare.sources import ReadSettings
 
     extras = tuple(dict.fromkeys([*(extra_column or []), *([group_by] if group_by else [])]))
     read = ReadSettings(image_column, caption_column, caption_field, extras)
@@ -102,8 +101,8 @@ def _count(number: int) -> str:
 
 def next_commands(request: PrepareRequest, result: PrepareResult) -> list[list[str]]:
     """The `bmclip train` command lines that train on what was written (CSV first, then shards)."""
-    from biomedclip_cli.data.destinations import CAPTION_COLUMN, IMAGE_COLUMN
-    from biomedclip_cli.data.shards import shard_pattern
+    from biomedclip_cli.data.prepare.destinations import CAPTION_COLUMN, IMAGE_COLUMN
+    from biomedclip_cli.data.shard_writer import shard_pattern
 
     outputs, lines = request.outputs, []
     if outputs.csv:

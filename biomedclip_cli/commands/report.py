@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.problems import ProblemFound
 
-EPILOG = "Example:\n\n  bmclip report demo-run/logs/demo   (then open demo-run/logs/demo/report/index.html)"
+EPILOG = examples(("plots and a summary page: open demo-run/logs/demo/report/index.html", "bmclip report demo-run/logs/demo"))
 
 
 def report(
@@ -21,7 +22,8 @@ def report(
 
     Reads open_clip's out.log, checkpoints/results.jsonl and TensorBoard events (when the run logged them); works while the run is still going. Needs matplotlib (pip install 'bmclip[report]').
     """
-    from biomedclip_cli.reporting import best_checkpoint, report as write_report, status_line
+    from biomedclip_cli.runs.report import best_checkpoint, status_line
+    from biomedclip_cli.runs.report import report as write_report
 
     try:
         logs, plots, summary = write_report(run_dir, out)

@@ -10,16 +10,14 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import DryRunOpt
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.problems import ProblemFound
 
-EPILOG = """Examples:
-
-  bmclip resume logs/vit-b-32-biomedica
-
-  bmclip resume logs/vit-b-32-biomedica --epochs 40   (train a finished run longer)
-
-  bmclip resume logs/vit-b-32-biomedica --nproc-per-node 4 --dry-run
-"""
+EPILOG = examples(
+    ("continue a stopped run", "bmclip resume logs/vit-b-32-biomedica"),
+    ("train a finished run longer", "bmclip resume logs/vit-b-32-biomedica --epochs 40"),
+    ("the command it would run on 4 processes, run nothing", "bmclip resume logs/vit-b-32-biomedica --nproc-per-node 4 --dry-run"),
+)
 
 
 def resume(
@@ -35,8 +33,8 @@ def resume(
 
     Settings come from RUN_DIR/bmclip.yaml; relative paths in it resolve from the folder the run was launched in. Checkpoints are loaded newest first, and a truncated or corrupt one is skipped with a warning. A finished run is left alone unless --epochs extends it.
     """
-    from biomedclip_cli.resuming import plan_resume
-    from biomedclip_cli.training import exit_if_finished, launch_and_summarise, prepared_launch
+    from biomedclip_cli.jobs.training import exit_if_finished, launch_and_summarise, prepared_launch
+    from biomedclip_cli.runs.resuming import plan_resume
 
     overrides: dict[str, Any] = {name: value for name, value in
                                  {"epochs": epochs, "total_samples": total_samples, "nproc_per_node": nproc_per_node,

@@ -10,9 +10,13 @@ from typing import Annotated
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.problems import error
 
-EPILOG = "Examples:\n\n  bmclip runs\n\n  bmclip runs /scratch/logs --json"
+EPILOG = examples(
+    ("the runs under ./logs", "bmclip runs"),
+    ("the runs under another folder, as JSON", "bmclip runs /scratch/logs --json"),
+)
 
 
 def runs(
@@ -25,7 +29,7 @@ def runs(
 
     A failed run continues with: bmclip resume LOGS_DIR/NAME.
     """
-    from biomedclip_cli.run_status import FAILED, FINISHED, RUNNING, list_runs
+    from biomedclip_cli.runs.status import FAILED, FINISHED, RUNNING, list_runs
 
     if not logs_dir.is_dir():
         console.fail(error(str(logs_dir), "is not a folder", "pass the --logs folder of your runs (default: ./logs)"))

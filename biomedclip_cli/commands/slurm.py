@@ -10,27 +10,25 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.config import OPTION_FIELDS, SLURM_DECIDES, TrainConfig
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 
 if TYPE_CHECKING:
-    from biomedclip_cli.slurm import SlurmJob
+    from biomedclip_cli.jobs.slurm import SlurmJob
 
 SLURM_FIELDS = tuple(name for name in OPTION_FIELDS if name not in (*SLURM_DECIDES, "nnodes"))
 JOB = "SLURM job"
 
-EPILOG = """Examples:
-
-  bmclip slurm-gen --config train.yaml --nodes 4 --gpus-per-node 8 --partition gpu --time 2-00:00:00 --venv /opt/venvs/bmclip --out job.sbatch
-
-  bmclip slurm-gen --config train.yaml --nodes 1 --gpus-per-node 0 --nproc-per-node 4 --submit   (a CPU job with 4 ranks)
-
-  bmclip slurm-gen --config train.yaml --nodes 2 --gpus-per-node 4 --remote-paths   (on a machine without the data: prints the file)
-"""
+EPILOG = examples(
+    ("4 nodes of 8 GPUs, written to job.sbatch", "bmclip slurm-gen -c train.yaml --nodes 4 --gpus-per-node 8 --out job.sbatch"),
+    ("a CPU job of 4 ranks, submitted at once", "bmclip slurm-gen -c train.yaml --gpus-per-node 0 --nproc-per-node 4 --submit"),
+    ("on a login node without the data: print the file", "bmclip slurm-gen -c train.yaml --nodes 2 --gpus-per-node 4 --remote-paths"),
+)
 
 
 def _print_written(config: TrainConfig, job: SlurmJob, written: list[Path]) -> None:
-    from biomedclip_cli.slurm import LOG_PATTERN, default_cpus_per_task, job_run_dir
+    from biomedclip_cli.jobs.slurm import LOG_PATTERN, default_cpus_per_task, job_run_dir
 
     gpus = f" and {job.gpus_per_node} GPUs" if job.gpus_per_node else ""
     console.out.print(f"bmclip: wrote {', '.join(str(p) for p in written)}", markup=False)
@@ -77,8 +75,8 @@ def slurm_gen(
 
     Takes the train options and --config file of bmclip train, checked the same way, plus the job's resources. The job logs to its run folder, requeues itself before its time limit and resumes from its newest checkpoint.
     """
-    from biomedclip_cli.preflight import preflight
-    from biomedclip_cli.slurm import (
+    from biomedclip_cli.checks.preflight import preflight
+    from biomedclip_cli.jobs.slurm import (
         SlurmJob,
         job_problems,
         job_run_dir,
@@ -89,7 +87,7 @@ def slurm_gen(
         submit,
         syntax_problem,
     )
-    from biomedclip_cli.training import announce_defaults, load_train_config, working_folder
+    from biomedclip_cli.jobs.training import announce_defaults, load_train_config, working_folder
 
     try:
         given = load_train_config(config_file, overrides or {}, list(ctx.args))
@@ -133,7 +131,7 @@ def slurm_gen(
 
 
 def _create_run_folder_warning(config: TrainConfig, job: SlurmJob) -> Problem:
-    from biomedclip_cli.slurm import job_run_dir
+    from biomedclip_cli.jobs.slurm import job_run_dir
 
     return warning("--logs", f"run folder '{job_run_dir(config, job)}' does not exist yet, and SLURM does not create the folder of its log",
                    "create it before sbatch (or let --out/--submit create it)")
@@ -144,7 +142,7 @@ def _write(config: TrainConfig, job: SlurmJob, text: str, out: Path | None, remo
 
     With --remote-paths the run folder is created only where the job's folder exists here.
     """
-    from biomedclip_cli.slurm import write_job_files
+    from biomedclip_cli.jobs.slurm import write_job_files
 
     written: list[Path] = []
     if out is not None:

@@ -8,26 +8,21 @@ from typing import Any
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.biomedica import shortcut_help
 from biomedclip_cli.commands.config_options import ConfigFileOpt, DryRunOpt, with_config_options
+from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.config import OPTION_FIELDS, TrainConfig
+from biomedclip_cli.hub.biomedica import shortcut_help
 from biomedclip_cli.problems import ProblemFound
 
-EPILOG = """Examples:
-
-  bmclip train --train-data data/train.csv --model ViT-B-32 --pretrained openai --batch-size 256 --dry-run
-
-  bmclip train --config examples/demo.yaml --epochs 5
-
-  bmclip train --train-data biomedica:commercial --model ViT-B-32 --pretrained openai   (streams from the hub: accept the dataset's terms and run `hf auth login` first)
-
-  bmclip train --config train.yaml -- --grad-clip-norm 1.0   (open_clip flags without a bmclip option go after --)
-
-  bmclip train --config train.yaml --name run1 --resume auto   (run it again after any failure: it continues)
-
-  bmclip train --config train.yaml --nnodes 2 --rdzv-endpoint node001:29400 --name run1   (the same command on each node; add --node-rank R for a static rendezvous)
-
-""" + shortcut_help()
+EPILOG = examples(
+    ("check everything and print the command, run nothing", "bmclip train --train-data data/train.csv --model ViT-B-32 --dry-run"),
+    ("the demo's config, for longer", "bmclip train --config examples/demo.yaml --epochs 5"),
+    ("stream BIOMEDICA (accept its terms, run `hf auth login` first)", "bmclip train --train-data biomedica:commercial --pretrained openai"),
+    ("an open_clip flag without a bmclip option goes after --", "bmclip train --config train.yaml -- --grad-clip-norm 1.0"),
+    ("run it again after any failure: it continues", "bmclip train --config train.yaml --name run1 --resume auto"),
+    ("the same command on each of 2 nodes", "bmclip train --config train.yaml --nnodes 2 --rdzv-endpoint node001:29400"),
+    before=shortcut_help(),
+)
 
 
 def train(
@@ -41,7 +36,7 @@ def train(
     Every option can also sit in the --config YAML file. Problems with the data, the model or the
     hardware are reported before anything starts.
     """
-    from biomedclip_cli.training import announce_defaults, exit_if_finished, launch_and_summarise, load_train_config, prepared_launch
+    from biomedclip_cli.jobs.training import announce_defaults, exit_if_finished, launch_and_summarise, load_train_config, prepared_launch
 
     try:
         given = load_train_config(config_file, overrides or {}, list(ctx.args))

@@ -1,1 +1,4 @@
-"""Data on disk: synthetic demo data, and the CSV and webdataset-shard writers."""
+"""Training data on disk: what a data option names, CSV and shard inspection, CSV and shard writers, demo data, prepare-csv.
+
+May import hub and the leaves.
+"""

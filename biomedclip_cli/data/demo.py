@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from biomedclip_cli.data.csv_output import AtomicCsvWriter
-from biomedclip_cli.data.shards import ShardWriter, jpeg_bytes, shard_pattern
+from biomedclip_cli.data.csv_writer import AtomicCsvWriter
+from biomedclip_cli.data.shard_writer import ShardWriter, jpeg_bytes, shard_pattern
 from biomedclip_cli.data.synthetic import MODALITIES, SyntheticSample, generate
 
 CSV_COLUMNS = ("filepath", "caption", "label")

@@ -1,0 +1,343 @@
+"""Preflight: resolve every `auto` value of a TrainConfig and collect the problems, before anything launches."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from biomedclip_cli.checks.hardware import check_hardware
+from biomedclip_cli.checks.loggers import check_loggers
+from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, TrainConfig
+from biomedclip_cli.data.csv_inspection import check_csv_columns, check_image_paths, read_csv_head
+from biomedclip_cli.data.locations import is_remote, sources, suffix_type
+from biomedclip_cli.data.shard_inspection import ShardSet, check_first_samples, check_shards, inspect_shards
+from biomedclip_cli.hub.biomedica import expand_shortcuts
+from biomedclip_cli.hub.paths import is_hub_url
+from biomedclip_cli.hub.remote_shards import check_hub_file_urls
+from biomedclip_cli.launch.launcher import rendezvous_address
+from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
+from biomedclip_cli.launch.presets import Hardware, PresetChoice, preset_choice
+from biomedclip_cli.models.config_lookup import HUB_PREFIX
+from biomedclip_cli.models.validation import check_model, check_pretrained_file, image_tower_is_vit
+from biomedclip_cli.problems import Problem, Severity, error, warning
+from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
+from biomedclip_cli.runs.folder import CHECKPOINT_DIR, read_launch_record
+
+SCRATCH_LR = 5e-4
+FINE_TUNE_LR = 5e-6
+RUN_MARKERS = ("bmclip.yaml", "out.log", CHECKPOINT_DIR)
+RESUME_FROM_RUN_FOLDER = (RESUME_AUTO, OPEN_CLIP_RESUME_LATEST)
+
+
+@dataclass
+class Preflight:
+    """The resolved config and everything found wrong with it (errors first stop the launch)."""
+
+    config: TrainConfig
+    problems: list[Problem] = field(default_factory=list)
+    preset: PresetChoice | None = None
+
+
+def default_run_name(model: str, now: datetime) -> str:
+    """A readable, sortable, unique-per-second run name such as 20261127-071203-ViT-B-32."""
+    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.removeprefix(HUB_PREFIX))
+    return f"{now:%Y%m%d-%H%M%S}-{safe_model}"
+
+
+def _resolve_dataset_type(config: TrainConfig, problems: list[Problem]) -> DatasetType | None:
+    if config.dataset_type is not DatasetType.auto:
+        return config.dataset_type
+    kinds = {suffix_type(source) for source in sources(config.train_data or "")}
+    if len(kinds) == 1 and None not in kinds:
+        return DatasetType(kinds.pop())
+    problems.append(error("--dataset-type", f"cannot tell the dataset type of '{config.train_data}' from its extension",
+                          "pass --dataset-type csv or --dataset-type webdataset"))
+    return None
+
+
+def _csv_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    separator = config.csv_separator
+    for option, data in (("--train-data", config.train_data), ("--val-data", config.val_data)):
+        hub_problems = check_hub_file_urls([s for s in sources(data or "") if is_hub_url(s)], config.revision, option)
+        if hub_problems:
+            problems.extend(hub_problems)
+            return {}
+        if data is None or is_remote(data):
+            continue
+        path = Path(data)
+        head = read_csv_head(path, separator, option)
+        if isinstance(head, Problem):
+            problems.append(head)
+            return {}
+        separator = head.separator
+        column_problems = check_csv_columns(head, path, {"--csv-img-key": config.csv_img_key, "--csv-caption-key": config.csv_caption_key})
+        if column_problems:
+            problems.extend(column_problems)
+            return {}
+        problems.extend(check_image_paths(head, path, config.csv_img_key))
+    return {"csv_separator": separator}
+
+
+def _webdataset_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    updates: dict[str, object] = {}
+    resampled = True if config.dataset_resampled is None else config.dataset_resampled
+    updates["dataset_resampled"] = resampled
+    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems)
+    if config.train_num_samples is None and not shards.problems:
+        if shards.num_samples is None:
+            problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them "
+                                  "(in a hub repo: sizes.json or _info.json)", "pass the number of samples per epoch, e.g. --train-num-samples 10000"))
+        else:
+            updates["train_num_samples"] = shards.num_samples
+    factors = config.train_data_upsampling_factors
+    if factors is not None:
+        if not resampled:
+            problems.append(error("--train-data-upsampling-factors", "needs sampling with replacement", "drop --no-dataset-resampled"))
+        elif len(factors.split("::")) != len(shards.by_source):
+            problems.append(error("--train-data-upsampling-factors", f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
+                                  "give one weight per '::'-joined source, e.g. 1::2"))
+    if config.val_data is not None:
+        _checked_shards(config.val_data, "--val-data", config.revision, problems)
+    return updates
+
+
+def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem]) -> ShardSet:
+    """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop."""
+    shards = inspect_shards(data, revision, option)
+    problems.extend(shards.problems)
+    if not shards.problems:
+        problems.extend(check_shards(shards, option, data))
+        problems.extend(check_first_samples(shards, option))
+    return shards
+
+
+def _expanded_shortcuts(config: TrainConfig, problems: list[Problem]) -> dict[str, object] | None:
+    """BIOMEDICA shortcut names in --train-data/--val-data replaced by their hf:// patterns; None after an unknown name."""
+    updates: dict[str, object] = {}
+    for name, option in (("train_data", "--train-data"), ("val_data", "--val-data")):
+        value = getattr(config, name)
+        expanded = expand_shortcuts(value, option) if value is not None else value
+        if isinstance(expanded, Problem):
+            problems.append(expanded)
+            return None
+        if expanded != value:
+            updates[name] = expanded
+    return updates
+
+
+def _revision_problems(config: TrainConfig) -> list[Problem]:
+    data = "::".join(d for d in (config.train_data, config.val_data) if d)
+    if config.revision and not any(is_hub_url(source) for source in sources(data)):
+        return [warning("--revision", "has no effect: no --train-data or --val-data source is an hf:// URL")]
+    return []
+
+
+def _data_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    if config.train_data is None and config.dataset_type is not DatasetType.synthetic:
+        problems.append(error("--train-data", "is missing", "pass a CSV file or a shard pattern, e.g. --train-data data/train.csv"))
+        return {}
+    expanded = _expanded_shortcuts(config, problems)
+    if expanded is None:
+        return {}
+    config = config.model_copy(update=expanded)
+    problems.extend(_revision_problems(config))
+    dataset_type = _resolve_dataset_type(config, problems)
+    if dataset_type is None:
+        return expanded
+    resolved = config.model_copy(update={"dataset_type": dataset_type})
+    if dataset_type is DatasetType.csv:
+        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems)}
+    if dataset_type is DatasetType.webdataset:
+        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems)}
+    if config.train_num_samples is None:
+        problems.append(error("--train-num-samples", "is needed for synthetic data", "e.g. --train-num-samples 1024"))
+    return {**expanded, "dataset_type": dataset_type}
+
+
+def _launch_updates(config: TrainConfig, gpus: int) -> dict[str, object]:
+    updates: dict[str, object] = {}
+    if config.precision is Precision.auto:
+        updates["precision"] = Precision.amp if gpus > 0 else Precision.fp32
+    if config.nproc_per_node is None:
+        updates["nproc_per_node"] = len(config.gpus.split(",")) if config.gpus else max(gpus, 1)
+    if config.lr is None:
+        updates["lr"] = FINE_TUNE_LR if config.pretrained or config.model.startswith(HUB_PREFIX) else SCRATCH_LR
+    if config.name is None:
+        updates["name"] = default_run_name(config.model, datetime.now())
+    return updates
+
+
+def _hub_model_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """`--pretrained hf-hub:ID` names a hub model: open_clip takes it as the model (its config and weights), with no --pretrained."""
+    if not (config.pretrained or "").startswith(HUB_PREFIX):
+        return {}
+    if "model" in config.model_fields_set and config.model != config.pretrained:
+        problems.append(warning("--model", f"'{config.model}' is replaced by {config.pretrained}, which brings its own architecture",
+                                f"drop --model, or pass --model {config.pretrained}"))
+    return {"model": config.pretrained, "pretrained": None}
+
+
+def _cadence_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """--checkpoint-every-samples N with --total-samples M: epochs of N samples drawn with replacement, ceil(M/N) of them."""
+    every, total = config.checkpoint_every_samples, config.total_samples
+    if every is None and total is None:
+        return {}
+    if every is None or total is None:
+        missing, given = ("--checkpoint-every-samples", "--total-samples") if every is None else ("--total-samples", "--checkpoint-every-samples")
+        problems.append(error(given, f"needs {missing}", "pass both: --checkpoint-every-samples N --total-samples M (M samples in all, a checkpoint every N)"))
+        return {}
+    epochs = config.planned_epochs()
+    if config.train_num_samples not in (None, every):
+        problems.append(error("--train-num-samples", f"conflicts with --checkpoint-every-samples {every} (which makes each epoch {every} samples)",
+                              "drop --train-num-samples"))
+    if config.dataset_resampled is False:
+        problems.append(error("--no-dataset-resampled", "conflicts with --checkpoint-every-samples (its epochs draw samples with replacement)",
+                              "drop --no-dataset-resampled"))
+    if "epochs" in config.model_fields_set and config.epochs != epochs:
+        problems.append(error("--epochs", f"is set by --total-samples {total} / --checkpoint-every-samples {every} (= {epochs} epochs)",
+                              "drop --epochs, or change --total-samples"))
+    return {"train_num_samples": every, "epochs": epochs, "dataset_resampled": True}
+
+
+def _cadence_problems(config: TrainConfig) -> list[Problem]:
+    if config.checkpoint_every_samples is not None and config.dataset_type is DatasetType.csv:
+        return [error("--checkpoint-every-samples", "needs webdataset shards (an epoch of CSV data always reads the whole file)",
+                      "convert the CSV to shards, or use --epochs with --save-frequency")]
+    return []
+
+
+def _resume_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+    """Resolve --resume auto (or latest) to the run folder's newest complete checkpoint, or a fresh start.
+
+    A run folder that exists without a complete checkpoint keeps open_clip's `latest`, which lets
+    open_clip start fresh in it (bmclip's worker finds no checkpoint either).
+    """
+    if config.resume not in RESUME_FROM_RUN_FOLDER:
+        return {}
+    run_dir = config.run_dir()
+    point = newest_complete_checkpoint(run_dir)
+    problems.extend(point.skipped)
+    if point.checkpoint is not None:
+        return {"resume": str(point.checkpoint)}
+    if any((run_dir / marker).exists() for marker in RUN_MARKERS):
+        return {"resume": OPEN_CLIP_RESUME_LATEST}
+    return {"resume": None}
+
+
+def _preset(config: TrainConfig, given: set[str], nproc_per_node: int, gpus: int, bf16: bool | None) -> PresetChoice:
+    """What --preset sets for this node, leaving alone the fields in `given` (what the user typed: the fields_set of the config as given)."""
+    hardware = Hardware(gpus=gpus, bf16=bf16, world_size=nproc_per_node * config.nnodes)
+    vit = image_tower_is_vit(config.model) if config.preset is not Preset.none else None
+    return preset_choice(config, given, hardware, vit)
+
+
+def _run_folder_problems(config: TrainConfig) -> list[Problem]:
+    run_dir = config.run_dir()
+    if config.resume is None and any((run_dir / marker).exists() for marker in RUN_MARKERS):
+        return [error("--name", f"run folder '{run_dir}' already exists",
+                      "pick another --name, or continue it with --resume auto (or bmclip resume)")]
+    if config.resume not in (None, *RESUME_FROM_RUN_FOLDER):
+        resume = Path(config.resume)
+        if not resume.is_file():
+            return [error("--resume", f"checkpoint '{resume}' does not exist", "pass an epoch_K.pt file or 'auto'", local_only=True)]
+    return []
+
+
+def _still_running_problems(config: TrainConfig) -> list[Problem]:
+    """A run folder whose launching bmclip process still runs here must not get a second training."""
+    launch = read_launch_record(config.run_dir())
+    if launch is not None and launch.alive_here():
+        return [error("--name", f"run folder '{config.run_dir()}' is being trained right now by bmclip process {launch.pid}",
+                      "wait for it to end, or stop it (Ctrl-C, or kill that process) before resuming")]
+    return []
+
+
+def _multi_node_problems(config: TrainConfig) -> list[Problem]:
+    """Launch settings that would leave nodes waiting for each other, judged on the config as given (before auto values are filled in).
+
+    Several nodes meet at --rdzv-endpoint. By c10d rendezvous (no --node-rank) they also need one
+    rendezvous id: --rdzv-id, else --name; the run name bmclip makes up comes from each node's own
+    clock, so it may differ between nodes.
+    """
+    problems: list[Problem] = []
+    endpoint = config.rdzv_endpoint
+    if endpoint is not None and rendezvous_address(endpoint) is None:
+        problems.append(error("--rdzv-endpoint", f"'{endpoint}' is not HOST:PORT",
+                              "e.g. --rdzv-endpoint node001:29400 (the first node's address and a free port)"))
+    if config.nnodes > 1 and endpoint is None:
+        problems.append(error("--nnodes", f"{config.nnodes} nodes need a rendezvous endpoint to meet at",
+                              "pass --rdzv-endpoint HOST:PORT (the first node's address and a free port), the same on every node"))
+    if endpoint is not None and config.master_port is not None:
+        problems.append(error("--master-port", "has no effect with --rdzv-endpoint: the nodes meet at its port",
+                              "drop --master-port and put the port in --rdzv-endpoint HOST:PORT"))
+    if config.node_rank is not None and config.node_rank >= config.nnodes:
+        problems.append(error("--node-rank", f"{config.node_rank} is not below --nnodes {config.nnodes}",
+                              f"number the nodes 0..{config.nnodes - 1}, 0 on the --rdzv-endpoint host"))
+    if config.nnodes > 1 and config.node_rank is None and config.rdzv_id is None and config.name is None:
+        problems.append(error("--rdzv-id", "is needed on several nodes without --name: each node would make up its own run name as the id",
+                              "pass the same --name (or --rdzv-id) on every node"))
+    return problems
+
+
+def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bool = False, without_torch: bool = False,
+              bf16: bool | None = None, installed_gpus: int | None = None, srun_rendezvous: bool = False) -> Preflight:
+    """Resolve `auto` values and --preset for a run on `gpus` GPUs of a node and check everything a launch depends on.
+
+    Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
+    `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
+    absent from this machine a warning; a CSV that could not be read here then needs --csv-separator.
+    `without_torch=True` leaves out the checks that load files with torch (a --pretrained file's
+    shapes, the checkpoint --resume auto picks): slurm-gen imports no torch, and its job resolves
+    --resume auto each time it starts.
+    `bf16` says whether those GPUs compute in bfloat16 (None: unknown, so presets keep amp).
+    `installed_gpus` is how many GPUs nvidia-smi lists on this machine, whose indices --gpus names (None: not checked).
+    `srun_rendezvous=True` (a SLURM job) leaves out the multi-node launch checks: srun gives the nodes their rendezvous.
+    """
+    problems: list[Problem] = [] if srun_rendezvous else _multi_node_problems(config)
+    if config.resume == RESUME_AUTO and config.name is None:
+        problems.append(warning("--resume", "auto without --name starts a new run folder each time",
+                                "pass --name so that running the command again finds its checkpoints"))
+    config = config.model_copy(update=_cadence_updates(config, problems))
+    updates = _data_updates(config, problems)
+    updates.update(_hub_model_updates(config, problems))
+    model_choice = config.model_copy(update=updates)
+    model_problems = check_model(model_choice)
+    if not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
+        model_problems += check_pretrained_file(model_choice)
+    problems.extend(model_problems)
+    updates.update(_launch_updates(model_choice, gpus))
+    chosen = _preset(model_choice, set(config.model_fields_set), int(updates.get("nproc_per_node", config.nproc_per_node or 1)), gpus, bf16)
+    updates.update(chosen.updates)
+    resolved = config.model_copy(update=updates)
+    problems.extend(_cadence_problems(resolved))
+    hardware = check_hardware(resolved, gpus, installed_gpus)
+    problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
+    loggers = check_loggers(resolved)
+    problems.extend([p.as_warning() for p in loggers] if dry_run else loggers)
+    problems.extend(check_extra_args(resolved))
+    if not without_torch:
+        resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
+    problems.extend(_run_folder_problems(resolved))
+    running = _still_running_problems(resolved)
+    problems.extend([p.as_warning() for p in running] if dry_run else running)
+    if not any(p.severity is Severity.ERROR and not (remote_paths and p.local_only) for p in problems):
+        parsed = parse_with_open_clip(openclip_argv(resolved))
+        if isinstance(parsed, Problem):
+            problems.append(parsed)
+    if remote_paths:
+        problems = [_expected_elsewhere(p) if p.local_only else p for p in problems] + _unsniffed_separator(resolved)
+    return Preflight(resolved, problems, chosen if config.preset is not Preset.none else None)
+
+
+def _expected_elsewhere(problem: Problem) -> Problem:
+    """A problem that only says something is absent here, as a warning for a job that runs elsewhere."""
+    return Problem(problem.subject, problem.message, "it must exist where the job runs", Severity.WARNING, local_only=True)
+
+
+def _unsniffed_separator(config: TrainConfig) -> list[Problem]:
+    if config.dataset_type is DatasetType.csv and config.csv_separator is None:
+        return [error("--csv-separator", f"cannot be sniffed from '{config.train_data}', which is not on this machine",
+                      "pass it, e.g. --csv-separator ','")]
+    return []

@@ -1,0 +1,88 @@
+"""Where prepare-csv's accepted rows go: a CSV (extracting shard images to files for it) and/or BIOMEDICA-layout shards."""
+
+from __future__ import annotations
+
+import io
+import re
+from contextlib import ExitStack
+from pathlib import Path
+
+from biomedclip_cli.data.csv_writer import AtomicCsvWriter
+from biomedclip_cli.data.prepare.rows import MISSING_FILE, UNREADABLE_IMAGE, Reason, Row
+from biomedclip_cli.data.prepare.sources import safe_name
+from biomedclip_cli.data.shard_writer import IMAGE_EXTENSIONS, ShardWriter, jpeg_bytes
+
+SHARD_FILE = re.compile(r"\d{6}\.tar")
+IMAGE_COLUMN = "filepath"
+CAPTION_COLUMN = "caption"
+
+
+class Destination:
+    """Where accepted rows go: one CSV and/or one shard set, extracting shard images for the CSV."""
+
+    def __init__(self, stack: ExitStack, csv: Path | None, shards: Path | None, extras: tuple[str, ...], shard_size: int,
+                 extract_to: Path | None) -> None:
+        self._csv = stack.enter_context(AtomicCsvWriter(csv, (IMAGE_COLUMN, CAPTION_COLUMN, *extras))) if csv else None
+        self._shards = stack.enter_context(ShardWriter(shards, shard_size)) if shards else None
+        self._extract_to = extract_to
+        self._extras = extras
+        self.written = 0
+
+    def write(self, row: Row) -> Reason | None:
+        """Write a row; the reason it cannot be written if its image must be re-encoded and cannot be read."""
+        if self._shards is not None:
+            image = row.image_bytes if row.image_bytes is not None else _file_bytes(row.image_path)
+            if isinstance(image, Reason):
+                return image
+            ext = row.image_ext
+            if ext not in IMAGE_EXTENSIONS:
+                encoded = _as_jpeg(image)
+                if isinstance(encoded, Reason):
+                    return encoded
+                image, ext = encoded, "jpg"
+            key = f"{self.written:09d}-{safe_name(row.name.rsplit('/', 1)[-1])}"
+            self._shards.write(key, image, row.caption, {**row.metadata, "bmclip_source": row.source}, ext)
+        if self._csv is not None:
+            self._csv.write([str(self._image_file(row)), row.caption, *(row.extras.get(c, "") for c in self._extras)])
+        self.written += 1
+        return None
+
+    def _image_file(self, row: Row) -> Path:
+        if row.image_path is not None:
+            return row.image_path
+        assert self._extract_to is not None and row.image_bytes is not None
+        path = self._extract_to / f"{row.name}.{row.image_ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(row.image_bytes)
+        return path
+
+    def shard_names(self) -> set[str]:
+        """Names of the shards written (after the writer closed)."""
+        return set(self._shards.sizes) if self._shards is not None else set()
+
+
+def _file_bytes(path: Path | None) -> bytes | Reason:
+    try:
+        return Path(path or "").read_bytes()
+    except OSError as exc:
+        return Reason(MISSING_FILE if isinstance(exc, FileNotFoundError) else UNREADABLE_IMAGE, f"{path}: {exc.strerror or exc}")
+
+
+def _as_jpeg(data: bytes) -> bytes | Reason:
+    """An image in a format open_clip's shard reader does not take (tif, bmp, gif...) re-encoded as JPEG."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return jpeg_bytes(image)
+    except Exception as exc:  # Pillow raises several types for files it cannot decode
+        return Reason(UNREADABLE_IMAGE, str(exc) or type(exc).__name__)
+
+
+def remove_stale_shards(folder: Path | None, keep: set[str]) -> None:
+    """After --overwrite: delete numbered shards of an earlier run that this run did not write."""
+    if folder is None:
+        return
+    for path in folder.iterdir():
+        if SHARD_FILE.fullmatch(path.name) and path.name not in keep:
+            path.unlink()

@@ -1,0 +1,242 @@
+"""prepare-csv's pipeline: sources → image checks → split → train/val CSV and shards, every other row rejected.
+
+Rows stream through one at a time (image checks in bounded batches), so memory stays flat in the
+number of rows. Every row read is either written or listed in the rejects file with its reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+
+from biomedclip_cli.data.csv_writer import AtomicCsvWriter
+from biomedclip_cli.data.prepare.destinations import CAPTION_COLUMN, IMAGE_COLUMN, SHARD_FILE, Destination, remove_stale_shards
+from biomedclip_cli.data.prepare.image_checks import CheckSettings, Deduplicator, ImageVerdict, inspect_rows
+from biomedclip_cli.data.prepare.rows import Reason, Row
+from biomedclip_cli.data.prepare.sources import MetadataTable, ReadSettings, ShardSource, Source, open_source
+from biomedclip_cli.data.shard_writer import SIZES_FILE
+from biomedclip_cli.problems import Problem, ProblemFound, error, warning
+
+REJECTS_COLUMNS = ("source", "reason")
+VAL_SHARDS_FOLDER = "val"
+PROGRESS_EVERY = 256
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Every path prepare-csv writes (None: not written)."""
+
+    csv: Path | None
+    val_csv: Path | None
+    rejects: Path
+    shards: Path | None
+    val_shards: Path | None
+    extract_to: Path | None
+
+    def files(self) -> list[tuple[str, Path]]:
+        """(option, path) of each output file or folder that must not exist yet."""
+        named = [("--out", self.csv), ("--val-out", self.val_csv), ("--rejects", self.rejects),
+                 ("--shards", self.shards), ("--extract-to", self.extract_to)]
+        return [(option, path) for option, path in named if path is not None]
+
+
+@dataclass(frozen=True)
+class PrepareRequest:
+    """Everything prepare-csv was asked to do."""
+
+    sources: tuple[str, ...]
+    outputs: Outputs
+    read: ReadSettings = ReadSettings()
+    checks: CheckSettings = CheckSettings()
+    val_fraction: float = 0.0
+    seed: int = 0
+    group_by: str | None = None
+    workers: int = 1
+    shard_size: int = 10_000
+    overwrite: bool = False
+
+
+@dataclass
+class PrepareResult:
+    """What happened to the rows read: how many went to train and val, and the rejected ones by reason."""
+
+    read: int = 0
+    train: int = 0
+    val: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    train_shards: int = 0
+    val_shards: int = 0
+
+    @property
+    def written(self) -> int:
+        """Rows written (train + val)."""
+        return self.train + self.val
+
+    @property
+    def rejected_total(self) -> int:
+        """Rows rejected, all reasons."""
+        return sum(self.rejected.values())
+
+
+def resolve_outputs(out: Path | None, val_out: Path | None, rejects: Path | None, shards: Path | None,
+                    extract_to: Path | None, val_fraction: float, sources: list[Source]) -> Outputs:
+    """The output paths with their defaults filled in.
+
+    Defaults: val.csv beside --out; the rejects file `<out stem>.rejects.csv` beside --out (or beside
+    the shards folder); images extracted from shards (for a CSV) to `<out stem>-images/` beside --out.
+    """
+    if out is None and shards is None:
+        raise ProblemFound(error("--out", "nothing to write", "pass --out train.csv, --shards DIR, or both"))
+    if val_out is not None and not val_fraction:
+        raise ProblemFound(error("--val-out", "given without --val-fraction", "pass --val-fraction, e.g. 0.05"))
+    anchor = (out or shards or Path("data")).absolute()
+    if val_fraction and out is not None and val_out is None:
+        val_out = anchor.with_name("val.csv")
+    if rejects is None:
+        rejects = anchor.with_name(f"{anchor.stem}.rejects.csv")
+    needs_extraction = out is not None and any(isinstance(source, ShardSource) for source in sources)
+    if needs_extraction and extract_to is None:
+        extract_to = anchor.with_name(f"{anchor.stem}-images")
+    return Outputs(
+        csv=out.absolute() if out else None,
+        val_csv=val_out.absolute() if val_out else None,
+        rejects=rejects.absolute(),
+        shards=shards.absolute() if shards else None,
+        val_shards=shards.absolute() / VAL_SHARDS_FOLDER if shards and val_fraction else None,
+        extract_to=extract_to.absolute() if needs_extraction and extract_to else None,
+    )
+
+
+def _closest(name: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.0)
+    return close[0] if close else ""
+
+
+def _column_problem(option: str, name: str, where: str, columns: list[str]) -> Problem:
+    suggestion = _closest(name, columns)
+    fix = f"pass {option} {suggestion}" if suggestion else "name a column the source has"
+    return error(option, f"{where} has no column '{name}' (columns: {', '.join(columns) or 'none'})", fix)
+
+
+def _source_problems(request: PrepareRequest, sources: list[Source]) -> Iterator[Problem]:
+    settings = request.read
+    for source in sources:
+        if isinstance(source, MetadataTable):
+            for option, column in (("--image-column", settings.image_column), ("--caption-column", settings.caption_column)):
+                if column not in source.columns():
+                    yield _column_problem(option, column, f"'{source.name}'", source.columns())
+        if isinstance(source, ShardSource) and settings.caption_field is not None and settings.caption_field not in source.columns():
+            yield _column_problem("--caption-field", settings.caption_field, f"the json of '{source.name}'", source.columns())
+    if settings.caption_field is not None and not any(isinstance(source, ShardSource) for source in sources):
+        yield warning("--caption-field", "only applies to shard sources, and none was given", "leave it out")
+    offered = {source.name: source.columns() for source in sources}
+    known = sorted({column for columns in offered.values() if columns for column in columns})
+    for column in settings.extra_columns:
+        if column in (IMAGE_COLUMN, CAPTION_COLUMN):
+            yield error("--extra-column", f"'{column}' is already a column of the CSV", "name another column")
+        elif not any(column in columns for columns in offered.values() if columns):
+            option = "--group-by" if column == request.group_by else "--extra-column"
+            suggestion = _closest(column, known)
+            yield error(option, f"no source has a column '{column}' (columns: {', '.join(known) or 'none'})",
+                        f"pass {option} {suggestion}" if suggestion else "name a column of a metadata file or a shard json field")
+
+
+def _output_problems(request: PrepareRequest) -> Iterator[Problem]:
+    files = request.outputs.files()
+    inputs = {Path(spec).absolute() for spec in request.sources}
+    seen: dict[Path, str] = {}
+    for option, path in files:
+        if path in seen:
+            yield error(option, f"'{path}' is also given to {seen[path]}", "give each output its own path")
+        seen[path] = option
+        if path in inputs:
+            yield error(option, f"'{path}' is one of the sources", "write the output somewhere else")
+        if not request.overwrite and _holds_output(path, option):
+            yield error(option, f"'{path}' already exists", "pass --overwrite to replace it, or choose another path")
+
+
+def _holds_output(path: Path, option: str) -> bool:
+    if option == "--shards":
+        return path.is_dir() and (any(SHARD_FILE.fullmatch(p.name) for p in path.iterdir()) or (path / SIZES_FILE).exists())
+    if option == "--extract-to":
+        return path.is_dir() and any(path.iterdir())
+    return path.exists()
+
+
+def open_sources(specs: list[str], settings: ReadSettings) -> list[Source]:
+    """Open every SOURCE argument (raises ProblemFound at the first that does not exist or cannot be read)."""
+    return [open_source(spec, number, settings) for number, spec in enumerate(specs, start=1)]
+
+
+def check_request(request: PrepareRequest, sources: list[Source]) -> list[Problem]:
+    """Problems that stop the run before anything is written: missing columns, outputs in the way."""
+    return [*_source_problems(request, sources), *_output_problems(request)]
+
+
+def count_rows(sources: list[Source]) -> int | None:
+    """Rows all sources will yield, if every source can tell cheaply; else None."""
+    counts = [source.count() for source in sources]
+    return None if any(count is None for count in counts) else sum(count for count in counts if count is not None)
+
+
+def is_validation(group: str, seed: int, fraction: float) -> bool:
+    """Whether a group of rows goes to validation: a hash of (seed, group) below `fraction` of the hash range.
+
+    The same seed always gives the same split, groups are never divided, and nothing is held in memory.
+    """
+    digest = hashlib.blake2b(f"{seed}\0{group}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < fraction * 2**64
+
+
+def _problem(row: Row, verdict: ImageVerdict | None, dedupe: Deduplicator | None) -> Reason | None:
+    if row.rejected is not None:
+        return row.rejected
+    if verdict is None:
+        return None
+    if verdict.problem is not None:
+        return verdict.problem
+    return dedupe.problem(verdict.digest, row.source) if dedupe is not None else None
+
+
+def prepare(request: PrepareRequest, sources: list[Source], progress: Callable[[int], None] = lambda n: None) -> PrepareResult:
+    """Read every row of the sources, check it, and write it to train or val, or to the rejects file.
+
+    All files are written under temporary names and renamed at the end; an exception (Ctrl-C
+    included) leaves no CSV behind.
+    """
+    outputs, result = request.outputs, PrepareResult()
+    dedupe = Deduplicator() if request.checks.digest else None
+    rows = chain.from_iterable(source.rows() for source in sources)
+    with ExitStack() as stack:
+        rejects = stack.enter_context(AtomicCsvWriter(outputs.rejects, REJECTS_COLUMNS))
+        extras = request.read.extra_columns
+        train = Destination(stack, outputs.csv, outputs.shards, extras, request.shard_size, outputs.extract_to)
+        val = (Destination(stack, outputs.val_csv, outputs.val_shards, extras, request.shard_size, outputs.extract_to)
+               if request.val_fraction else None)
+        for row, verdict in inspect_rows(rows, request.checks, request.workers):
+            result.read += 1
+            problem = _problem(row, verdict, dedupe)
+            if problem is None:
+                group = row.extras.get(request.group_by or "") or row.source
+                goes_to_val = val is not None and is_validation(group, request.seed, request.val_fraction)
+                problem = (val if goes_to_val and val is not None else train).write(row)
+            if problem is not None:
+                rejects.write([row.source, problem.text()])
+                result.rejected[problem.kind] += 1
+            if result.read % PROGRESS_EVERY == 0:
+                progress(PROGRESS_EVERY)
+        progress(result.read % PROGRESS_EVERY)
+        result.train, result.val = train.written, val.written if val is not None else 0
+    train_names, val_names = train.shard_names(), val.shard_names() if val is not None else set()
+    result.train_shards, result.val_shards = len(train_names), len(val_names)
+    if request.overwrite:
+        remove_stale_shards(outputs.shards, train_names)
+        remove_stale_shards(outputs.val_shards, val_names)
+    return result
+

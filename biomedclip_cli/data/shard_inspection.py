@@ -1,0 +1,138 @@
+"""Webdataset shard patterns (local or hf://): the shards they expand to, which are missing, their sample counts, the first sample.
+
+Of hf:// shards, only the first sample of each source's first shard is read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from braceexpand import braceexpand
+
+from biomedclip_cli.data.locations import is_remote, sources
+from biomedclip_cli.data.shard_writer import IMAGE_EXTENSIONS
+from biomedclip_cli.hub.paths import is_hub_url
+from biomedclip_cli.hub.remote_shards import inspect_hub_source
+from biomedclip_cli.problems import Problem, error
+
+CAPTION_SUFFIX = "txt"
+SAMPLE_KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's key.suffix split (importing webdataset would import torch)
+
+
+@dataclass
+class ShardSet:
+    """The shards of one data option: expanded per '::' source, with what is missing and the sample count if known.
+
+    `problems` holds what stopped a look at hf:// sources (no access to the repo, no such revision, ...).
+    """
+
+    by_source: list[list[str]]
+    missing: list[str]
+    num_samples: int | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """Number of shards over all sources."""
+        return sum(len(shards) for shards in self.by_source)
+
+
+def _source_samples(shards: list[str]) -> int | None:
+    """Samples in one source from sizes.json (or __len__) beside its first shard, as open_clip reads them."""
+    folder = Path(shards[0]).parent
+    sizes_file, len_file = folder / "sizes.json", folder / "__len__"
+    if sizes_file.is_file():
+        try:
+            sizes = json.loads(sizes_file.read_text(encoding="utf-8"))
+            return sum(int(sizes[Path(shard).name]) for shard in shards)
+        except (ValueError, KeyError, TypeError):
+            return None
+    if len_file.is_file():
+        try:
+            return int(len_file.read_text(encoding="utf-8").strip())
+        except ValueError:
+            return None
+    return None
+
+
+def inspect_shards(data: str, revision: str | None = None, option: str = "--train-data") -> ShardSet:
+    """Expand a brace pattern (with '::' sources), list missing shards and count samples where sizes are known.
+
+    Local shards are missing when the file is not there; hf:// shards when the repo's listing at
+    `revision` lacks them. Counts come from sizes files beside the shards (on disk or in the repo).
+    """
+    by_source = [list(braceexpand(source)) for source in sources(data)]
+    missing: list[str] = []
+    counts: list[int | None] = []
+    problems: list[Problem] = []
+    for source, shards in zip(sources(data), by_source):
+        if is_hub_url(source):
+            hub = inspect_hub_source(source, shards, revision, option)
+            missing += hub.missing
+            counts.append(hub.num_samples)
+            problems += hub.problems
+            continue
+        missing += [shard for shard in shards if not is_remote(shard) and not Path(shard).is_file()]
+        counts.append(None if any(is_remote(s) for s in shards) else _source_samples(shards))
+    total = None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
+    return ShardSet(by_source, missing, total, problems)
+
+
+def check_shards(shards: ShardSet, option: str, data: str) -> list[Problem]:
+    """Problems with a shard pattern: nothing matched, or some shards missing (named)."""
+    on_hub = all(is_hub_url(s) for s in shards.missing)
+    if shards.count and len(shards.missing) == shards.count:
+        return [error(option, f"pattern '{data}' matches no shard (first expected: {shards.missing[0]})",
+                      "check the folder and the brace range, e.g. 'shards/{000000..000009}.tar'", local_only=not on_hub)]
+    if shards.missing:
+        shown = ", ".join(shards.missing[:3]) + (f" and {len(shards.missing) - 3} more" if len(shards.missing) > 3 else "")
+        fix = "fix the brace range (the hub repo's listing has no such files)" if on_hub else "fix the brace range or fetch the missing shards"
+        return [error(option, f"{len(shards.missing)} of {shards.count} shards are missing: {shown}", fix, local_only=not on_hub)]
+    return []
+
+
+def first_sample_suffixes(shard: str) -> tuple[str, list[str]] | None:
+    """The key and file suffixes of the first sample in a shard (local or hf://), read from the tar's start; None if it is empty."""
+    from biomedclip_cli.hub.streaming import open_shard
+
+    key: str | None = None
+    suffixes: list[str] = []
+    with open_shard(shard, retries=1) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+        for member in tar:
+            match = SAMPLE_KEY.match(member.name)
+            if not member.isreg() or match is None or Path(member.name).name.startswith("__"):
+                continue
+            if key is not None and match.group(1) != key:
+                break
+            key = match.group(1)
+            suffixes.append(match.group(2).lower())
+    return None if key is None else (key, suffixes)
+
+
+def check_first_samples(shards: ShardSet, option: str) -> list[Problem]:
+    """Problems with the first sample of each hf:// source's first shard: open_clip needs a .txt caption and an image.
+
+    open_clip drops samples without them silently, and a shard set where none has them hangs training;
+    a hub source is checked here because finding out after launch costs a download per rank.
+    """
+    missing = set(shards.missing)
+    for source in shards.by_source:
+        shard = next((s for s in source if s not in missing), None)
+        if shard is None or not is_hub_url(shard):
+            continue
+        try:
+            first = first_sample_suffixes(shard)
+        except (OSError, tarfile.TarError, EOFError) as exc:
+            return [error(option, f"cannot read shard '{shard}': {exc}", "check that it is a webdataset .tar shard")]
+        if first is None:
+            return [error(option, f"shard '{shard}' holds no sample", "check the brace range, or rewrite the shard")]
+        key, suffixes = first
+        if CAPTION_SUFFIX not in suffixes or not set(IMAGE_EXTENSIONS) & set(suffixes):
+            lacking = ".txt caption" if CAPTION_SUFFIX not in suffixes else f"image ({', '.join('.' + s for s in IMAGE_EXTENSIONS)})"
+            return [error(option, f"the first sample of '{shard}' ('{key}', with {', '.join(suffixes)}) has no {lacking}",
+                          "open_clip drops such samples and can hang when none is left; write each sample as <key>.jpg and <key>.txt")]
+    return []

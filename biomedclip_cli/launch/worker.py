@@ -1,0 +1,207 @@
+"""The program every training rank runs: prepare open_clip for bmclip, then call open_clip_train.main.
+
+Started by torch.distributed.run (or srun) as `python -m biomedclip_cli.launch.worker -- [bmclip's worker
+options --] <open_clip args>`. It changes open_clip only from the outside: it registers bmclip's
+model configs, teaches webdataset to stream hf:// shards (token in a header, never on a command
+line), works around what fails on current PyTorch, makes checkpoint saves atomic, and answers
+open_clip's resume lookup with a verified checkpoint; open_clip_train itself runs as installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from open_clip_train import main as open_clip_main
+from open_clip_train.distributed import is_master
+from open_clip_train.params import parse_args
+
+from biomedclip_cli.hub.remote_shards import check_hub_access
+from biomedclip_cli.hub.streaming import register_hf_scheme
+from biomedclip_cli.launch.launcher import WORKER_KEEP_CHECKPOINTS
+from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST
+from biomedclip_cli.launch.parent_death import die_with_parent
+from biomedclip_cli.models.configs import register_with_open_clip
+from biomedclip_cli.partial_files import partial_path
+from biomedclip_cli.problems import Problem
+from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint, prune_checkpoints
+from biomedclip_cli.runs.folder import EPOCH_CHECKPOINT, LOG_FILE
+
+BAD_INPUT_EXIT_CODE = 2
+QUIETED_LOGGERS = ("torch", "urllib3", "PIL", "httpx", "httpx2", "httpcore", "huggingface_hub")
+original_setup_logging = open_clip_main.setup_logging
+original_torch_save = torch.save
+original_get_latest_checkpoint = open_clip_main.get_latest_checkpoint
+original_train_one_epoch = open_clip_main.train_one_epoch
+
+
+class CpuFriendlyDDP(torch.nn.parallel.DistributedDataParallel):
+    """DistributedDataParallel that drops CPU `device_ids`, which torch >= 2.x rejects for CPU modules.
+
+    open_clip_train passes `device_ids=[device]` even when the device is the CPU (gloo ranks).
+    """
+
+    def __init__(self, module: torch.nn.Module, device_ids: list | None = None, *args: object, **kwargs: object) -> None:
+        if device_ids and all(torch.device(d).type == "cpu" for d in device_ids):
+            device_ids = None
+        super().__init__(module, device_ids, *args, **kwargs)
+
+
+def _setup_logging_without_library_chatter(log_file: str | None, level: int, include_host: bool = False) -> None:
+    """open_clip's setup_logging, then library loggers put back to WARNING.
+
+    open_clip sets every logger that exists to INFO, which makes torch print compiler statistics
+    from every rank at exit and the HTTP client log every shard request; only open_clip's own lines
+    (and bmclip's warnings about shards) belong in the training log.
+    """
+    original_setup_logging(log_file, level, include_host)
+    for name in [*QUIETED_LOGGERS, *logging.root.manager.loggerDict]:
+        if name.split(".")[0] in QUIETED_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def prepare_open_clip() -> None:
+    """Register bmclip's model configs (bmclip-tiny, ...) and the hf:// scheme, install the CPU DDP shim, keep the log readable."""
+    register_with_open_clip()
+    register_hf_scheme()
+    torch.nn.parallel.DistributedDataParallel = CpuFriendlyDDP
+    open_clip_main.setup_logging = _setup_logging_without_library_chatter
+
+
+def atomic_checkpoint_save(keep: int | None) -> Callable[..., None]:
+    """torch.save that writes epoch_K.pt files under a temporary name, syncs and renames them into place.
+
+    A kill at any moment leaves each epoch_K.pt complete or absent (a leftover `.partial` file is
+    ignored by open_clip and bmclip). With `keep`, older epoch checkpoints are deleted after a
+    newer one is verified complete. Every other torch.save call is passed through unchanged.
+    """
+
+    def save(obj: object, f: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(f, (str, os.PathLike)) or not EPOCH_CHECKPOINT.match(Path(f).name):
+            return original_torch_save(obj, f, *args, **kwargs)
+        target = Path(f)
+        partial = partial_path(target)
+        original_torch_save(obj, partial, *args, **kwargs)
+        _sync(partial)
+        os.replace(partial, target)
+        with contextlib.suppress(OSError):  # some network file systems cannot sync a folder
+            _sync(target.parent)
+        if keep:
+            for removed in prune_checkpoints(target.parent.parent, keep):
+                logging.info(f"bmclip: deleted {removed} (keeping the newest {keep} checkpoints)")
+        return None
+
+    return save
+
+
+def _sync(path: Path) -> None:
+    """Flush a file's or a folder's contents to disk, so a rename never publishes unwritten data."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class ResumeLookup:
+    """Answers open_clip's `--resume latest` lookup with a checkpoint bmclip has verified.
+
+    open_clip takes the file whose name sorts last without checking it, and refuses an explicit
+    `--resume FILE` when the run folder already has its log ("Experiment already exists"). So
+    `--resume latest` gets the newest checkpoint that loads, and an explicit file for a run folder
+    with a log goes through open_clip's `latest` path (which appends to the log) answered with that file.
+    """
+
+    def __init__(self) -> None:
+        self.chosen: str | None = None
+
+    def parse_args(self, argv: list[str]) -> argparse.Namespace:
+        """open_clip's parse_args, with an explicit resume into an existing run folder turned into `latest`."""
+        args = parse_args(argv)
+        if args.resume not in (None, OPEN_CLIP_RESUME_LATEST) and args.name and _has_log(Path(args.logs) / args.name):
+            self.chosen, args.resume = args.resume, OPEN_CLIP_RESUME_LATEST
+        return args
+
+    def latest_checkpoint(self, path: str, remote: bool) -> str | None:
+        """The checkpoint open_clip resumes from under `latest` (path is <logs>/<name>/checkpoints)."""
+        if self.chosen is not None:
+            return self.chosen
+        if remote:
+            return original_get_latest_checkpoint(path, remote)
+        point = newest_complete_checkpoint(Path(path).parent)
+        for skipped in point.skipped:
+            logging.warning(f"bmclip: {skipped.line()}")
+        return str(point.checkpoint) if point.checkpoint else None
+
+
+def _has_log(run_dir: Path) -> bool:
+    return (run_dir / LOG_FILE).exists() or any(run_dir.glob("out-*"))
+
+
+def logging_resume_step(train_one_epoch: Callable[..., Any]) -> Callable[..., Any]:
+    """open_clip's train_one_epoch; when the first epoch run is not epoch 0 (a resume), it first logs the global step."""
+    first_call = True
+
+    def train(model: Any, data: dict, loss: Any, epoch: int, optimizer: Any, scaler: Any, scheduler: Any, dist_model: Any,
+              args: argparse.Namespace, **kwargs: Any) -> Any:
+        nonlocal first_call
+        if first_call and epoch > 0 and is_master(args):
+            steps_per_epoch = data["train"].dataloader.num_batches // args.accum_freq
+            logging.info(f"bmclip: continuing at epoch {epoch}, step {epoch * steps_per_epoch} of {args.epochs * steps_per_epoch}")
+        first_call = False
+        return train_one_epoch(model, data, loss, epoch, optimizer, scaler, scheduler, dist_model, args, **kwargs)
+
+    return train
+
+
+def make_resume_safe(keep_checkpoints: int | None) -> None:
+    """Atomic checkpoint saves (keeping the newest `keep_checkpoints`), verified resume lookups, the resume step in the log."""
+    torch.save = atomic_checkpoint_save(keep_checkpoints)
+    lookup = ResumeLookup()
+    open_clip_main.parse_args = lookup.parse_args
+    open_clip_main.get_latest_checkpoint = lookup.latest_checkpoint
+    open_clip_main.train_one_epoch = logging_resume_step(original_train_one_epoch)
+
+
+def split_worker_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """bmclip's worker options (before a `--`) and open_clip's arguments (after it, or all when there is none)."""
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    own, open_clip_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else ([], argv)
+    parser = argparse.ArgumentParser(prog="python -m biomedclip_cli.launch.worker")
+    parser.add_argument(WORKER_KEEP_CHECKPOINTS, type=int, default=None, help="keep only the newest K epoch checkpoints")
+    return parser.parse_args(own), open_clip_args
+
+
+def hub_access_problems(args: list[str]) -> list[Problem]:
+    """Problems reaching the hub repos of hf:// --train-data/--val-data (as open_clip's own parser reads the arguments)."""
+    parsed = parse_args(args)
+    return [problem for option, data in (("--train-data", parsed.train_data), ("--val-data", parsed.val_data))
+            if data for problem in check_hub_access(data, option)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run open_clip_train with `argv` (default: this process's arguments) and return an exit status."""
+    options, open_clip_args = split_worker_args(list(sys.argv[1:] if argv is None else argv))
+    problems = hub_access_problems(open_clip_args)
+    if problems:
+        print(f"bmclip: error: {problems[0].line()}", file=sys.stderr)
+        return BAD_INPUT_EXIT_CODE
+    prepare_open_clip()
+    make_resume_safe(options.keep_checkpoints)
+    result = open_clip_main.main(open_clip_args)
+    return 1 if result == -1 else 0
+
+
+if __name__ == "__main__":
+    # torchrun starts each rank in a session of its own, where nothing would stop it if the launcher were killed.
+    die_with_parent(signal.SIGKILL)
+    sys.exit(main())

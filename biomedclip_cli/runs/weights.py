@@ -1,0 +1,82 @@
+"""Which weights a name means for `bmclip eval`: a run folder (its newest checkpoint), a checkpoint file, an open_clip tag, or `none`.
+
+Named like `bmclip train --pretrained` names them; a run's progression is its starting weights and every epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from biomedclip_cli.config import TrainConfig
+from biomedclip_cli.models.config_lookup import HUB_PREFIX
+from biomedclip_cli.models.evaluation import Weights
+from biomedclip_cli.problems import ProblemFound, error
+from biomedclip_cli.runs.folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints, read_run_config
+
+UNTRAINED = "none"
+
+
+def resolve_checkpoint(checkpoint: Path) -> Path:
+    """A checkpoint file: the file itself, or the newest epoch_K.pt of a run folder."""
+    if checkpoint.is_file():
+        return checkpoint
+    if checkpoint.is_dir():
+        found = epoch_checkpoints(checkpoint)
+        if found:
+            return found[-1]
+        raise ProblemFound(error("--checkpoint", f"run folder '{checkpoint}' has no checkpoints/epoch_K.pt", "train it first or pass a checkpoint file"))
+    raise ProblemFound(error("--checkpoint", f"'{checkpoint}' does not exist", "pass a run folder or a checkpoint file"))
+
+
+def run_config(path: Path) -> TrainConfig | None:
+    """The config of the run a folder or checkpoint belongs to (a run folder, or <run>/checkpoints/epoch_K.pt), from its bmclip.yaml.
+
+    None when there is no bmclip.yaml; ProblemFound when it cannot be read.
+    """
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder, folder.parent if folder.name == CHECKPOINT_DIR else None):
+        if candidate is not None and (candidate / CONFIG_FILE).is_file():
+            return read_run_config(candidate)
+    return None
+
+
+def model_of(model: str | None, named: Sequence[str]) -> str:
+    """The model to evaluate: --model, or the one recorded in the bmclip.yaml of a named run."""
+    if model:
+        return model
+    for name in named:
+        config = run_config(Path(name)) if Path(name).exists() else None
+        if config is not None:
+            return config.model
+    raise ProblemFound(error("--model", "is needed: no run folder among the weights says which model they are for", "pass --model, e.g. --model ViT-B-32"))
+
+
+def weights_named(name: str, model: str, option: str = "--checkpoint") -> Weights:
+    """What a --checkpoint value names: a run folder, a checkpoint file, `none` (untrained), or an open_clip tag."""
+    from biomedclip_cli.models.validation import check_pretrained_tag
+
+    if name == UNTRAINED:
+        return Weights(model if model.startswith(HUB_PREFIX) else "untrained", model, None)
+    path = Path(name)
+    if path.exists():
+        return Weights(name, model, str(resolve_checkpoint(path)))
+    if model.startswith(HUB_PREFIX):
+        raise ProblemFound(error(option, f"'{name}' does not exist", f"{model} brings its own weights: leave {option} out"))
+    problems = check_pretrained_tag(model, name)
+    if problems:
+        raise ProblemFound(error(option, f"'{name}' is neither a file, a run folder, '{UNTRAINED}', nor an open_clip tag of {model}", problems[0].fix))
+    return Weights(name, model, name)
+
+
+def run_progression(run_dir: Path, model: str) -> list[Weights]:
+    """A run's starting weights (its --pretrained, or untrained) and every epoch checkpoint, in order."""
+    config = run_config(run_dir)
+    if config is None:
+        raise ProblemFound(error("--compare", f"'{run_dir}' is not a bmclip run folder (no {CONFIG_FILE})", "pass the <logs>/<name> folder of a bmclip train run"))
+    checkpoints = epoch_checkpoints(run_dir)
+    if not checkpoints:
+        raise ProblemFound(error("--compare", f"run folder '{run_dir}' has no checkpoints/epoch_K.pt yet", "wait for the first epoch to finish"))
+    start = config.pretrained
+    first = Weights(f"start ({start})", model, start) if start else Weights("start (untrained)", model, None)
+    return [first, *(Weights(checkpoint.stem, model, str(checkpoint)) for checkpoint in checkpoints)]

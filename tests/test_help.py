@@ -1,0 +1,58 @@
+"""Every command's --help at 80 columns reads well: one opening sentence, paragraphs wrapped by the terminal, an example last."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from biomedclip_cli.cli import app
+
+WIDTH = 80
+CONTENT_WIDTH = WIDTH - 2  # rich pads the help text by one column on each side
+COMMANDS = sorted(typer.main.get_command(app).commands)
+SENTENCE_END = re.compile(r"[.!?]\s+[A-Z]")
+
+
+def help_lines(*command: str) -> list[str]:
+    """The lines `bmclip COMMAND --help` prints in an 80-column terminal, without trailing spaces."""
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": str(WIDTH), "TERMINAL_WIDTH": str(WIDTH)})
+    assert result.exit_code == 0, result.output
+    return [line.rstrip() for line in result.output.splitlines()]
+
+
+def paragraphs(lines: list[str]) -> list[list[str]]:
+    """Runs of non-blank lines outside the option panels, stripped of rich's padding."""
+    found: list[list[str]] = [[]]
+    in_panel = False
+    for line in lines:
+        if line.lstrip().startswith("╭"):
+            in_panel = True
+        if not in_panel and line.strip() and not line.lstrip().startswith("Usage:"):
+            found[-1].append(line.strip())
+        elif found[-1]:
+            found.append([])
+        if line.lstrip().startswith("╰"):
+            in_panel = False
+    return [p for p in found if p]
+
+
+@pytest.mark.parametrize("command", [[], *[[name] for name in COMMANDS]], ids=lambda c: " ".join(c) or "bmclip")
+def test_help_at_80_columns_starts_with_a_sentence_wraps_at_words_and_ends_with_an_example(command: list[str]):
+    lines = help_lines(*command)
+    assert all(len(line) <= WIDTH for line in lines)
+    text = paragraphs(lines)
+    opening = " ".join(text[0])
+    assert opening.endswith("."), opening
+    assert not SENTENCE_END.search(opening), f"the first paragraph holds more than one sentence: {opening}"
+    examples_at = next(i for i, p in enumerate(text) if p[0] in ("Example:", "Examples:"))
+    for paragraph in text[:examples_at]:
+        for line, following in zip(paragraph, paragraph[1:]):
+            assert len(line) + 1 + len(following.split()[0]) > CONTENT_WIDTH, f"a line break from the source: {line!r} / {following!r}"
+    shown = [line for p in text[examples_at:] for line in p][1:]
+    continued = [False, *(line.endswith(" \\") for line in shown)]
+    assert shown and all(line.startswith(("# ", "bmclip ")) or after_backslash for line, after_backslash in zip(shown, continued)), \
+        f"an example wraps or is not a command: {shown}"
+    assert not shown[-1].startswith("# "), "the help ends with an example command"
