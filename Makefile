@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO ?= demo-run
 
-.PHONY: venv demo test slurm-packages clean
+.PHONY: venv demo test test-fast slurm-packages clean
 
 venv: $(BIN)/.installed
 
@@ -24,7 +24,11 @@ demo: venv
 	$(BIN)/bmclip eval --model bmclip-tiny --checkpoint $(DEMO)/logs/demo --data $(DEMO)/data/heldout.csv --label-column label
 
 test: venv slurm-packages
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=10
+
+# Everything but the tests marked slow (real multi-process training): the loop while developing.
+test-fast: venv
+	$(BIN)/pytest -q -m 'not slow' --durations=10
 
 # Debian's slurm-wlm and munge for tests/test_slurm_cluster.py (installed as root when missing; skipped otherwise).
 slurm-packages:
