@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from biomedclip_cli.problems import Problem, ProblemFound, error
 
 DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
+RDZV_TIMEOUT_SECONDS = 600  # torchrun's own default for both rendezvous styles
 REPORT_TARGETS = ("tensorboard", "wandb")
 RESUME_AUTO = "auto"
 
@@ -146,6 +147,9 @@ class TrainConfig(BaseModel):
     rdzv_id: str | None = _option(
         None, "Rendezvous job id shared by all nodes (c10d rendezvous); give it or --name on every node.", LAUNCH, "biomedica-run",
         shown_default="the --name")
+    rdzv_timeout: int = _option(
+        RDZV_TIMEOUT_SECONDS, "Seconds a node waits at --rdzv-endpoint for all --nnodes nodes before it gives up with what it waited for "
+        "(room for a node that starts late in a queue or loads its software slowly).", LAUNCH, "900", gt=0)
     master_port: int | None = _option(
         None, "Port of the rank-0 process on a single node (several nodes meet at --rdzv-endpoint's port).", LAUNCH, "29500", gt=0, lt=65536)
 

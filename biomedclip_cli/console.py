@@ -23,10 +23,15 @@ def print_warning(text: str) -> None:
     err.print(text, markup=False)
 
 
+def print_error(text: str) -> None:
+    """One error line on stderr."""
+    err.print("[red]bmclip: error:[/] ", end="", markup=True)
+    err.print(text, markup=False)
+
+
 def fail(problem: Problem) -> NoReturn:
     """Print one error line on stderr and exit with status 2 (bad input; nothing launched)."""
-    err.print("[red]bmclip: error:[/] ", end="", markup=True)
-    err.print(problem.line(), markup=False)
+    print_error(problem.line())
     raise typer.Exit(USAGE_EXIT_CODE)
 
 

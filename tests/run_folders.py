@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from biomedclip_cli.config import TrainConfig
-from biomedclip_cli.runs.folder import CHECKPOINT_DIR, LAUNCH_FILE, LOG_FILE, write_launch_record, write_run_config
+from biomedclip_cli.runs.folder import CHECKPOINT_DIR, LAUNCH_FILE, LOG_FILE, publish_run_state, run_config_text, this_launch
 
 # The progress lines of a real bmclip-tiny run trained at --lr 1e12: the loss is nan from its second step on.
 DIVERGED_LOG = Path(__file__).parent / "fixtures" / "diverged_run" / LOG_FILE
@@ -38,9 +38,8 @@ def make_run_folder(train_csv: Path, *, name: str = "run", epochs: int = 3, chec
     """A run folder under ./logs launched from the current folder, with train.csv copied here (a relative --train-data)."""
     shutil.copy(train_csv, "train.csv")
     config = TrainConfig.model_validate({**RESOLVED, "train_data": "train.csv", "logs": "logs", "name": name, "epochs": epochs, **values})
-    write_run_config(config)
     run_dir = config.run_dir()
-    write_launch_record(run_dir, Path.cwd())
+    publish_run_state(run_dir, run_config_text(config), this_launch(Path.cwd()))
     set_launcher_pid(run_dir, ended_process_pid())
     (run_dir / LOG_FILE).write_text("", encoding="utf-8")
     for epoch in checkpoints:

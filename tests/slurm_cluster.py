@@ -1,8 +1,14 @@
-"""A real single-node SLURM cluster for tests: munged, slurmctld and slurmd from Debian's slurm-wlm and munge.
+"""A real SLURM cluster for tests: munged, slurmctld and one slurmd per node, from Debian's slurm-wlm and munge.
 
-Everything lives in one folder (config, state, spool, logs, the munge key and socket), the daemons
+Everything lives in one folder (config, state, spools, logs, the munge key and socket), the daemons
 listen on free ports, and `stop` ends every daemon this module started, by pid. Clients reach the
 cluster through SLURM_CONF, which sbatch passes on to the jobs (so `scontrol requeue` in a job works).
+
+Two nodes are two slurmd daemons on this machine (`slurmd -N NAME`), each with its own port, spool,
+pid file and log (`%n` in slurm.conf), both at 127.0.0.1. Their names are this machine's host name
+and `localhost`, so that a job can reach its first node by name, as on a real cluster.
+`SlurmdParameters=config_overrides` keeps slurmd from draining a node that shares its CPUs with
+the other, and `cred_expire=5` lets a requeued job start again after seconds, not two minutes.
 """
 
 from __future__ import annotations
@@ -37,8 +43,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def slurm_conf(folder: Path, host: str, cpus: int) -> str:
-    """A slurm.conf for one node (this machine) and one default partition; requeued jobs may start again after 5 s."""
+def node_names(count: int) -> list[str]:
+    """Names for `count` nodes on this machine that resolve to it (this host's name, then localhost)."""
+    names = list(dict.fromkeys([socket.gethostname(), "localhost"]))
+    if count > len(names):
+        raise RuntimeError(f"this machine has names for {len(names)} test nodes, not {count}")
+    return names[:count]
+
+
+def slurm_conf(folder: Path, host: str, nodes: list[str], cpus: int) -> str:
+    """A slurm.conf for `nodes` (slurmd daemons on this machine) and one default partition; requeued jobs may start again after 5 s."""
     return "\n".join([
         "ClusterName=bmclip-test",
         f"SlurmctldHost={host}",
@@ -53,18 +67,19 @@ def slurm_conf(folder: Path, host: str, cpus: int) -> str:
         "SlurmdUser=root",
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core",
-        "SchedulerParameters=sched_interval=1",
+        "SchedulerParameters=batch_sched_delay=0,sched_interval=1",
+        "SlurmdParameters=config_overrides",
         "MpiDefault=none",
         "MailProg=/bin/true",
         "ReturnToService=2",
         f"StateSaveLocation={folder / 'state'}",
-        f"SlurmdSpoolDir={folder / 'spool'}",
+        f"SlurmdSpoolDir={folder / 'spool'}/%n",
         f"SlurmctldPidFile={folder / 'slurmctld.pid'}",
-        f"SlurmdPidFile={folder / 'slurmd.pid'}",
+        f"SlurmdPidFile={folder / 'slurmd-%n.pid'}",
         f"SlurmctldLogFile={folder / 'slurmctld.log'}",
-        f"SlurmdLogFile={folder / 'slurmd.log'}",
-        f"NodeName={host} CPUs={cpus} RealMemory=4000 State=UNKNOWN",
-        f"PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP",
+        f"SlurmdLogFile={folder / 'slurmd-%n.log'}",
+        *(f"NodeName={name} NodeAddr=127.0.0.1 Port={_free_port()} CPUs={cpus} RealMemory=4000 State=UNKNOWN" for name in nodes),
+        f"PartitionName=test Nodes={','.join(nodes)} Default=YES MaxTime=INFINITE State=UP",
         "",
     ])
 
@@ -114,19 +129,20 @@ class SlurmCluster:
         self.daemons.clear()
 
 
-def _start(cluster: SlurmCluster, *command: str) -> None:
-    log = (cluster.folder / f"{Path(command[0]).name}.stdout").open("w")
+def _start(cluster: SlurmCluster, *command: str, log_name: str | None = None) -> None:
+    log = (cluster.folder / f"{log_name or Path(command[0]).name}.stdout").open("w")
     cluster.daemons.append(subprocess.Popen(list(command), env=cluster.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
 
-def start_cluster(folder: Path, timeout: float = 60) -> SlurmCluster:
-    """Start munged, slurmctld and slurmd (in the foreground, as children of this process) and wait until the node is idle."""
-    for name in ("state", "spool"):
-        (folder / name).mkdir(parents=True)
+def start_cluster(folder: Path, nodes: int = 1, timeout: float = 60) -> SlurmCluster:
+    """Start munged, slurmctld and a slurmd per node (in the foreground, as children of this process); wait until every node is idle."""
+    names = node_names(nodes)
+    (folder / "state").mkdir(parents=True)
+    for name in names:
+        (folder / "spool" / name).mkdir(parents=True)
     folder.chmod(0o700)
-    host = socket.gethostname()
     conf = folder / "slurm.conf"
-    conf.write_text(slurm_conf(folder, host, os.cpu_count() or 1), encoding="utf-8")
+    conf.write_text(slurm_conf(folder, socket.gethostname(), names, os.cpu_count() or 1), encoding="utf-8")
     cluster = SlurmCluster(folder, {**os.environ, "SLURM_CONF": str(conf)})
     try:
         key = folder / "munge.key"
@@ -135,9 +151,10 @@ def start_cluster(folder: Path, timeout: float = 60) -> SlurmCluster:
                f"--pid-file={folder / 'munged.pid'}", f"--log-file={folder / 'munged.log'}", f"--seed-file={folder / 'munged.seed'}")
         _wait(lambda: (folder / "munge.socket").exists(), timeout, "munged did not create its socket")
         _start(cluster, "slurmctld", "-D", "-f", str(conf))
-        _start(cluster, "slurmd", "-D", "-f", str(conf))
-        _wait(lambda: cluster.run("sinfo", "--noheader", "--format=%t", check=False).stdout.strip() == "idle", timeout,
-              "the node did not become idle")
+        for name in names:
+            _start(cluster, "slurmd", "-D", "-f", str(conf), "-N", name, log_name=f"slurmd-{name}")
+        _wait(lambda: cluster.run("sinfo", "--noheader", "--Node", "--format=%t", check=False).stdout.split() == ["idle"] * nodes, timeout,
+              f"the {nodes} node(s) did not become idle")
     except BaseException:
         cluster.stop()
         raise

@@ -76,6 +76,13 @@ def test_several_nodes_meet_by_c10d_rendezvous_under_the_run_name_without_a_node
     assert (named.rdzv_backend, named.rdzv_endpoint, named.rdzv_id) == ("c10d", "node001:29400", "run")
     launch, _, _ = config_from_args(named)
     assert (launch.rdzv_backend, launch.rdzv_endpoint, launch.run_id, launch.min_nodes, launch.max_nodes) == ("c10d", "node001:29400", "run", 2, 2)
+    assert (launch.rdzv_configs["join_timeout"], launch.rdzv_configs["read_timeout"]) == ("600", "600")
+
+
+def test_rdzv_timeout_bounds_the_wait_for_the_other_nodes_in_both_rendezvous_styles():
+    c10d, _, _ = config_from_args(launcher_namespace(resolved(nnodes=2, rdzv_endpoint="node001:29400", rdzv_timeout=45)))
+    static, _, _ = config_from_args(launcher_namespace(resolved(nnodes=2, node_rank=0, rdzv_endpoint="node001:29400", rdzv_timeout=45)))
+    assert (c10d.rdzv_configs["join_timeout"], static.rdzv_configs["timeout"]) == ("45", "45")
 
 
 def test_a_node_rank_makes_it_torchruns_static_rendezvous_at_node_0s_address():

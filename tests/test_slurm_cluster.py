@@ -1,6 +1,7 @@
-"""Generated job files on a real single-node SLURM cluster: a 2-rank CPU training job, requeue and resume.
+"""Generated job files on a real two-node SLURM cluster: CPU training jobs on one node and on two, requeue, preemption, resume.
 
-The cluster (tests/slurm_cluster.py) is started once for this module and stopped at its end.
+The cluster (tests/slurm_cluster.py: two slurmd daemons on this machine) is started once for this
+module and stopped at its end.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from biomedclip_cli.runs.folder import epoch_checkpoints
 
 pytestmark = pytest.mark.slow
 
-TINY_JOB = ("--model", "bmclip-tiny", "--batch-size", "16", "--lr", "1e-3", "--warmup", "2", "--workers", "0",
-            "--nodes", "1", "--gpus-per-node", "0", "--nproc-per-node", "2")
+TINY_JOB = ("--model", "bmclip-tiny", "--batch-size", "16", "--lr", "1e-3", "--warmup", "2", "--workers", "0", "--gpus-per-node", "0")
+ONE_NODE = ("--nodes", "1", "--nproc-per-node", "2")
+TWO_NODES = ("--nodes", "2", "--nproc-per-node", "1")
 JOB_TIMEOUT = 300
 
 
@@ -28,7 +30,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    running = start_cluster(tmp_path_factory.mktemp("slurm"))
+    running = start_cluster(tmp_path_factory.mktemp("slurm"), nodes=2)
     try:
         yield running
     finally:
@@ -67,30 +69,62 @@ def second_epoch_started(run_dir: Path) -> bool:
     return log.is_file() and "Start epoch 1" in log.read_text(encoding="utf-8", errors="replace")
 
 
-def test_generated_job_trains_two_ranks_through_sbatch(cluster: SlurmCluster, demo_data, tmp_path: Path):
+def resumed_from(run_dir: Path) -> list[int]:
+    """The epoch of each checkpoint open_clip resumed from, in the order of the run's starts."""
+    return [int(epoch) for epoch in re.findall(r"=> resuming checkpoint '.*epoch_\d+\.pt' \(epoch (\d+)\)", (run_dir / "out.log").read_text())]
+
+
+def started_since_last_resume(run_dir: Path, epoch: int) -> bool:
+    """open_clip has logged 'Start epoch EPOCH' since the run's latest resume (so epoch_EPOCH.pt is saved)."""
+    log = run_dir / "out.log"
+    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+    return f"Start epoch {epoch}" in text.rpartition("=> resuming checkpoint")[2]
+
+
+def test_generated_job_trains_on_two_nodes_through_sbatch(cluster: SlurmCluster, demo_data, tmp_path: Path):
     # The run folder's name would run commands if any value reached the shell unquoted.
     name = "csv run 'q' $(echo x > pwned-dollar) `echo x > pwned-tick`; echo x > pwned-semicolon"
-    job_id, run_dir = submit(cluster, tmp_path, "--train-data", str(demo_data.train_csv), "--epochs", "2", "--name", name)
+    job_id, run_dir = submit(cluster, tmp_path, *TWO_NODES, "--train-data", str(demo_data.train_csv), "--epochs", "2", "--name", name)
     state = cluster.wait_for_end(job_id, JOB_TIMEOUT)
     log = job_log(run_dir, job_id)
     assert state["JobState"] == "COMPLETED", log[-3000:]
+    assert state["NumNodes"] == "2", state
     assert checkpoint_names(run_dir) == ["epoch_1.pt", "epoch_2.pt"]
     assert "world_size: 2" in (run_dir / "params.txt").read_text()
+    assert "bmclip: node 1 of 2 nodes" in (run_dir / "node-1.log").read_text(), "each node leaves its own log in the run folder"
     assert f"bmclip: job {job_id} (restart 0)" in log
     assert not list(tmp_path.rglob("pwned*"))
 
 
-def test_requeued_job_resumes_from_its_checkpoint(cluster: SlurmCluster, demo_data, tmp_path: Path):
-    job_id, run_dir = submit(cluster, tmp_path, "--train-data", demo_data.shards, "--train-num-samples", "640", "--epochs", "3",
-                             "--name", "requeued")
+def test_two_node_job_requeued_then_cancelled_and_resumed_skips_no_epoch(cluster: SlurmCluster, demo_data, tmp_path: Path):
+    job_id, run_dir = submit(cluster, tmp_path, *TWO_NODES, "--train-data", demo_data.shards, "--train-num-samples", "640",
+                             "--epochs", "4", "--name", "requeued")
     wait_until(lambda: second_epoch_started(run_dir), JOB_TIMEOUT, "the first checkpoint")
     cluster.run("scontrol", "requeue", job_id)
-    state = cluster.wait_for_end(job_id, JOB_TIMEOUT)
-    log = job_log(run_dir, job_id)
-    assert (state["JobState"], state["Restarts"]) == ("COMPLETED", "1"), log[-3000:]
-    assert f"bmclip: job {job_id} (restart 1)" in log
-    assert checkpoint_names(run_dir) == ["epoch_1.pt", "epoch_2.pt", "epoch_3.pt"]
-    assert_resumed(run_dir)
+    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    wait_until(lambda: resumed_from(run_dir) and started_since_last_resume(run_dir, 2), JOB_TIMEOUT, "the requeued job's second checkpoint")
+    cluster.run("scancel", job_id)
+    assert cluster.wait_for_end(job_id, JOB_TIMEOUT)["JobState"] == "CANCELLED"
+
+    resumed = run_bmclip("resume", str(run_dir), cwd=tmp_path, env=cluster.env)
+    assert resumed.returncode == 0, resumed.stderr
+    new_job = resumed.stdout.strip()
+    assert new_job.isdigit() and new_job != job_id, resumed.stdout
+    state = cluster.wait_for_end(new_job, JOB_TIMEOUT)
+    assert state["JobState"] == "COMPLETED", job_log(run_dir, new_job)[-3000:]
+    assert f"bmclip: job {job_id} (restart 1)" in job_log(run_dir, job_id)
+    assert checkpoint_names(run_dir) == ["epoch_1.pt", "epoch_2.pt", "epoch_3.pt", "epoch_4.pt"]
+    starts = resumed_from(run_dir)
+    assert len(starts) == 2 and starts[0] >= 1 and starts[1] >= 2, starts
+    assert_each_start_continues_where_its_checkpoint_ends(run_dir)
+
+
+def assert_each_start_continues_where_its_checkpoint_ends(run_dir: Path) -> None:
+    """After every resume, the first epoch trained is the checkpoint's epoch: none skipped, none trained twice from scratch."""
+    text = (run_dir / "out.log").read_text(encoding="utf-8")
+    for resumed in re.finditer(r"=> resuming checkpoint '.*epoch_(\d+)\.pt' \(epoch (\d+)\)", text):
+        started = re.search(r"Start epoch (\d+)", text[resumed.end():])
+        assert started and started.group(1) == resumed.group(2) == resumed.group(1), text[resumed.start():resumed.start() + 2000]
 
 
 def assert_resumed(run_dir: Path) -> None:
@@ -105,7 +139,7 @@ def assert_resumed(run_dir: Path) -> None:
 
 
 def test_time_limit_signal_makes_the_job_requeue_itself_within_the_bound(cluster: SlurmCluster, demo_data, tmp_path: Path):
-    job_id, run_dir = submit(cluster, tmp_path, "--train-data", demo_data.shards, "--train-num-samples", "640", "--epochs", "3",
+    job_id, run_dir = submit(cluster, tmp_path, *ONE_NODE, "--train-data", demo_data.shards, "--train-num-samples", "640", "--epochs", "3",
                              "--name", "preempted", "--max-restarts", "1")
     wait_until(lambda: second_epoch_started(run_dir), JOB_TIMEOUT, "the first checkpoint")
     # What SLURM sends --signal-before seconds ahead of the time limit: USR1 to the batch shell only.
@@ -118,4 +152,5 @@ def test_time_limit_signal_makes_the_job_requeue_itself_within_the_bound(cluster
     assert f"bmclip: time limit near: requeueing job {job_id} (restart 1 of 1)" in log
     assert f"bmclip: time limit near: not requeueing job {job_id} (1 restarts done)" in log
     assert checkpoint_names(run_dir)[-1] == "epoch_3.pt"
+    assert "world_size: 2" in (run_dir / "params.txt").read_text() and not (run_dir / "node-1.log").exists(), "2 ranks on 1 node"
     assert_resumed(run_dir)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from conftest import REPO, run_bmclip
 from open_clip_train.params import parse_args
+from run_folders import save_checkpoint
 from test_cli import imported_modules
 
 from biomedclip_cli.jobs.slurm import BMCLIP_SBATCH_OPTIONS
@@ -283,3 +284,37 @@ def test_slurm_gen_imports_no_torch_and_starts_fast(tmp_path: Path):
     started = time.perf_counter()
     assert run_bmclip("slurm-gen", *CLUSTER_JOB, cwd=tmp_path).returncode == 0
     print(f"slurm-gen took {time.perf_counter() - started:.2f} s")
+
+
+def test_resume_of_a_run_slurm_launches_submits_its_job_file_again(invoke, demo_data):
+    assert invoke("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--name", "run", "--gpus-per-node", "0",
+                  "--out", "job.sbatch").exit_code == 0
+    save_checkpoint(Path("logs/run"), 1)
+    dry = invoke("resume", "logs/run", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert dry.stdout == "sbatch logs/run/slurm.sbatch\n"
+
+    changed = invoke("resume", "logs/run", "--epochs", "5")
+    assert changed.exit_code == 2
+    assert "bmclip: error: --epochs: cannot change the job file 'logs/run/slurm.sbatch' of a run SLURM launched; " \
+           "write a new one with bmclip slurm-gen" in changed.stderr
+
+    local = invoke("resume", "logs/run", "--local", "--dry-run")
+    assert local.exit_code == 0, local.stderr
+    assert "-m torch.distributed.run" in local.stdout and "--resume" in local.stdout and "sbatch" not in local.stdout
+
+
+def test_resume_of_a_finished_slurm_run_submits_nothing(invoke, demo_data):
+    assert invoke("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--name", "run", "--gpus-per-node", "0",
+                  "--out", "job.sbatch").exit_code == 0
+    save_checkpoint(Path("logs/run"), 2)
+    result = invoke("resume", "logs/run")
+    assert result.exit_code == 0, result.stderr
+    assert "bmclip: run 'logs/run' has finished: epoch 2 of 2" in result.stdout and "submitted" not in result.stderr
+
+
+def test_rdzv_timeout_reaches_every_nodes_launcher(invoke, demo_data):
+    result = invoke("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--gpus-per-node", "0", "--nodes", "2",
+                    "--rdzv-timeout", "900")
+    assert result.exit_code == 0, result.stderr
+    assert "--rdzv-conf=join_timeout=900,read_timeout=900" in launch_argv(result.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -11,13 +12,46 @@ import typer
 from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import DryRunOpt
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.problems import ProblemFound
+from biomedclip_cli.problems import ProblemFound, error
 
 EPILOG = examples(
     ("continue a stopped run", "bmclip resume logs/vit-b-32-biomedica"),
     ("train a finished run longer", "bmclip resume logs/vit-b-32-biomedica --epochs 40"),
     ("the command it would run on 4 processes, run nothing", "bmclip resume logs/vit-b-32-biomedica --nproc-per-node 4 --dry-run"),
+    ("a run on 2 nodes that met by node rank: on node 1", "bmclip resume logs/vit-b-32-biomedica --node-rank 1"),
+    ("a run SLURM launched, on this machine instead of sbatch", "bmclip resume logs/vit-b-32-biomedica --local"),
 )
+
+
+def resubmit(run_dir: Path, overrides: dict[str, Any], *, dry_run: bool) -> None:
+    """Submit a SLURM run's own job file again (it resumes from the run's newest checkpoint) and print the job id."""
+    from biomedclip_cli.jobs.slurm import queued_job_problems, submit
+    from biomedclip_cli.jobs.training import exit_if_finished
+    from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
+    from biomedclip_cli.runs.folder import SLURM_SCRIPT_FILE, read_run_config
+
+    script = run_dir / SLURM_SCRIPT_FILE
+    if overrides:
+        shown = ", ".join(f"--{name.replace('_', '-')}" for name in overrides)
+        console.fail(error(shown, f"cannot change the job file '{script}' of a run SLURM launched",
+                           "write a new one with bmclip slurm-gen (the same --name, the new value), or resume here with --local"))
+    try:
+        config, newest = read_run_config(run_dir), newest_complete_checkpoint(run_dir).checkpoint
+    except ProblemFound as found:
+        console.fail(found.problem)
+    if newest is not None:
+        exit_if_finished(config.model_copy(update={"logs": str(run_dir.parent), "name": run_dir.name, "resume": str(newest)}),
+                         dry_run=dry_run, run_dir=run_dir)
+    console.report(queued_job_problems(script))
+    if dry_run:
+        sys.stdout.write(shlex.join(["sbatch", str(script)]) + "\n")
+        return
+    try:
+        job_id = submit(script, option=str(run_dir))
+    except ProblemFound as found:
+        console.fail(found.problem)
+    console.err.print(f"bmclip: submitted {script} again as job {job_id}; it resumes from the run's newest complete checkpoint", markup=False)
+    sys.stdout.write(job_id + "\n")
 
 
 def resume(
@@ -27,18 +61,32 @@ def resume(
         min=1, help="Train on this many samples in all (runs with --checkpoint-every-samples).", show_default=False)] = None,
     nproc_per_node: Annotated[Optional[int], typer.Option(min=1, help="Training processes per node.", show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Batch size per process (changes the schedule).", show_default=False)] = None,
+    node_rank: Annotated[Optional[int], typer.Option(
+        min=0, help="This node's rank in a run on several nodes that met by --node-rank (run it on each node with its own).",
+        show_default=False)] = None,
+    rdzv_endpoint: Annotated[Optional[str], typer.Option(
+        help="Where the nodes meet now, HOST:PORT, when not where the run's first launch met.", show_default=False)] = None,
+    local: Annotated[bool, typer.Option(
+        "--local", help="Resume a run that SLURM launched here on this machine, not by submitting its job file again.")] = False,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Continue a stopped run from its newest complete checkpoint, with the settings it was launched with.
 
     Settings come from RUN_DIR/bmclip.yaml; relative paths in it resolve from the folder the run was launched in. Checkpoints are loaded newest first, and a truncated or corrupt one is skipped with a warning. A finished run is left alone unless --epochs extends it.
+
+    A run on several nodes is resumed by running the command on each node (with its --node-rank when the nodes met by node rank). A run that bmclip slurm-gen wrote a job file for is submitted again with sbatch, and the job id is printed.
     """
     from biomedclip_cli.jobs.training import exit_if_finished, launch_and_summarise, prepared_launch
+    from biomedclip_cli.runs.folder import SLURM_SCRIPT_FILE
     from biomedclip_cli.runs.resuming import plan_resume
 
     overrides: dict[str, Any] = {name: value for name, value in
                                  {"epochs": epochs, "total_samples": total_samples, "nproc_per_node": nproc_per_node,
-                                  "batch_size": batch_size}.items() if value is not None}
+                                  "batch_size": batch_size, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}.items()
+                                 if value is not None}
+    if not local and (run_dir / SLURM_SCRIPT_FILE).is_file():
+        resubmit(run_dir, overrides, dry_run=dry_run)
+        return
     try:
         plan = plan_resume(run_dir, overrides)
     except ProblemFound as found:

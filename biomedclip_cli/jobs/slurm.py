@@ -29,10 +29,9 @@ from biomedclip_cli.config import RESUME_AUTO, SLURM_DECIDES, TrainConfig, confi
 from biomedclip_cli.launch.launcher import RDZV_HOST_VARIABLE, RDZV_PORT_VARIABLE, SRUN_ARGS, WORKER_MODULE, srun_words
 from biomedclip_cli.launch.openclip_args import openclip_argv
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
-from biomedclip_cli.runs.folder import CONFIG_FILE
+from biomedclip_cli.runs.folder import CONFIG_FILE, SLURM_SCRIPT_FILE
 
 LOG_PATTERN = "%x-%j.out"
-SCRIPT_FILE = "slurm.sbatch"
 PORT_BASE, PORT_RANGE = 10000, 20000  # rendezvous ports 10000-29999: below Linux's ephemeral ports (32768+)
 SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
 HF_TOKEN_PATTERN = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
@@ -297,16 +296,33 @@ def out_problems(out: Path | None) -> list[Problem]:
     return []
 
 
-def submit(script: Path) -> str:
-    """Submit the script with sbatch and return the job id (raises ProblemFound when sbatch is missing or refuses)."""
+def submit(script: Path, option: str = "--submit") -> str:
+    """Submit the script with sbatch and return the job id (raises ProblemFound about `option` when sbatch is missing or refuses)."""
     sbatch = shutil.which("sbatch")
     if sbatch is None:
-        raise ProblemFound(error("--submit", "sbatch is not installed here", "run on the cluster's login node, or submit the file yourself"))
+        raise ProblemFound(error(option, "sbatch is not installed here", "run on the cluster's login node, or submit the file yourself"))
     result = subprocess.run([sbatch, "--parsable", str(script)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit status {result.returncode}"
-        raise ProblemFound(error("--submit", f"sbatch refused '{script}': {reason}", "fix the job options, then submit again"))
+        raise ProblemFound(error(option, f"sbatch refused '{script}': {reason}", "fix the job options, then submit again"))
     return result.stdout.strip().split(";")[0]
+
+
+def queued_job_problems(script: Path) -> list[Problem]:
+    """An error when a job of the script's job name is still queued or running (where squeue is installed): a second would train the same run."""
+    squeue = shutil.which("squeue")
+    match = re.search(r"^#SBATCH --job-name=(.+)$", script.read_text(encoding="utf-8"), re.MULTILINE)
+    if squeue is None or match is None:
+        return []
+    name = shlex.split(match.group(1))[0]
+    try:
+        result = subprocess.run([squeue, "--noheader", f"--name={name}", "--format=%i %T"], capture_output=True, text=True, check=False, timeout=30)
+    except subprocess.TimeoutExpired:  # no controller answers: nothing is known to be queued
+        return []
+    jobs = result.stdout.split() if result.returncode == 0 else []
+    if not jobs:
+        return []
+    return [error(str(script.parent), f"job {jobs[0]} ({name}) is still {jobs[1].lower()}", f"wait for it to end, or cancel it first: scancel {jobs[0]}")]
 
 
 def write_job_files(config: TrainConfig, job: SlurmJob, text: str) -> Path:
@@ -314,6 +330,6 @@ def write_job_files(config: TrainConfig, job: SlurmJob, text: str) -> Path:
     run_dir = job_run_dir(config, job)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(config_to_yaml(config), encoding="utf-8")
-    script = run_dir / SCRIPT_FILE
+    script = run_dir / SLURM_SCRIPT_FILE
     script.write_text(text, encoding="utf-8")
     return script

@@ -9,6 +9,7 @@ relative paths mean what they mean there; the current folder is the same afterwa
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,24 @@ from biomedclip_cli import console
 from biomedclip_cli.checks.hardware import gpus_support_bf16, installed_gpus, run_gpus
 from biomedclip_cli.checks.preflight import preflight
 from biomedclip_cli.config import Preset, TrainConfig, build_config, load_config_file
+from biomedclip_cli.launch.handover import handover_environment
+from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE, launcher_failure, rendezvous_problem
 from biomedclip_cli.launch.launcher import LaunchCommand, run_supervised, torchrun_command
 from biomedclip_cli.launch.openclip_args import openclip_argv
-from biomedclip_cli.runs.folder import checkpoint_epoch, epoch_checkpoints, record_exit, train_progress, write_launch_record, write_run_config
+from biomedclip_cli.runs.folder import (
+    LOG_FILE,
+    LaunchRecord,
+    checkpoint_epoch,
+    epoch_checkpoints,
+    node_logs,
+    publish_run_state,
+    published_since,
+    read_launch_record,
+    record_exit,
+    run_config_text,
+    this_launch,
+    train_progress,
+)
 from biomedclip_cli.runs.resuming import finished_epochs
 
 ANNOUNCED_DEFAULTS = ("model", "batch_size", "epochs", "lr", "warmup", "precision", "nproc_per_node")
@@ -98,20 +114,49 @@ def _shown(value: object) -> str:
 
 
 def launch_and_summarise(config: TrainConfig, command: LaunchCommand) -> int:
-    """Write the run folder's bmclip.yaml and launch.json, run the training, print one summary, and return the exit status.
+    """Run the training, print one summary (or why the nodes never met), and return the exit status.
 
+    On one node this process writes the run folder's bmclip.yaml and launch.json before launching;
+    on several, global rank 0 writes them once every node has arrived (see launch/handover.py).
     The run folder is the config's as seen from the folder the command runs in.
     """
     folder = Path(command.cwd or Path.cwd()).resolve()
     run_dir = folder / config.run_dir()
     with working_folder(folder):
-        write_run_config(config)
-    write_launch_record(run_dir, folder)
-    console.err.print(f"bmclip: launching {config.nproc_per_node} process(es): {command.shell_line()}", markup=False)
-    status = run_supervised(command)
-    record_exit(run_dir, status)
-    print_summary(config, status, Path(command.cwd) / config.run_dir() if command.cwd else None)
+        config_text = run_config_text(config)
+    record = this_launch(folder, config.nnodes)
+    private: dict[str, str] = {}
+    if config.nnodes == 1:
+        publish_run_state(run_dir, config_text, record)
+    else:
+        private = handover_environment(config_text, record)
+    console.err.print(f"bmclip: launching {_launch_scope(config)}: {command.shell_line()}", markup=False)
+    with tempfile.TemporaryDirectory(prefix="bmclip-launch-") as scratch:
+        error_file = Path(scratch) / "launcher-error.json"
+        status = run_supervised(command, {**private, ERROR_FILE_VARIABLE: str(error_file)})
+        failure = launcher_failure(error_file) if status != 0 else None
+    owner = read_launch_record(run_dir)
+    holds_rank_0 = owner is not None and owner.same_launch(record)
+    if holds_rank_0:
+        record_exit(run_dir, status)
+    problem = rendezvous_problem(config, failure) if failure is not None and config.nnodes > 1 else None
+    if problem is not None:
+        console.print_error(problem.line())
+        return status
+    shown = Path(command.cwd) / config.run_dir() if command.cwd else None
+    if config.nnodes == 1 or holds_rank_0:
+        print_summary(config, status, shown)
+    else:
+        print_node_summary(config, status, owner if published_since(owner, record.started) else None, shown)
     return status
+
+
+def _launch_scope(config: TrainConfig) -> str:
+    processes = f"{config.nproc_per_node} process(es)"
+    if config.nnodes == 1:
+        return processes
+    return (f"{processes} on this node, one of {config.nnodes} nodes meeting at {config.rdzv_endpoint} "
+            f"(waiting up to {config.rdzv_timeout} s for the others)")
 
 
 def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None) -> None:
@@ -120,15 +165,38 @@ def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None)
     `run_dir` names the run folder when it is not the config's, as seen from the current folder.
     """
     run_dir = run_dir or config.run_dir()
+    title = "[green]bmclip: training finished[/]" if status == 0 else f"[red]bmclip: training stopped (exit status {status})[/]"
+    _print_rows(title, {"run folder": str(run_dir), **_run_state_rows(config, run_dir, ""), "log": str(run_dir / LOG_FILE)})
+
+
+def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | None, run_dir: Path | None = None) -> None:
+    """The summary on a node that does not hold global rank 0: only what node 0 wrote to the run folder, else where node 0's state is.
+
+    `owner` is node 0's launch record when the run folder holds this job's (a shared file system).
+    """
+    run_dir = run_dir or config.run_dir()
+    ended = "finished" if status == 0 else f"stopped (exit status {status})"
+    title = f"[{'green' if status == 0 else 'red'}]bmclip: training {ended} on this node; node 0 owns the run's state[/]"
+    if owner is None:
+        _print_rows(title, {"run folder": f"{run_dir} on node 0's machine (this node sees no state of this job in it)"})
+        return
+    logs = [run_dir / LOG_FILE, *node_logs(run_dir)]
+    _print_rows(title, {"run folder": str(run_dir), "node 0": f"bmclip process {owner.pid} on {owner.host}",
+                        **_run_state_rows(config, run_dir, " (as node 0 wrote them)"), "logs": ", ".join(str(log) for log in logs)})
+
+
+def _run_state_rows(config: TrainConfig, run_dir: Path, source: str) -> dict[str, str]:
     progress = train_progress(run_dir)
     checkpoints = epoch_checkpoints(run_dir)
-    rows = {"run folder": str(run_dir), "last checkpoint": str(checkpoints[-1]) if checkpoints else "none",
-            "epochs done": f"{checkpoint_epoch(checkpoints[-1]) if checkpoints else 0} of {config.epochs}"}
+    rows = {"last checkpoint": str(checkpoints[-1]) if checkpoints else "none",
+            "epochs done": f"{checkpoint_epoch(checkpoints[-1]) if checkpoints else 0} of {config.epochs}{source}"}
     if progress:
         rows["final loss"] = f"{progress[-1].loss:.4f} (first logged {progress[0].loss:.4f})"
         rows["samples/s"] = f"{progress[-1].samples_per_second:.1f}"
-    rows["log"] = str(run_dir / "out.log")
-    title = "[green]bmclip: training finished[/]" if status == 0 else f"[red]bmclip: training stopped (exit status {status})[/]"
+    return rows
+
+
+def _print_rows(title: str, rows: dict[str, str]) -> None:
     console.out.print(title)
     for label, value in rows.items():
         console.out.print(f"  [bold]{label:<16}[/]", end="")

@@ -57,7 +57,9 @@ def launcher_args(config: TrainConfig) -> list[str]:
     over a fixed port, or 127.0.0.1 and --master-port when a port is given. With it, the nodes meet
     there: by torchrun's static rendezvous when --node-rank numbers this node (its host is node 0's
     address, its port node 0's port), else by c10d rendezvous, which numbers the nodes itself, under
-    the id --rdzv-id (default: the run name).
+    the id --rdzv-id (default: the run name). Either way a node gives up after --rdzv-timeout
+    seconds without all its peers (c10d's read timeout too: a node started before the rendezvous
+    host would otherwise stop trying to reach it after torch's 60 s).
     """
     args = [f"--nproc-per-node={config.nproc_per_node or 1}"]
     if config.rdzv_endpoint is None:
@@ -66,9 +68,11 @@ def launcher_args(config: TrainConfig) -> list[str]:
         return args + ["--standalone"]
     args.append(f"--nnodes={config.nnodes}")
     if config.node_rank is None:
-        return args + ["--rdzv-backend=c10d", f"--rdzv-endpoint={config.rdzv_endpoint}", f"--rdzv-id={config.rdzv_id or config.name}"]
+        return args + ["--rdzv-backend=c10d", f"--rdzv-endpoint={config.rdzv_endpoint}", f"--rdzv-id={config.rdzv_id or config.name}",
+                       f"--rdzv-conf=join_timeout={config.rdzv_timeout},read_timeout={config.rdzv_timeout}"]
     host, port = rendezvous_address(config.rdzv_endpoint) or (config.rdzv_endpoint, None)  # preflight refuses a malformed endpoint
-    return args + [f"--node-rank={config.node_rank}", f"--master-addr={host}", *([f"--master-port={port}"] if port is not None else [])]
+    return args + [f"--node-rank={config.node_rank}", f"--master-addr={host}", *([f"--master-port={port}"] if port is not None else []),
+                   f"--rdzv-conf=timeout={config.rdzv_timeout}"]
 
 
 def logger_environment(config: TrainConfig) -> dict[str, str]:
@@ -127,15 +131,18 @@ def srun_words(config: TrainConfig, openclip_args: list[str], python: str = "pyt
     return [f'"{word}"' if index < launcher_end and word in expanded else shlex.quote(word) for index, word in enumerate(argv)]
 
 
-def run_supervised(command: LaunchCommand) -> int:
+def run_supervised(command: LaunchCommand, private_env: dict[str, str] | None = None) -> int:
     """Run the command in its own process group and return its exit status.
+
+    `private_env` adds variables that only this supervised launch needs (where the launcher records
+    its failure, the run state handed to rank 0): they are not part of the command's printed line.
 
     SIGINT and SIGTERM received here are passed to the launcher, which stops every rank; a second
     signal kills the launcher's group. The launcher gets SIGTERM if this process dies without
     passing anything on (SIGKILL), and each rank dies with the launcher (see worker.py), so no
     rank outlives the run. A run ended by a signal returns 128 + its number (130, 143).
     """
-    process = subprocess.Popen(command.argv, env={**os.environ, **command.env}, cwd=command.cwd, start_new_session=True,
+    process = subprocess.Popen(command.argv, env={**os.environ, **command.env, **(private_env or {})}, cwd=command.cwd, start_new_session=True,
                                preexec_fn=functools.partial(die_with_parent, parent=os.getpid()))
     received: list[int] = []
 

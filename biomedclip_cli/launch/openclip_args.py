@@ -10,7 +10,7 @@ from biomedclip_cli.config import RESUME_AUTO, DatasetType, TrainConfig, flag
 from biomedclip_cli.hub.paths import pin_revision
 from biomedclip_cli.problems import Problem, error
 
-LAUNCH_FIELDS = ("nproc_per_node", "gpus", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
+LAUNCH_FIELDS = ("nproc_per_node", "gpus", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_timeout", "master_port")
 CSV_FIELDS = ("csv_img_key", "csv_caption_key", "csv_separator")
 WEBDATASET_FIELDS = ("dataset_resampled", "train_data_upsampling_factors")
 DATA_FIELDS = ("train_data", "val_data")

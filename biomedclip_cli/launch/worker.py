@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from open_clip_train.params import parse_args
 
 from biomedclip_cli.hub.remote_shards import check_hub_access
 from biomedclip_cli.hub.streaming import register_hf_scheme
+from biomedclip_cli.launch.handover import publish_handed_over_state
 from biomedclip_cli.launch.launcher import WORKER_KEEP_CHECKPOINTS
 from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST
 from biomedclip_cli.launch.parent_death import die_with_parent
@@ -33,7 +35,7 @@ from biomedclip_cli.models.configs import register_with_open_clip
 from biomedclip_cli.partial_files import partial_path
 from biomedclip_cli.problems import Problem
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint, prune_checkpoints
-from biomedclip_cli.runs.folder import EPOCH_CHECKPOINT, LOG_FILE
+from biomedclip_cli.runs.folder import EPOCH_CHECKPOINT, LOG_FILE, node_log_name
 
 BAD_INPUT_EXIT_CODE = 2
 QUIETED_LOGGERS = ("torch", "urllib3", "PIL", "httpx", "httpx2", "httpcore", "huggingface_hub")
@@ -55,25 +57,33 @@ class CpuFriendlyDDP(torch.nn.parallel.DistributedDataParallel):
         super().__init__(module, device_ids, *args, **kwargs)
 
 
-def _setup_logging_without_library_chatter(log_file: str | None, level: int, include_host: bool = False) -> None:
-    """open_clip's setup_logging, then library loggers put back to WARNING.
+def quiet_setup_logging(node_log: Path | None) -> Callable[..., None]:
+    """open_clip's setup_logging, then library loggers put back to WARNING; on a node other than 0, also into its node log.
 
     open_clip sets every logger that exists to INFO, which makes torch print compiler statistics
     from every rank at exit and the HTTP client log every shard request; only open_clip's own lines
-    (and bmclip's warnings about shards) belong in the training log.
+    (and bmclip's warnings about shards) belong in the training log. open_clip gives a log file to
+    global rank 0 only (out.log); `node_log` gives the first rank of each other node its own.
     """
-    original_setup_logging(log_file, level, include_host)
-    for name in [*QUIETED_LOGGERS, *logging.root.manager.loggerDict]:
-        if name.split(".")[0] in QUIETED_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+
+    def setup(log_file: str | None, level: int, include_host: bool = False) -> None:
+        original_setup_logging(log_file or (str(node_log) if node_log else None), level, include_host)
+        for name in [*QUIETED_LOGGERS, *logging.root.manager.loggerDict]:
+            if name.split(".")[0] in QUIETED_LOGGERS:
+                logging.getLogger(name).setLevel(logging.WARNING)
+        if node_log is not None and not log_file:
+            logging.info(f"bmclip: node {os.environ.get('GROUP_RANK')} of {os.environ.get('GROUP_WORLD_SIZE', '?')} nodes, "
+                         f"host {socket.gethostname()}, global ranks from {os.environ.get('RANK')}")
+
+    return setup
 
 
-def prepare_open_clip() -> None:
+def prepare_open_clip(node_log: Path | None = None) -> None:
     """Register bmclip's model configs (bmclip-tiny, ...) and the hf:// scheme, install the CPU DDP shim, keep the log readable."""
     register_with_open_clip()
     register_hf_scheme()
     torch.nn.parallel.DistributedDataParallel = CpuFriendlyDDP
-    open_clip_main.setup_logging = _setup_logging_without_library_chatter
+    open_clip_main.setup_logging = quiet_setup_logging(node_log)
 
 
 def atomic_checkpoint_save(keep: int | None) -> Callable[..., None]:
@@ -181,23 +191,46 @@ def split_worker_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_args(own), open_clip_args
 
 
-def hub_access_problems(args: list[str]) -> list[Problem]:
-    """Problems reaching the hub repos of hf:// --train-data/--val-data (as open_clip's own parser reads the arguments)."""
-    parsed = parse_args(args)
+def hub_access_problems(parsed: argparse.Namespace) -> list[Problem]:
+    """Problems reaching the hub repos of hf:// --train-data/--val-data (as open_clip's own parser read the arguments)."""
     return [problem for option, data in (("--train-data", parsed.train_data), ("--val-data", parsed.val_data))
             if data for problem in check_hub_access(data, option)]
+
+
+def take_run_folder_role(parsed: argparse.Namespace) -> Path | None:
+    """This rank's part in a run folder shared by several nodes; the node log it writes, if any.
+
+    Global rank 0 writes the run state its node's bmclip process handed over (launch/handover.py).
+    The first rank of every other node logs to <run>/node-K.log, so that each node leaves its own
+    log in the folder and no two processes write one file.
+    """
+    if not parsed.name:
+        return None
+    run_dir = Path(parsed.logs) / parsed.name
+    if os.environ.get("RANK", "0") == "0":
+        publish_handed_over_state(run_dir, os.environ)
+    node_rank = int(os.environ.get("GROUP_RANK", "0"))
+    if node_rank == 0 or os.environ.get("LOCAL_RANK", "0") != "0":
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir / node_log_name(node_rank)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run open_clip_train with `argv` (default: this process's arguments) and return an exit status."""
     options, open_clip_args = split_worker_args(list(sys.argv[1:] if argv is None else argv))
-    problems = hub_access_problems(open_clip_args)
+    parsed = parse_args(open_clip_args)
+    problems = hub_access_problems(parsed)
     if problems:
         print(f"bmclip: error: {problems[0].line()}", file=sys.stderr)
         return BAD_INPUT_EXIT_CODE
-    prepare_open_clip()
+    prepare_open_clip(take_run_folder_role(parsed))
     make_resume_safe(options.keep_checkpoints)
-    result = open_clip_main.main(open_clip_args)
+    try:
+        result = open_clip_main.main(open_clip_args)
+    except Exception:
+        logging.exception(f"bmclip: rank {os.environ.get('RANK', '0')} failed")
+        raise
     return 1 if result == -1 else 0
 
 

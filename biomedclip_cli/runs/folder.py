@@ -1,4 +1,8 @@
-"""What a run folder <logs>/<name>/ holds: bmclip.yaml, launch.json, open_clip's out.log and params.txt, checkpoints/epoch_K.pt and results.jsonl, tensorboard/, report/."""
+"""What a run folder <logs>/<name>/ holds: bmclip.yaml, launch.json, open_clip's out.log and params.txt, checkpoints/epoch_K.pt and results.jsonl, tensorboard/, report/.
+
+On several nodes the folder is shared: node 0 (global rank 0) writes all of the above, and every
+other node K writes only its own node-K.log.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,26 @@ import json
 import os
 import re
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from biomedclip_cli.config import RESUME_AUTO, TrainConfig, build_config, config_to_yaml, load_config_file
+from biomedclip_cli.partial_files import partial_path
 from biomedclip_cli.problems import ProblemFound, error
 
 CONFIG_FILE = "bmclip.yaml"
 LAUNCH_FILE = "launch.json"
 LOG_FILE = "out.log"
+NODE_LOG = re.compile(r"^node-(\d+)\.log$")  # node K's own log on several nodes; node 0 logs to out.log
+NODE_LOG_GLOB = "node-*.log"
 PARAMS_FILE = "params.txt"
 LAUNCHER_MARKERS = (b"bmclip", b"biomedclip_cli")  # in the command line of a process that launched a run
 CHECKPOINT_DIR = "checkpoints"
 RESULTS_FILE = f"{CHECKPOINT_DIR}/results.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 REPORT_DIR = "report"
+SLURM_SCRIPT_FILE = "slurm.sbatch"  # written by bmclip slurm-gen: the run is SLURM's to launch and resume
 EPOCH_CHECKPOINT = re.compile(r"^epoch_(\d+)\.pt$")
 LOGGED_NUMBER = r"(?:[\d.e+-]+|-?nan|-?inf)"  # Python's float formatting: a diverged run logs nan or inf
 TRAIN_LINE = re.compile(
@@ -32,18 +40,13 @@ TRAIN_LINE = re.compile(
 LOGIT_SCALE = re.compile(rf"Logit Scale: (?P<scale>{LOGGED_NUMBER})")
 
 
-def write_run_config(config: TrainConfig) -> Path:
-    """Save the resolved config (no secrets: it holds none) as <run>/bmclip.yaml and return its path.
+def run_config_text(config: TrainConfig) -> str:
+    """The resolved config as <run>/bmclip.yaml holds it (no secrets: it holds none).
 
     A resume from one of the run's own checkpoints is saved as `resume: auto`, so that training
     with the saved config again continues from the newest checkpoint then, not from this one.
     """
-    run_dir = config.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / CONFIG_FILE
-    saved = config.model_copy(update={"resume": RESUME_AUTO}) if resumes_own_checkpoint(config) else config
-    path.write_text(config_to_yaml(saved), encoding="utf-8")
-    return path
+    return config_to_yaml(config.model_copy(update={"resume": RESUME_AUTO}) if resumes_own_checkpoint(config) else config)
 
 
 def resumes_own_checkpoint(config: TrainConfig) -> bool:
@@ -66,13 +69,20 @@ def read_run_config(run_dir: Path) -> TrainConfig:
 
 @dataclass(frozen=True)
 class LaunchRecord:
-    """Where and by which process a run was last launched, and how that launch ended (None while it runs)."""
+    """Where and by which bmclip process a run was last launched, and how that launch ended (None while it runs).
+
+    On several nodes it is node 0's process (the one whose node holds global rank 0), and
+    `published` says when the run state was written: after every node had met, so a node that
+    started before it knows the record is its own job's.
+    """
 
     cwd: str
     host: str
     pid: int
     started: str
     exit_status: int | None = None
+    nodes: int = 1
+    published: str | None = None
 
     def alive_here(self) -> bool:
         """True when the launching bmclip process still runs on this machine."""
@@ -87,19 +97,39 @@ class LaunchRecord:
         cmdline = Path(f"/proc/{self.pid}/cmdline")
         return not cmdline.exists() or any(marker in cmdline.read_bytes() for marker in LAUNCHER_MARKERS)
 
+    def same_launch(self, other: LaunchRecord) -> bool:
+        """True when both records describe the same bmclip process's launch."""
+        return (self.host, self.pid, self.started) == (other.host, other.pid, other.started)
 
-def write_launch_record(run_dir: Path, cwd: Path) -> None:
-    """Note in <run>/launch.json that this process launches the run from `cwd` (relative paths are resolved there)."""
-    record = LaunchRecord(str(cwd), socket.gethostname(), os.getpid(), datetime.now().isoformat(timespec="seconds"))
-    (run_dir / LAUNCH_FILE).write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
+    def to_json(self) -> str:
+        """The record as launch.json holds it."""
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def this_launch(cwd: Path, nodes: int = 1) -> LaunchRecord:
+    """The record of a launch by this process from `cwd` (relative paths are resolved there), starting now."""
+    return LaunchRecord(str(cwd), socket.gethostname(), os.getpid(), _now(), nodes=nodes)
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def publish_run_state(run_dir: Path, config_text: str, record: LaunchRecord) -> None:
+    """Write the run's bmclip.yaml and launch.json (each replaced whole, never half-written), as the launch of `record`."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    published = replace(record, published=_now())
+    for name, text in ((CONFIG_FILE, config_text), (LAUNCH_FILE, published.to_json())):
+        partial = partial_path(run_dir / name)
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, run_dir / name)
 
 
 def record_exit(run_dir: Path, status: int) -> None:
     """Add the launch's exit status to <run>/launch.json."""
     record = read_launch_record(run_dir)
     if record is not None:
-        ended = LaunchRecord(record.cwd, record.host, record.pid, record.started, status)
-        (run_dir / LAUNCH_FILE).write_text(json.dumps(asdict(ended), indent=2) + "\n", encoding="utf-8")
+        (run_dir / LAUNCH_FILE).write_text(replace(record, exit_status=status).to_json(), encoding="utf-8")
 
 
 def read_launch_record(run_dir: Path) -> LaunchRecord | None:
@@ -108,6 +138,22 @@ def read_launch_record(run_dir: Path) -> LaunchRecord | None:
         return LaunchRecord(**json.loads((run_dir / LAUNCH_FILE).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def published_since(record: LaunchRecord | None, started: str) -> bool:
+    """True when the record's run state was written at or after `started` (an ISO time): by the job that began then, not an earlier one."""
+    return record is not None and record.published is not None and record.published >= started
+
+
+def node_logs(run_dir: Path) -> list[Path]:
+    """The node-K.log files of a run on several nodes (node 0's log is out.log), lowest node first."""
+    found = [(int(match.group(1)), path) for path in run_dir.glob(NODE_LOG_GLOB) if (match := NODE_LOG.match(path.name))]
+    return [path for _, path in sorted(found)]
+
+
+def node_log_name(node_rank: int) -> str:
+    """The log file of node `node_rank` > 0 in the run folder (written by its first rank)."""
+    return f"node-{node_rank}.log"
 
 
 def epoch_checkpoints(run_dir: Path) -> list[Path]:
