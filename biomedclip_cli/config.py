@@ -18,6 +18,7 @@ from biomedclip_cli.problems import Problem, ProblemFound, error
 
 DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
 RDZV_TIMEOUT_SECONDS = 600  # torchrun's own default for both rendezvous styles
+DEFAULT_MAX_BAD_SAMPLES = 0.01  # past 1% the data as a whole is wrong (an image root, a mount), not a few files
 REPORT_TARGETS = ("tensorboard", "wandb")
 RESUME_AUTO = "auto"
 
@@ -70,6 +71,10 @@ class TrainConfig(BaseModel):
         "Hugging Face hub ('hf://datasets/<owner>/<name>/<folder>/{000000..000099}.tar'), or a BIOMEDICA set by name (listed below); "
         "'::' joins several sources.", DATA, "biomedica:commercial")
     val_data: str | None = _option(None, "Validation data, same forms as --train-data.", DATA, "data/val.csv")
+    max_bad_samples: float = _option(
+        DEFAULT_MAX_BAD_SAMPLES, "Unreadable samples (image missing, truncated or not an image; empty caption) to skip before the run "
+        "stops on purpose: a count (100), or below 1 a fraction of the training samples (0.01 = 1%). Each is listed in the run "
+        "folder's bad-samples.tsv.", DATA, "100", shown_default="0.01 (1% of the samples)", ge=0)
     dataset_type: DatasetType = _option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
     csv_img_key: str = _option("filepath", "CSV column holding image paths.", DATA, "filepath")
     csv_caption_key: str = _option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption")
@@ -166,6 +171,13 @@ class TrainConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(REPORT_TARGETS)}")
         return ",".join(targets)
+
+    @field_validator("max_bad_samples")
+    @classmethod
+    def _count_or_fraction(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError("is a count (a whole number such as 100) or a fraction below 1 (such as 0.01)")
+        return value
 
     @field_validator("train_data", "val_data", "pretrained", "name", "resume", "revision")
     @classmethod

@@ -25,6 +25,7 @@ from biomedclip_cli.launch.handover import handover_environment
 from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE, launcher_failure, rendezvous_problem
 from biomedclip_cli.launch.launcher import LaunchCommand, run_supervised, torchrun_command
 from biomedclip_cli.launch.openclip_args import openclip_argv
+from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, merge_bad_samples, recorded_bad_samples
 from biomedclip_cli.runs.folder import (
     LOG_FILE,
     LaunchRecord,
@@ -139,15 +140,17 @@ def launch_and_summarise(config: TrainConfig, command: LaunchCommand) -> int:
     holds_rank_0 = owner is not None and owner.same_launch(record)
     if holds_rank_0:
         record_exit(run_dir, status)
-    problem = rendezvous_problem(config, failure) if failure is not None and config.nnodes > 1 else None
+        merge_bad_samples(run_dir)
+    problem = rendezvous_problem(config, failure.message) if failure is not None and config.nnodes > 1 else None
     if problem is not None:
         console.print_error(problem.line())
         return status
     shown = Path(command.cwd) / config.run_dir() if command.cwd else None
+    cause = failure.cause() if failure is not None else None
     if config.nnodes == 1 or holds_rank_0:
-        print_summary(config, status, shown)
+        print_summary(config, status, shown, cause)
     else:
-        print_node_summary(config, status, owner if published_since(owner, record.started) else None, shown)
+        print_node_summary(config, status, owner if published_since(owner, record.started) else None, shown, cause)
     return status
 
 
@@ -159,17 +162,20 @@ def _launch_scope(config: TrainConfig) -> str:
             f"(waiting up to {config.rdzv_timeout} s for the others)")
 
 
-def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None) -> None:
-    """One summary of the run: folder, last checkpoint, epochs, loss, samples/s (lines never wrap or cut paths).
+def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None, cause: str | None = None) -> None:
+    """One summary of the run: folder, last checkpoint, epochs, loss, samples/s, skipped samples, the cause of a failure.
 
-    `run_dir` names the run folder when it is not the config's, as seen from the current folder.
+    Lines never wrap or cut paths. `run_dir` names the run folder when it is not the config's, as
+    seen from the current folder; `cause` is the first failed rank's exception, in one line.
     """
     run_dir = run_dir or config.run_dir()
     title = "[green]bmclip: training finished[/]" if status == 0 else f"[red]bmclip: training stopped (exit status {status})[/]"
-    _print_rows(title, {"run folder": str(run_dir), **_run_state_rows(config, run_dir, ""), "log": str(run_dir / LOG_FILE)})
+    _print_rows(title, {"run folder": str(run_dir), **_run_state_rows(config, run_dir, ""), **_cause_row(cause),
+                        "log": str(run_dir / LOG_FILE)})
 
 
-def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | None, run_dir: Path | None = None) -> None:
+def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | None, run_dir: Path | None = None,
+                       cause: str | None = None) -> None:
     """The summary on a node that does not hold global rank 0: only what node 0 wrote to the run folder, else where node 0's state is.
 
     `owner` is node 0's launch record when the run folder holds this job's (a shared file system).
@@ -178,11 +184,16 @@ def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | N
     ended = "finished" if status == 0 else f"stopped (exit status {status})"
     title = f"[{'green' if status == 0 else 'red'}]bmclip: training {ended} on this node; node 0 owns the run's state[/]"
     if owner is None:
-        _print_rows(title, {"run folder": f"{run_dir} on node 0's machine (this node sees no state of this job in it)"})
+        _print_rows(title, {"run folder": f"{run_dir} on node 0's machine (this node sees no state of this job in it)", **_cause_row(cause)})
         return
     logs = [run_dir / LOG_FILE, *node_logs(run_dir)]
     _print_rows(title, {"run folder": str(run_dir), "node 0": f"bmclip process {owner.pid} on {owner.host}",
-                        **_run_state_rows(config, run_dir, " (as node 0 wrote them)"), "logs": ", ".join(str(log) for log in logs)})
+                        **_run_state_rows(config, run_dir, " (as node 0 wrote them)"), **_cause_row(cause),
+                        "logs": ", ".join(str(log) for log in logs)})
+
+
+def _cause_row(cause: str | None) -> dict[str, str]:
+    return {"cause": cause} if cause else {}
 
 
 def _run_state_rows(config: TrainConfig, run_dir: Path, source: str) -> dict[str, str]:
@@ -193,6 +204,9 @@ def _run_state_rows(config: TrainConfig, run_dir: Path, source: str) -> dict[str
     if progress:
         rows["final loss"] = f"{progress[-1].loss:.4f} (first logged {progress[0].loss:.4f})"
         rows["samples/s"] = f"{progress[-1].samples_per_second:.1f}"
+    skipped = recorded_bad_samples(run_dir)
+    if skipped:
+        rows["bad samples"] = f"{len(skipped)} skipped, listed in {run_dir / BAD_SAMPLES_FILE}"
     return rows
 
 

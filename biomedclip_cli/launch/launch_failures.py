@@ -3,13 +3,16 @@
 torch.distributed.run records the exception that ended it (its own, such as a rendezvous timeout,
 or the first failed rank's, when that rank used `@record`) in the JSON file named by
 TORCHELASTIC_ERROR_FILE. bmclip sets that variable for every launch it supervises and reads the file
-afterwards, so a node that gave up waiting for its peers says how many arrived and where.
+afterwards, so a node that gave up waiting for its peers says how many arrived and where, and a
+failed run names the first exception of the first rank that failed, not the errors of the ranks
+that then lost their peer (bmclip's worker runs under `@record`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from biomedclip_cli.config import TrainConfig
@@ -22,18 +25,42 @@ STATIC_HOST_TIMEOUT = re.compile(r"waiting for clients\. (?P<joined>\d+)/(?P<exp
 CLIENT_TIMEOUT = re.compile(r"client socket has timed out after .* while trying to connect to \((?P<host>[^,]+), (?P<port>\d+)\)")
 C10D_TIMEOUT = "RendezvousTimeoutError"
 C10D_UNREACHABLE = "RendezvousConnectionError"
+FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
-def launcher_failure(error_file: Path) -> str | None:
-    """The exception that ended the launcher, as 'Type: message' from its error file; None when it wrote none."""
+@dataclass(frozen=True)
+class LauncherFailure:
+    """What ended a launch: the exception's 'Type: message', its traceback, and the global rank that raised it (when a rank did)."""
+
+    message: str
+    callstack: str = ""
+    rank: str | None = None
+
+    def cause(self) -> str:
+        """The root cause in one line: the original exception (a data-loading worker's, not its wrapper), where it was raised, by which rank."""
+        lines = [line.strip() for line in self.message.splitlines() if line.strip()]
+        exception = lines[-1] if lines else self.message
+        frames = [frame for frame in FRAME.findall(self.message) or FRAME.findall(self.callstack) if not frame[0].startswith("<")]
+        context = [f"{Path(frames[-1][0]).name}:{frames[-1][1]}"] if frames else []
+        context += [f"rank {self.rank}"] if self.rank is not None else []
+        return f"{exception} ({', '.join(context)})" if context else exception
+
+
+def launcher_failure(error_file: Path) -> LauncherFailure | None:
+    """The exception that ended the launcher, from its error file; None when it wrote none."""
     try:
         record = json.loads(error_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     message = record.get("message") if isinstance(record, dict) else None
+    extra: dict = {}
     if isinstance(message, dict):
+        extra = message.get("extraInfo") if isinstance(message.get("extraInfo"), dict) else {}
         message = message.get("message")
-    return message.strip() if isinstance(message, str) and message.strip() else None
+    if not isinstance(message, str) or not message.strip():
+        return None
+    rank = extra.get("rank")
+    return LauncherFailure(message.strip(), str(extra.get("py_callstack", "")), str(rank) if rank is not None else None)
 
 
 def rendezvous_problem(config: TrainConfig, failure: str) -> Problem | None:

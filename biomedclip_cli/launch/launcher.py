@@ -15,12 +15,13 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from biomedclip_cli.config import TrainConfig
+from biomedclip_cli.config import DEFAULT_MAX_BAD_SAMPLES, TrainConfig
 from biomedclip_cli.launch.parent_death import die_with_parent
 
 WORKER_MODULE = "biomedclip_cli.launch.worker"
 LAUNCHER_MODULE = "torch.distributed.run"
 WORKER_KEEP_CHECKPOINTS = "--keep-checkpoints"
+WORKER_MAX_BAD_SAMPLES = "--max-bad-samples"
 ENDPOINT_PATTERN = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::(?P<port>\d+))?")
 
 
@@ -86,8 +87,11 @@ def logger_environment(config: TrainConfig) -> dict[str, str]:
 
 
 def worker_args(config: TrainConfig) -> list[str]:
-    """bmclip's own options for the worker (before the `--` that starts open_clip's arguments)."""
-    return [WORKER_KEEP_CHECKPOINTS, str(config.keep_checkpoints)] if config.keep_checkpoints else []
+    """bmclip's own options for the worker (before the `--` that starts open_clip's arguments), where not the worker's defaults."""
+    args = [WORKER_KEEP_CHECKPOINTS, str(config.keep_checkpoints)] if config.keep_checkpoints else []
+    if config.max_bad_samples != DEFAULT_MAX_BAD_SAMPLES:
+        args += [WORKER_MAX_BAD_SAMPLES, f"{config.max_bad_samples:g}"]
+    return args
 
 
 def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str | None = None, cwd: str | None = None) -> LaunchCommand:

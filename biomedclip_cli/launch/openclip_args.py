@@ -15,7 +15,7 @@ CSV_FIELDS = ("csv_img_key", "csv_caption_key", "csv_separator")
 WEBDATASET_FIELDS = ("dataset_resampled", "train_data_upsampling_factors")
 DATA_FIELDS = ("train_data", "val_data")
 CHECKPOINT_FIELDS = ("checkpoint_every_samples", "total_samples", "keep_checkpoints")
-NOT_OPEN_CLIP = (*LAUNCH_FIELDS, *CHECKPOINT_FIELDS, "revision", "preset", "extra_args")
+NOT_OPEN_CLIP = (*LAUNCH_FIELDS, *CHECKPOINT_FIELDS, "max_bad_samples", "revision", "preset", "extra_args")
 OPEN_CLIP_RESUME_LATEST = "latest"
 
 

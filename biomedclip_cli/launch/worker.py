@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -24,13 +25,17 @@ import torch
 from open_clip_train import main as open_clip_main
 from open_clip_train.distributed import is_master
 from open_clip_train.params import parse_args
+from torch.distributed.elastic.multiprocessing.errors import ErrorHandler, record
 
+from biomedclip_cli.config import DEFAULT_MAX_BAD_SAMPLES
 from biomedclip_cli.hub.remote_shards import check_hub_access
 from biomedclip_cli.hub.streaming import register_hf_scheme
 from biomedclip_cli.launch.handover import publish_handed_over_state
-from biomedclip_cli.launch.launcher import WORKER_KEEP_CHECKPOINTS
+from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE
+from biomedclip_cli.launch.launcher import WORKER_KEEP_CHECKPOINTS, WORKER_MAX_BAD_SAMPLES
 from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST
 from biomedclip_cli.launch.parent_death import die_with_parent
+from biomedclip_cli.launch.sample_guard import install_sample_guard
 from biomedclip_cli.models.configs import register_with_open_clip
 from biomedclip_cli.partial_files import partial_path
 from biomedclip_cli.problems import Problem
@@ -188,6 +193,8 @@ def split_worker_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     own, open_clip_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else ([], argv)
     parser = argparse.ArgumentParser(prog="python -m biomedclip_cli.launch.worker")
     parser.add_argument(WORKER_KEEP_CHECKPOINTS, type=int, default=None, help="keep only the newest K epoch checkpoints")
+    parser.add_argument(WORKER_MAX_BAD_SAMPLES, type=float, default=DEFAULT_MAX_BAD_SAMPLES,
+                        help="unreadable samples to skip: a count, or below 1 a fraction of the training samples")
     return parser.parse_args(own), open_clip_args
 
 
@@ -226,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         return BAD_INPUT_EXIT_CODE
     prepare_open_clip(take_run_folder_role(parsed))
     make_resume_safe(options.keep_checkpoints)
+    if parsed.name:
+        install_sample_guard(Path(parsed.logs) / parsed.name, options.max_bad_samples, parsed.train_num_samples)
     try:
         result = open_clip_main.main(open_clip_args)
     except Exception:
@@ -234,7 +243,22 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if result == -1 else 0
 
 
+class RankErrorHandler(ErrorHandler):
+    """torchelastic's error file writer, adding which rank raised (torchrun copies the first failed rank's file to bmclip's)."""
+
+    def record_exception(self, e: BaseException) -> None:
+        """Write the exception as torchelastic does, with this process's global rank in its extraInfo."""
+        super().record_exception(e)
+        path = os.environ.get(ERROR_FILE_VARIABLE)
+        if path and os.path.isfile(path):
+            with open(path, encoding="utf-8") as stream:
+                data = json.load(stream)
+            data["message"]["extraInfo"]["rank"] = os.environ.get("RANK", "0")
+            with open(path, "w", encoding="utf-8") as stream:
+                json.dump(data, stream)
+
+
 if __name__ == "__main__":
     # torchrun starts each rank in a session of its own, where nothing would stop it if the launcher were killed.
     die_with_parent(signal.SIGKILL)
-    sys.exit(main())
+    sys.exit(record(main, error_handler=RankErrorHandler())())

@@ -1,0 +1,89 @@
+"""The samples a run skipped because they could not be read: <run>/bad-samples.tsv, one line per distinct sample.
+
+Columns: source (the CSV file or the shard), sample (the image path or the shard's key), reason,
+rank. Every process that reads data (each rank and each of its data-loading workers, on every
+node) appends to a file of its own under <run>/bad-samples/, so no two processes write one file;
+node 0 merges them into bad-samples.tsv when training ends. A sample that fails in every epoch is
+listed once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from biomedclip_cli.partial_files import partial_path
+
+BAD_SAMPLES_FILE = "bad-samples.tsv"
+BAD_SAMPLES_PARTS = "bad-samples"
+HEADER = "source\tsample\treason\trank"
+UNSAFE_IN_A_FIELD = re.compile(r"[\t\r\n]+")
+
+
+@dataclass(frozen=True)
+class BadSample:
+    """One sample training skipped: where it comes from, which it is, why, and the rank that met it."""
+
+    source: str
+    sample: str
+    reason: str
+    rank: int
+
+    def line(self) -> str:
+        """The sample as one TSV line (tabs and line breaks inside a field become spaces)."""
+        return "\t".join(UNSAFE_IN_A_FIELD.sub(" ", str(value)) for value in (self.source, self.sample, self.reason, self.rank))
+
+    def identity(self) -> tuple[str, str]:
+        return self.source, self.sample
+
+
+def bad_sample_limit(max_bad_samples: float, samples: int) -> int:
+    """The most unreadable samples a run skips: --max-bad-samples as a count (1 and above), or that fraction of `samples`."""
+    return int(max_bad_samples) if max_bad_samples >= 1 else int(max_bad_samples * samples)
+
+
+def record_bad_sample(run_dir: Path, sample: BadSample, writer: str) -> None:
+    """Append the sample to this process's own part file (`writer` names the process: unique among all that read data)."""
+    folder = run_dir / BAD_SAMPLES_PARTS
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{writer}.tsv").open("a", encoding="utf-8") as part:
+        part.write(sample.line() + "\n")
+
+
+def recorded_bad_samples(run_dir: Path) -> list[BadSample]:
+    """Every distinct sample the run has skipped so far (the merged list and the parts not yet merged), first met first."""
+    files = [run_dir / BAD_SAMPLES_FILE, *sorted((run_dir / BAD_SAMPLES_PARTS).glob("*.tsv"))]
+    found: dict[tuple[str, str], BadSample] = {}
+    for path in files:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split("\t")
+            if len(fields) == 4 and line != HEADER and fields[3].isdigit():
+                sample = BadSample(fields[0], fields[1], fields[2], int(fields[3]))
+                found.setdefault(sample.identity(), sample)
+    return list(found.values())
+
+
+def merge_bad_samples(run_dir: Path) -> list[BadSample]:
+    """Write bad-samples.tsv from everything recorded (whole, never half-written), remove the merged parts; the samples.
+
+    Call once training has ended, from the process that owns the run folder (node 0's).
+    """
+    samples = recorded_bad_samples(run_dir)
+    parts = sorted((run_dir / BAD_SAMPLES_PARTS).glob("*.tsv"))
+    if samples:
+        target = run_dir / BAD_SAMPLES_FILE
+        partial = partial_path(target)
+        partial.write_text("\n".join([HEADER, *(sample.line() for sample in samples)]) + "\n", encoding="utf-8")
+        os.replace(partial, target)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # absent, or a part written since (a process still running)
+        (run_dir / BAD_SAMPLES_PARTS).rmdir()
+    return samples
