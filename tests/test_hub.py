@@ -20,7 +20,7 @@ from hub_server import FakeHub, HubServer, hf_url
 
 from biomedclip_cli.hub.biomedica import SHORTCUTS, expand_shortcuts
 from biomedclip_cli.hub.paths import parse_hub_url, pin_revision
-from biomedclip_cli.hub.streaming import HubFileStream, register_hf_scheme
+from biomedclip_cli.hub.streaming import register_hf_scheme
 from biomedclip_cli.problems import Problem
 from biomedclip_cli.runs.folder import epoch_checkpoints
 
@@ -236,7 +236,8 @@ def test_two_ranks_train_streaming_from_the_hub_mixed_with_local_shards_and_the_
     assert process.returncode == 0, stderr[-3000:]
     assert [p.name for p in epoch_checkpoints(tmp_path / "logs" / "hub")] == ["epoch_1.pt"]
     assert "train_num_samples: 400" in (tmp_path / "logs" / "hub" / "params.txt").read_text()
-    assert any("bmclip: reading hf://" in line and "retry 1 of 5" in line for line in stderr.splitlines()), stderr[-3000:]
+    rank_logs = "".join(log.read_text() for log in (tmp_path / "logs" / "hub" / "ranks").glob("rank-*.log"))
+    assert any("bmclip: reading hf://" in line and "retry 1 of 5" in line for line in rank_logs.splitlines()), rank_logs[-3000:]
     assert [r for r in hub.requests_to("cdn") if r.range], "no shard was resumed with a Range request"
     assert any("biomedclip_cli.launch.worker" in line for line in command_lines), "ps never saw the ranks"
     assert not [line for line in command_lines if hub.token in line]

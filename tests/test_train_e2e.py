@@ -64,3 +64,21 @@ def test_dry_run_line_pasted_into_a_shell_trains_the_same(demo_data, tmp_path: P
     shell = subprocess.run(["bash", "-c", dry.stdout], capture_output=True, text=True, timeout=300, check=False)
     assert shell.returncode == 0, shell.stderr[-3000:]
     assert [p.name for p in epoch_checkpoints(tmp_path / "pasted")] == ["epoch_1.pt"]
+
+
+def test_on_a_pipe_the_console_is_rank_0s_progress_and_every_rank_keeps_its_output(demo_data, tmp_path: Path):
+    result = run_bmclip("train", "--train-data", str(demo_data.train_csv), *TINY_RUN, "--epochs", "2", "--logs", str(tmp_path), "--name", "quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    console = (result.stderr + result.stdout).splitlines()
+    assert len(console) <= 30, console
+    assert [line.split("  ")[0] for line in console if line.startswith("bmclip: epoch")] == ["bmclip: epoch 1/2", "bmclip: epoch 2/2"]
+    assert not [line for line in console if "Params:" in line or "Warning" in line or "INFO" in line], console
+    rank_logs = tmp_path / "quiet" / "ranks"
+    assert "Params:" in (rank_logs / "rank-0.log").read_text() and "Running in distributed mode" in (rank_logs / "rank-1.log").read_text()
+
+
+def test_verbose_shows_open_clips_own_log_lines(demo_data, tmp_path: Path):
+    result = run_bmclip("train", "--train-data", str(demo_data.train_csv), *TINY_RUN, "--epochs", "1", "--verbose",
+                        "--logs", str(tmp_path), "--name", "verbose")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| INFO | Start epoch 0" in result.stderr and "Train Epoch: 0" in result.stderr

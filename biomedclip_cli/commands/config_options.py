@@ -25,6 +25,8 @@ ConfigFileOpt = Annotated[
                  show_default=False, metavar="FILE"),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check everything, print the one-line command that would run, run nothing.")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", help="Show open_clip's own log lines as they come, instead of bmclip's progress (every rank's output is in RUN/ranks/ either way).")]
 
 
 def _cli_type(annotation: Any) -> type:

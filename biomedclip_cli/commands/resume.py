@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.commands.config_options import DryRunOpt
+from biomedclip_cli.commands.config_options import DryRunOpt, VerboseOpt
 from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.problems import ProblemFound, error
 
@@ -69,6 +69,7 @@ def resume(
     local: Annotated[bool, typer.Option(
         "--local", help="Resume a run that SLURM launched here on this machine, not by submitting its job file again.")] = False,
     dry_run: DryRunOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Continue a stopped run from its newest complete checkpoint, with the settings it was launched with.
 
@@ -99,4 +100,4 @@ def resume(
         sys.stdout.write(command.shell_line() + "\n")
         return
     console.err.print(f"bmclip: resuming from {resolved.resume}", markup=False)
-    raise typer.Exit(launch_and_summarise(resolved, command))
+    raise typer.Exit(launch_and_summarise(resolved, command, verbose=verbose))

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.commands.config_options import ConfigFileOpt, DryRunOpt, with_config_options
+from biomedclip_cli.commands.config_options import ConfigFileOpt, DryRunOpt, VerboseOpt, with_config_options
 from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.config import OPTION_FIELDS, TrainConfig
 from biomedclip_cli.hub.biomedica import shortcut_help
@@ -29,6 +29,7 @@ def train(
     ctx: typer.Context,
     config_file: ConfigFileOpt = None,
     dry_run: DryRunOpt = False,
+    verbose: VerboseOpt = False,
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Train a CLIP model with open_clip_train, on one machine or several (torch.distributed.run).
@@ -48,7 +49,7 @@ def train(
         sys.stdout.write(command.shell_line() + "\n")
         return
     announce_defaults(given, resolved)
-    raise typer.Exit(launch_and_summarise(resolved, command))
+    raise typer.Exit(launch_and_summarise(resolved, command, verbose=verbose))
 
 
 train_command = with_config_options(TrainConfig, OPTION_FIELDS)(train)

@@ -21,6 +21,7 @@ from biomedclip_cli import console
 from biomedclip_cli.checks.hardware import gpus_support_bf16, installed_gpus, run_gpus
 from biomedclip_cli.checks.preflight import preflight
 from biomedclip_cli.config import Preset, TrainConfig, build_config, load_config_file
+from biomedclip_cli.jobs.console_relay import relayed_console
 from biomedclip_cli.launch.handover import handover_environment
 from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE, launcher_failure, rendezvous_problem
 from biomedclip_cli.launch.launcher import LaunchCommand, run_supervised, torchrun_command
@@ -114,11 +115,13 @@ def _shown(value: object) -> str:
     return str(getattr(value, "value", value))
 
 
-def launch_and_summarise(config: TrainConfig, command: LaunchCommand) -> int:
+def launch_and_summarise(config: TrainConfig, command: LaunchCommand, *, verbose: bool = False) -> int:
     """Run the training, print one summary (or why the nodes never met), and return the exit status.
 
     On one node this process writes the run folder's bmclip.yaml and launch.json before launching;
     on several, global rank 0 writes them once every node has arrived (see launch/handover.py).
+    The console shows rank 0's progress; every rank's output goes to the run folder's ranks/
+    (jobs/console_relay.py), or, with `verbose`, to the console as open_clip prints it.
     The run folder is the config's as seen from the folder the command runs in.
     """
     folder = Path(command.cwd or Path.cwd()).resolve()
@@ -134,8 +137,12 @@ def launch_and_summarise(config: TrainConfig, command: LaunchCommand) -> int:
     console.err.print(f"bmclip: launching {_launch_scope(config)}: {command.shell_line()}", markup=False)
     with tempfile.TemporaryDirectory(prefix="bmclip-launch-") as scratch:
         error_file = Path(scratch) / "launcher-error.json"
-        status = run_supervised(command, {**private, ERROR_FILE_VARIABLE: str(error_file)})
+        with relayed_console(Path(scratch), verbose=verbose, terminal=console.err.is_terminal) as relay:
+            status = run_supervised(command, {**private, **relay.env, ERROR_FILE_VARIABLE: str(error_file)}, relay.output)
         failure = launcher_failure(error_file) if status != 0 else None
+        relay.keep_in(run_dir)
+        for line in relay.errors() if status != 0 else []:
+            console.print_error(line)
     owner = read_launch_record(run_dir)
     holds_rank_0 = owner is not None and owner.same_launch(record)
     if holds_rank_0:

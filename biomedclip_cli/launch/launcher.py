@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from typing import IO
 
 from biomedclip_cli.config import DEFAULT_MAX_BAD_SAMPLES, TrainConfig
 from biomedclip_cli.launch.parent_death import die_with_parent
@@ -135,18 +136,20 @@ def srun_words(config: TrainConfig, openclip_args: list[str], python: str = "pyt
     return [f'"{word}"' if index < launcher_end and word in expanded else shlex.quote(word) for index, word in enumerate(argv)]
 
 
-def run_supervised(command: LaunchCommand, private_env: dict[str, str] | None = None) -> int:
+def run_supervised(command: LaunchCommand, private_env: dict[str, str] | None = None, output: IO[bytes] | None = None) -> int:
     """Run the command in its own process group and return its exit status.
 
     `private_env` adds variables that only this supervised launch needs (where the launcher records
-    its failure, the run state handed to rank 0): they are not part of the command's printed line.
+    its failure, the run state handed to rank 0, its console): they are not part of the command's
+    printed line. `output` takes the launcher's stdout and stderr (default: this process's).
 
     SIGINT and SIGTERM received here are passed to the launcher, which stops every rank; a second
     signal kills the launcher's group. The launcher gets SIGTERM if this process dies without
     passing anything on (SIGKILL), and each rank dies with the launcher (see worker.py), so no
     rank outlives the run. A run ended by a signal returns 128 + its number (130, 143).
     """
-    process = subprocess.Popen(command.argv, env={**os.environ, **command.env, **(private_env or {})}, cwd=command.cwd, start_new_session=True,
+    process = subprocess.Popen(command.argv, env={**os.environ, **command.env, **(private_env or {})}, cwd=command.cwd, stdout=output,
+                               stderr=subprocess.STDOUT if output is not None else None, start_new_session=True,
                                preexec_fn=functools.partial(die_with_parent, parent=os.getpid()))
     received: list[int] = []
 

@@ -35,6 +35,7 @@ from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE
 from biomedclip_cli.launch.launcher import WORKER_KEEP_CHECKPOINTS, WORKER_MAX_BAD_SAMPLES
 from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST
 from biomedclip_cli.launch.parent_death import die_with_parent
+from biomedclip_cli.launch.rank_console import take_console
 from biomedclip_cli.launch.sample_guard import install_sample_guard
 from biomedclip_cli.models.configs import register_with_open_clip
 from biomedclip_cli.partial_files import partial_path
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print(f"bmclip: error: {problems[0].line()}", file=sys.stderr)
         return BAD_INPUT_EXIT_CODE
+    if parsed.name:
+        take_console(Path(parsed.logs) / parsed.name, parsed.epochs, os.environ)
     prepare_open_clip(take_run_folder_role(parsed))
     make_resume_safe(options.keep_checkpoints)
     if parsed.name:
