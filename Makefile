@@ -6,16 +6,27 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO ?= demo-run
 
-.PHONY: venv demo test test-fast slurm-packages clean
+.PHONY: venv demo test test-fast test-under-load lock slurm-packages clean
 
 venv: $(BIN)/.installed
 
-$(BIN)/.installed: pyproject.toml
+# constraints.txt holds the versions the suite passed with (PyTorch aside, which TORCH chooses); `make lock` refreshes it.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[train,report,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,report,dev]'
 	touch $@
+
+# The newest releases pyproject's ranges allow, in a scratch venv, written to constraints.txt; then run `make test`.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet $(TORCH)
+	.venv-lock/bin/pip install --quiet -e '.[train,report,dev]'
+	.venv-lock/bin/python scripts/lock.py constraints.txt
+	rm -rf .venv-lock
 
 demo: venv
 	rm -rf $(DEMO)
@@ -29,6 +40,11 @@ test: venv slurm-packages
 # Everything but the tests marked slow (real multi-process training): the loop while developing.
 test-fast: venv
 	$(BIN)/pytest -q -m 'not slow' --durations=10
+
+# The whole suite three times in a row while a CPU-bound process competes for the cores: the suite must not depend on an idle machine.
+test-under-load: venv slurm-packages
+	$(BIN)/python -c 'while True: pass' & burner=$$!; trap 'kill $$burner' EXIT; \
+	for run in 1 2 3; do echo "== run $$run of 3, under load"; $(BIN)/pytest -q --durations=10 || exit 1; done
 
 # Debian's slurm-wlm and munge for tests/test_slurm_cluster.py (installed as root when missing; skipped otherwise).
 slurm-packages:

@@ -1,4 +1,4 @@
-from biomedclip_cli.cli import main
+from biomedclip_cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -15,12 +15,11 @@ import typer
 from biomedclip_cli import __version__, console
 from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, models, prepare, report, resume, runs, slurm, train
 from biomedclip_cli.commands.help_text import examples, reflowed_help
+from biomedclip_cli.entry import INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE
 from biomedclip_cli.problems import Problem, ProblemFound, not_installed
 
 DEBUG_VARIABLE = "BMCLIP_DEBUG"
 PASSTHROUGH = {"allow_extra_args": True}
-INTERRUPTED_EXIT_CODE = 130
-INTERRUPTED_LINE = "bmclip: interrupted"
 ROOT_EPILOG = examples(
     ("what to install here, then a tiny CLIP trained on synthetic figures", "bmclip env-check && make demo"),
     ("your own figures, checked, as a training CSV", "bmclip prepare-csv figures/ --out data/train.csv"),

@@ -17,7 +17,7 @@ WORKER_MAY_NOT_IMPORT = ("cli", "commands", "jobs", "checks")
 def floor_of(module: str) -> str:
     """The floor of a dotted module under biomedclip_cli ('launch.worker' -> 'launch', 'config' -> 'leaves')."""
     top = module.split(".")[0]
-    return "leaves" if top in LEAVES else "cli" if top == "__main__" else top
+    return "leaves" if top in LEAVES else "cli" if top in ("__main__", "entry") else top
 
 
 def imports_of(path: Path) -> set[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_bmclip
+from hub_server import FakeHub, HubServer, hf_url
 
 from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, recorded_bad_samples
 from biomedclip_cli.runs.folder import epoch_checkpoints
@@ -105,6 +106,25 @@ def test_shards_with_broken_samples_train_and_list_exactly_those(demo_data, tmp_
     reasons = {sample.sample: sample.reason for sample in listed}
     assert (reasons["broken-missing"], reasons["broken-empty-caption"], reasons["broken-zero-byte"]) == (
         "no image", "empty caption", "zero-byte image")
+
+
+def test_hub_shards_with_broken_samples_stream_and_list_exactly_those(demo_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    local = tmp_path / "shards"
+    local.mkdir()
+    _, broken = shards_with_broken_samples(local, demo_data.train_csv)
+    hub = FakeHub()
+    hub.add_folder("lab/figures", "shards", local)
+    with HubServer(hub):
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_TOKEN", hub.token)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+        result = run_bmclip("train", "--train-data", hf_url("lab/figures", "shards/{000000..000001}.tar"), "--no-dataset-resampled",
+                            "--train-num-samples", "200", *TWO_RANKS, "--workers", "1", "--max-bad-samples", "10",
+                            "--logs", str(tmp_path / "logs"), "--name", "hub")
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = recorded_bad_samples(tmp_path / "logs" / "hub")
+    assert {sample.sample for sample in listed} == broken, listed
+    assert {sample.source for sample in listed} == {hf_url("lab/figures", "shards/000000.tar")}, listed
 
 
 def test_past_max_bad_samples_the_run_stops_with_one_line_naming_the_first(demo_data, tmp_path: Path):

@@ -255,24 +255,31 @@ def test_memory_stays_flat_in_the_number_of_rows(figures: Figures, tmp_path: Pat
 
 
 def test_ctrl_c_leaves_no_half_written_csv(tmp_path: Path):
-    photo = encoded(figure(3, size=(640, 640)), "JPEG")
-    (tmp_path / "many").mkdir()
-    for index in range(3_000):
-        (tmp_path / "many" / f"{index:05d}.jpg").write_bytes(photo)
-        (tmp_path / "many" / f"{index:05d}.txt").write_text(f"figure {index}")
+    # The last figure's caption is a FIFO no one writes to: prepare-csv blocks there, mid-way, for as long as it takes.
+    (tmp_path / "figures").mkdir()
+    for index in range(5):
+        (tmp_path / "figures" / f"{index}.jpg").write_bytes(encoded(figure(index), "JPEG"))
+        (tmp_path / "figures" / f"{index}.txt").write_text(f"figure {index}")
+    (tmp_path / "figures" / "stuck.jpg").write_bytes(encoded(figure(9), "JPEG"))
+    os.mkfifo(tmp_path / "figures" / "stuck.txt")
     out = tmp_path / "train.csv"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-m", "biomedclip_cli", "prepare-csv", str(tmp_path / "many"), "--out", str(out),
-                                "--check-images", "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "train.csv.partial").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-
+    process = subprocess.Popen([sys.executable, "-m", "biomedclip_cli", "prepare-csv", str(tmp_path / "figures"), "--out", str(out)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "train.csv.partial").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "prepare-csv never started writing"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["many"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["figures"]
 
 
 def test_an_interrupted_overwrite_leaves_no_sizes_json_beside_new_shards(figures: Figures, tmp_path: Path):
