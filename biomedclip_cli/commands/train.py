@@ -20,7 +20,9 @@ EPILOG = examples(
     ("stream BIOMEDICA (accept its terms, run `hf auth login` first)", "bmclip train --train-data biomedica:commercial --pretrained openai"),
     ("an open_clip flag without a bmclip option goes after --", "bmclip train --config train.yaml -- --grad-clip-norm 1.0"),
     ("run it again after any failure: it continues", "bmclip train --config train.yaml --name run1 --resume auto"),
-    ("the same command on each of 2 nodes", "bmclip train --config train.yaml --nnodes 2 --rdzv-endpoint node001:29400"),
+    ("on each of 2 nodes; each gives up after 15 minutes without the other",
+     "bmclip train --config train.yaml --nnodes 2 \\\n    --rdzv-endpoint node001:29400 --rdzv-timeout 900"),
+    ("skip at most 100 unreadable figures; show open_clip's own log lines", "bmclip train --config train.yaml --max-bad-samples 100 --verbose"),
     before=shortcut_help(),
 )
 

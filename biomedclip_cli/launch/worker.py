@@ -205,16 +205,13 @@ def hub_access_problems(parsed: argparse.Namespace) -> list[Problem]:
             if data for problem in check_hub_access(data, option)]
 
 
-def take_run_folder_role(parsed: argparse.Namespace) -> Path | None:
+def take_run_folder_role(run_dir: Path) -> Path | None:
     """This rank's part in a run folder shared by several nodes; the node log it writes, if any.
 
     Global rank 0 writes the run state its node's bmclip process handed over (launch/handover.py).
     The first rank of every other node logs to <run>/node-K.log, so that each node leaves its own
     log in the folder and no two processes write one file.
     """
-    if not parsed.name:
-        return None
-    run_dir = Path(parsed.logs) / parsed.name
     if os.environ.get("RANK", "0") == "0":
         publish_handed_over_state(run_dir, os.environ)
     node_rank = int(os.environ.get("GROUP_RANK", "0"))
@@ -232,12 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print(f"bmclip: error: {problems[0].line()}", file=sys.stderr)
         return BAD_INPUT_EXIT_CODE
-    if parsed.name:
-        take_console(Path(parsed.logs) / parsed.name, parsed.epochs, os.environ)
-    prepare_open_clip(take_run_folder_role(parsed))
+    run_dir = Path(parsed.logs) / parsed.name if parsed.name else None
+    if run_dir is not None:
+        take_console(run_dir, parsed.epochs, os.environ)
+    prepare_open_clip(take_run_folder_role(run_dir) if run_dir is not None else None)
     make_resume_safe(options.keep_checkpoints)
-    if parsed.name:
-        install_sample_guard(Path(parsed.logs) / parsed.name, options.max_bad_samples, parsed.train_num_samples)
+    if run_dir is not None:
+        install_sample_guard(run_dir, options.max_bad_samples, parsed.train_num_samples)
     try:
         result = open_clip_main.main(open_clip_args)
     except Exception:
