@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn, Optional
 import typer
 
 from biomedclip_cli import __version__, console
-from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, models, prepare, report, resume, runs, slurm, train
+from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, export, models, prepare, report, resume, runs, slurm, train
 from biomedclip_cli.commands.help_text import examples, reflowed_help
 from biomedclip_cli.entry import INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE
 from biomedclip_cli.problems import Problem, ProblemFound, not_installed
@@ -85,6 +85,7 @@ def create_app() -> typer.Typer:
         ("bench-data", bench_data, bench_data.bench_data_command, True),
         ("eval", evaluate, evaluate.evaluate, False),
         ("report", report, report.report, False),
+        ("export", export, export.export, False),
     ):
         app.command(name, help=reflowed_help(command), epilog=module.EPILOG, context_settings=PASSTHROUGH if passthrough else None)(command)
     for command in app.registered_commands:

@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biomedclip_cli.problems import Problem, ProblemFound, error
 
@@ -20,6 +20,7 @@ DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", 
 RDZV_TIMEOUT_SECONDS = 600  # torchrun's own default for both rendezvous styles
 DEFAULT_MAX_BAD_SAMPLES = 0.01  # past 1% the data as a whole is wrong (an image root, a mount), not a few files
 REPORT_TARGETS = ("tensorboard", "wandb")
+KEEP_BEST_METRICS = ("zeroshot-top1", "zeroshot-balanced-accuracy")  # what --keep-best can rank checkpoints by (higher is better)
 RESUME_AUTO = "auto"
 
 
@@ -95,8 +96,21 @@ class TrainConfig(BaseModel):
     # Model
     model: str = _option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.", MODEL, "ViT-B-32")
     pretrained: str | None = _option(None, "Pretrained weights: an open_clip tag (e.g. openai) or a checkpoint file.", MODEL, "openai")
-    lock_image: bool = _option(False, "Freeze the image tower.", MODEL, "true")
+    lock_image: bool = _option(False, "Freeze the image tower (LiT-style fine-tuning of the text side).", MODEL, "true")
+    lock_image_unlocked_groups: int | None = _option(
+        None, "With --lock-image: leave the last N layer groups of the image tower trainable.", MODEL, "2", shown_default="0", ge=0)
     lock_text: bool = _option(False, "Freeze the text tower.", MODEL, "true")
+    lock_text_unlocked_layers: int | None = _option(
+        None, "With --lock-text: leave the last N layers of the text tower trainable.", MODEL, "2", shown_default="0", ge=0)
+    lora_rank: int | None = _option(
+        None, "Fine-tune with LoRA adapters of this rank (through peft) instead of all weights; the towers are frozen.", MODEL, "8",
+        shown_default="off", gt=0)
+    lora_alpha: float | None = _option(None, "LoRA scale numerator (the adapters are scaled by alpha/rank).", MODEL, "16",
+                                       shown_default="2 x --lora-rank", gt=0.0)
+    lora_dropout: float = _option(0.0, "Dropout on the LoRA adapters' input.", MODEL, "0.05", ge=0.0, lt=1.0)
+    lora_targets: str | None = _option(
+        None, "Comma-separated module names (or name endings) that get LoRA adapters.", MODEL, "attn.qkv,attn.proj",
+        shown_default="the attention projections of both towers")
     force_patch_dropout: float | None = _option(None, "Override the ViT patch dropout (0 to switch it off).", MODEL, "0.5", ge=0.0, lt=1.0)
     grad_checkpointing: bool = _option(False, "Trade compute for memory with gradient checkpointing.", MODEL, "true")
 
@@ -133,6 +147,15 @@ class TrainConfig(BaseModel):
         "(webdataset), for frequent checkpoints on large data.", OUTPUT, "1000000", gt=0)
     total_samples: int | None = _option(
         None, "Samples to train on in all, with --checkpoint-every-samples (sets the number of epochs).", OUTPUT, "24000000", gt=0)
+    val_zeroshot: str | None = _option(
+        None, "CSV of labelled images (filepath and label columns) to score zero-shot classification on, as bmclip eval does, "
+        "during training (rank 0); the top-1 goes to the console, TensorBoard/W&B and zeroshot.jsonl in the run folder.", OUTPUT,
+        "data/heldout.csv")
+    val_zeroshot_label_column: str = _option("label", "Column of class labels in --val-zeroshot.", OUTPUT, "label")
+    val_zeroshot_every: int = _option(1, "Run the --val-zeroshot evaluation every N epochs (and after the last).", OUTPUT, "2", gt=0)
+    keep_best: str | None = _option(
+        None, f"Keep the checkpoint with the best --val-zeroshot metric as checkpoints/best.pt: {' or '.join(KEEP_BEST_METRICS)}.",
+        OUTPUT, "zeroshot-top1", shown_default="off")
     keep_checkpoints: int | None = _option(
         None, "Keep only the newest K epoch checkpoints; older ones are deleted once a newer one is verified complete.", OUTPUT, "3",
         shown_default="all", gt=0)
@@ -172,6 +195,27 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(REPORT_TARGETS)}")
         return ",".join(targets)
 
+    @field_validator("keep_best")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in KEEP_BEST_METRICS:
+            raise ValueError(f"unknown metric {value!r}; choose from {', '.join(KEEP_BEST_METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _fine_tuning_options_fit(self) -> TrainConfig:
+        needs = (("lock_image_unlocked_groups", "lock_image"), ("lock_text_unlocked_layers", "lock_text"), ("lora_alpha", "lora_rank"),
+                 ("lora_targets", "lora_rank"), ("keep_best", "val_zeroshot"))
+        for option, needed in needs:
+            if getattr(self, option) is not None and not getattr(self, needed):
+                raise ProblemFound(error(flag(option), f"needs {flag(needed)}", f"add {flag(needed)} {_example(needed)}".rstrip()))
+        if self.lora_dropout and not self.lora_rank:
+            raise ProblemFound(error("--lora-dropout", "needs --lora-rank", f"add --lora-rank {_example('lora_rank')}"))
+        if self.lora_rank and (self.lock_image or self.lock_text):
+            raise ProblemFound(error("--lora-rank", "already freezes both towers, so --lock-image/--lock-text would freeze the adapters too",
+                                     "drop --lock-image/--lock-text, or drop --lora-rank"))
+        return self
+
     @field_validator("max_bad_samples")
     @classmethod
     def _count_or_fraction(cls, value: float) -> float:
@@ -179,7 +223,7 @@ class TrainConfig(BaseModel):
             raise ValueError("is a count (a whole number such as 100) or a fraction below 1 (such as 0.01)")
         return value
 
-    @field_validator("train_data", "val_data", "pretrained", "name", "resume", "revision")
+    @field_validator("train_data", "val_data", "pretrained", "name", "resume", "revision", "val_zeroshot", "lora_targets")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -189,6 +233,12 @@ class TrainConfig(BaseModel):
     def run_dir(self) -> Path:
         """The run folder <logs>/<name>; only meaningful once the name is resolved."""
         return Path(self.logs) / (self.name or "")
+
+    def lora_scale_alpha(self) -> float | None:
+        """The LoRA alpha in use: --lora-alpha, else twice the rank (the adapters' output scaled by 2); None without LoRA."""
+        if not self.lora_rank:
+            return None
+        return self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_rank
 
     def planned_epochs(self) -> int:
         """Epochs the run trains for: ceil(total / every) with --checkpoint-every-samples, else --epochs."""
@@ -200,6 +250,12 @@ class TrainConfig(BaseModel):
 OPTION_FIELDS = tuple(name for name in TrainConfig.model_fields if name != "extra_args")
 # Launch settings a SLURM allocation decides: slurm-gen has no flag for them.
 SLURM_DECIDES = ("gpus", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
+
+
+def _example(field_name: str) -> str:
+    """The example value of a field, or nothing for a switch."""
+    field = TrainConfig.model_fields[field_name]
+    return "" if field.annotation is bool else str((field.json_schema_extra or {}).get("example", ""))
 
 
 def flag(field_name: str) -> str:

@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> DemoDataset:
-    """A small synthetic dataset: 40 figures per modality for training (CSV + 2 shards), 10 held out."""
-    return write_demo_dataset(tmp_path_factory.mktemp("demo") / "data", per_class=40, heldout_per_class=10, seed=0, shard_size=100)
+    """A small synthetic dataset: 25 figures per class for training (200 figures: CSV + 2 shards), 10 held out."""
+    return write_demo_dataset(tmp_path_factory.mktemp("demo") / "data", per_class=25, heldout_per_class=10, seed=0, shard_size=100)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The synthetic demo dataset: five modalities, as a CSV and as BIOMEDICA-layout shards, held-out kept apart."""
+"""The synthetic demo dataset: eight classes, as a CSV and as BIOMEDICA-layout shards, held-out kept apart."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_csv_lists_every_figure_with_caption_and_label(demo_data):
     rows = read_rows(demo_data.train_csv)
-    assert len(rows) == demo_data.train_samples == 40 * len(MODALITIES)
+    assert len(rows) == demo_data.train_samples == 25 * len(MODALITIES)
     assert {row["label"] for row in rows} == {m.label for m in MODALITIES}
     assert all(Path(row["filepath"]).is_file() and row["caption"] for row in rows)
 
@@ -39,7 +39,7 @@ def test_shards_hold_jpg_txt_json_samples_counted_in_sizes_json(demo_data):
     sizes = json.loads((folder / "sizes.json").read_text())
     assert sizes == {"000000.tar": 100, "000001.tar": 100}
     samples = list(wds.WebDataset(demo_data.shards, shardshuffle=False).decode("pil"))
-    assert len(samples) == 200
+    assert len(samples) == 200 == 25 * len(MODALITIES)
     first = samples[0]
     assert first["jpg"].size == (64, 64) and first["txt"]
     assert first["json"]["image_primary_label"][0] in {m.label for m in MODALITIES}
@@ -51,8 +51,15 @@ def test_same_seed_same_figures_and_captions_vary():
     again = [(s.caption, s.image.tobytes()) for s in generate(3, seed=7)]
     other = [(s.caption, s.image.tobytes()) for s in generate(3, seed=8)]
     assert first == again and first != other
-    captions = {s.caption for s in generate(30, seed=1) if s.label == "brain mri"}
+    captions = {s.caption for s in generate(30, seed=1) if s.label == "t2 brain mri"}
     assert len(captions) > 5
+
+
+def test_at_least_eight_classes_and_the_mri_sequences_are_named_in_their_captions():
+    assert len(MODALITIES) >= 8 and len({m.label for m in MODALITIES}) == len(MODALITIES)
+    captions = [(s.label, s.caption) for s in generate(20, seed=2)]
+    assert all("T1" in caption and "T2" not in caption for label, caption in captions if label == "t1 brain mri")
+    assert all("T2" in caption and "T1" not in caption for label, caption in captions if label == "t2 brain mri")
 
 
 @pytest.mark.parametrize("interrupted_at", [3, 12], ids=["training split", "held-out split"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import open_clip
 import pytest
 from conftest import REPO, run_bmclip
+from run_folders import assert_refused
 
 from biomedclip_cli.models.facts import measure, measured_facts
 from biomedclip_cli.models.pretrained_tags import pretrained_weights
@@ -106,3 +107,23 @@ def test_nothing_matching_says_so():
 @pytest.mark.parametrize("name", ["bmclip-tiny", "ViT-B-32", "RN50"])
 def test_the_measured_table_is_current(name: str):
     assert measure(name) == measured_facts()[name]
+
+
+def test_a_local_model_folder_is_listed_first_with_its_train_flags(invoke, tmp_path: Path):
+    from biomedclip_model import write_model_folder
+
+    folder = write_model_folder(tmp_path / "biomedclip")
+    result = invoke("list-models", "--local-dir", str(folder), "--biomedical", "--json")
+    assert result.exit_code == 0, result.stderr
+    first = json.loads(result.stdout)[0]
+    assert first["model"] == f"local-dir:{folder.resolve()}" and first["train_flags"] == f"--model local-dir:{folder.resolve()}"
+    assert first["cached"] and first["image_size"] == 64 and first["params"] > 100_000, "facts from its config and weights"
+    shown = invoke("list-models", "--local-dir", str(folder), "--biomedical")
+    assert shown.stdout.startswith("Model folders") and f"--model local-dir:{folder.resolve()}" in shown.stdout
+
+
+def test_a_local_folder_without_weights_is_refused_by_list_models(invoke, tmp_path: Path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": {"embed_dim": 32}}))
+    assert_refused(invoke("list-models", "--local-dir", str(folder)), f"--local-dir {folder}: '{folder}' has no weights file")

@@ -72,4 +72,4 @@ def test_an_hf_hub_id_as_pretrained_becomes_the_model(invoke, good_csv):
 
 def test_an_hf_hub_model_with_pretrained_weights_too_is_refused(invoke, good_csv):
     assert_refused(invoke(*TRAIN, "--model", "hf-hub:wisdomik/QuiltNet-B-32", "--pretrained", "openai"),
-                   "brings its own weights from the hub, so --pretrained 'openai' would be ignored; drop --pretrained")
+                   "brings its own weights, so --pretrained 'openai' would be ignored; drop --pretrained")

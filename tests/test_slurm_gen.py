@@ -6,6 +6,7 @@ deliberate change of the golden file: BMCLIP_UPDATE_GOLDEN=1 pytest tests/test_s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -134,6 +135,17 @@ def test_cpu_job_with_ranks_per_node(invoke, demo_data):
     assert "--nproc-per-node=3" in launch_argv(result.stdout)
     assert parse_args(open_clip_args(result.stdout)).precision == "fp32"
     assert "SLURM does not create the folder of its log" in result.stderr
+
+
+def test_a_lora_job_hands_its_settings_to_the_worker_on_every_node(invoke, demo_data):
+    result = invoke("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--gpus-per-node", "0", "--lora-rank", "4",
+                    "--val-zeroshot", str(demo_data.heldout_csv), "--keep-best", "zeroshot-top1")
+    assert result.exit_code == 0, result.stderr
+    assert bash_syntax_ok(result.stdout)
+    argv = launch_argv(result.stdout)
+    worker = argv[argv.index(WORKER_MODULE) + 2:]
+    assert json.loads(worker[worker.index("--lora") + 1])["rank"] == 4
+    assert json.loads(worker[worker.index("--val-zeroshot") + 1])["keep_best"] == "zeroshot-top1"
 
 
 def test_out_writes_the_file_and_the_run_folder_slurm_needs(invoke, demo_data):

@@ -43,7 +43,7 @@ def test_train_on_biomedica_layout_shards_with_two_ranks(demo_data, tmp_path: Pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert_trained(tmp_path / "shards", epochs=3)
     params = (tmp_path / "shards" / "params.txt").read_text()
-    assert "dataset_resampled: True" in params and "train_num_samples: 200" in params
+    assert "dataset_resampled: True" in params and f"train_num_samples: {demo_data.train_samples}" in params
 
 
 def test_a_diverged_run_ends_with_a_nan_loss_in_its_summary(demo_data, tmp_path: Path):

@@ -175,9 +175,9 @@ def test_passthrough_may_not_abbreviate_a_bmclip_option(invoke, good_csv, passed
 
 
 def test_passthrough_may_abbreviate_open_clip_flags_bmclip_has_no_option_for(invoke, good_csv):
-    result = invoke("train", "--train-data", "train.csv", *TINY, "--dry-run", "--", "--lock-image-unlocked", "2", "--grad-clip", "1.0")
+    result = invoke("train", "--train-data", "train.csv", *TINY, "--dry-run", "--", "--lock-image-freeze-bn", "--grad-clip", "1.0")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.rstrip().endswith("--lock-image-unlocked 2 --grad-clip 1.0")
+    assert result.stdout.rstrip().endswith("--lock-image-freeze-bn --grad-clip 1.0")
 
 
 def test_existing_run_folder_is_not_overwritten(invoke, good_csv):

@@ -19,8 +19,8 @@ from biomedclip_cli.hub.remote_shards import check_hub_file_urls
 from biomedclip_cli.launch.launcher import rendezvous_address
 from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
 from biomedclip_cli.launch.presets import Hardware, PresetChoice, preset_choice
-from biomedclip_cli.models.config_lookup import HUB_PREFIX
-from biomedclip_cli.models.validation import check_model, check_pretrained_file, image_tower_is_vit
+from biomedclip_cli.models.config_lookup import HUB_PREFIX, LOCAL_PREFIX, brings_own_weights, local_folder
+from biomedclip_cli.models.validation import check_model, check_pretrained_file, check_val_zeroshot, image_tower_is_vit
 from biomedclip_cli.problems import Problem, Severity, error, warning
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.runs.folder import CHECKPOINT_DIR, read_launch_record
@@ -42,7 +42,8 @@ class Preflight:
 
 def default_run_name(model: str, now: datetime) -> str:
     """A readable, sortable, unique-per-second run name such as 20261127-071203-ViT-B-32."""
-    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.removeprefix(HUB_PREFIX))
+    folder = local_folder(model)
+    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.resolve().name if folder else model.removeprefix(HUB_PREFIX))
     return f"{now:%Y%m%d-%H%M%S}-{safe_model}"
 
 
@@ -163,20 +164,28 @@ def _launch_updates(config: TrainConfig, gpus: int) -> dict[str, object]:
     if config.nproc_per_node is None:
         updates["nproc_per_node"] = len(config.gpus.split(",")) if config.gpus else max(gpus, 1)
     if config.lr is None:
-        updates["lr"] = FINE_TUNE_LR if config.pretrained or config.model.startswith(HUB_PREFIX) else SCRATCH_LR
+        updates["lr"] = FINE_TUNE_LR if config.pretrained or brings_own_weights(config.model) else SCRATCH_LR
     if config.name is None:
         updates["name"] = default_run_name(config.model, datetime.now())
     return updates
 
 
 def _hub_model_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
-    """`--pretrained hf-hub:ID` names a hub model: open_clip takes it as the model (its config and weights), with no --pretrained."""
-    if not (config.pretrained or "").startswith(HUB_PREFIX):
-        return {}
-    if "model" in config.model_fields_set and config.model != config.pretrained:
-        problems.append(warning("--model", f"'{config.model}' is replaced by {config.pretrained}, which brings its own architecture",
-                                f"drop --model, or pass --model {config.pretrained}"))
-    return {"model": config.pretrained, "pretrained": None}
+    """`--pretrained hf-hub:ID` (or local-dir:FOLDER) names a whole model: open_clip takes it as the model, with no --pretrained.
+
+    A local-dir: folder that exists here is made absolute, so that resume, eval and SLURM jobs started
+    from another folder find it.
+    """
+    updates: dict[str, object] = {}
+    if brings_own_weights(config.pretrained or ""):
+        if "model" in config.model_fields_set and config.model != config.pretrained:
+            problems.append(warning("--model", f"'{config.model}' is replaced by {config.pretrained}, which brings its own architecture",
+                                    f"drop --model, or pass --model {config.pretrained}"))
+        updates = {"model": config.pretrained, "pretrained": None}
+    folder = local_folder(str(updates.get("model", config.model)))
+    if folder is not None and folder.is_dir():
+        updates["model"] = LOCAL_PREFIX + str(folder.resolve())
+    return updates
 
 
 def _cadence_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
@@ -307,6 +316,7 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bo
     if not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
         model_problems += check_pretrained_file(model_choice)
     problems.extend(model_problems)
+    problems.extend(check_val_zeroshot(model_choice))
     updates.update(_launch_updates(model_choice, gpus))
     chosen = _preset(model_choice, set(config.model_fields_set), int(updates.get("nproc_per_node", config.nproc_per_node or 1)), gpus, bf16)
     updates.update(chosen.updates)

@@ -16,12 +16,12 @@ EPILOG = examples(("write the demo data, then train the demo", "bmclip demo-data
 
 def demo_data(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write into (created; must not already hold a dataset).")],
-    per_class: Annotated[int, typer.Option(min=1, help="Training figures per modality.")] = 400,
-    heldout_per_class: Annotated[int, typer.Option(min=1, help="Held-out figures per modality (never trained on).")] = 60,
+    per_class: Annotated[int, typer.Option(min=1, help="Training figures per class.")] = 400,
+    heldout_per_class: Annotated[int, typer.Option(min=1, help="Held-out figures per class (never trained on).")] = 60,
     shard_size: Annotated[int, typer.Option(min=1, help="Samples per webdataset shard.")] = 500,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same dataset.")] = 0,
 ) -> None:
-    """Write a small synthetic dataset of five imaging modalities (radiograph, H&E histology, fluorescence microscopy, ultrasound, brain MRI) as train.csv, heldout.csv and webdataset shards."""
+    """Write a small synthetic dataset of eight classes (chest X-ray, H&E histology, fluorescence microscopy, ultrasound, head CT, abdominal CT, T1 and T2 brain MRI) as train.csv, heldout.csv and webdataset shards."""
     from biomedclip_cli.data.demo import write_demo_dataset
     from biomedclip_cli.data.synthetic import MODALITIES
 

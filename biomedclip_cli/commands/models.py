@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 EPILOG = examples(
     ("curated biomedical models", "bmclip list-models --biomedical"),
     ("ViT-B-32 weights already in the cache", "bmclip list-models --filter ViT-B-32 --cached"),
+    ("a BiomedCLIP copy on local disk, and its train flags", "bmclip list-models --local-dir /models/biomedclip --biomedical"),
     ("train flags of every model of image size 224", "bmclip list-models --json | jq '.[] | select(.image_size == 224)'"),
 )
 
@@ -32,24 +34,35 @@ def list_models(
     biomedical: Annotated[bool, typer.Option("--biomedical", help="Only the curated biomedical models.")] = False,
     cached: Annotated[bool, typer.Option("--cached", help="Only weights already in the local cache (usable offline).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
+    local_dir: Annotated[Optional[list[Path]], typer.Option(
+        "--local-dir", help="A model folder on disk (open_clip_config.json and weights) to list first, as --model local-dir:FOLDER. Repeatable.",
+        metavar="FOLDER", show_default=False)] = None,
 ) -> None:
     """List starting points for bmclip train: curated biomedical models, then every open_clip pretrained (model, tag) pair.
 
     Each row gives the --model / --pretrained values to paste, the parameters, image size and embedding width (from open_clip's model configs; no model is built), and whether the weights are already in the Hugging Face or open_clip cache (no network is used).
     """
-    from biomedclip_cli.models.catalog import BIOMEDICAL, catalog
+    from biomedclip_cli.models.catalog import BIOMEDICAL, LOCAL, OPEN_CLIP, catalog
+    from biomedclip_cli.models.validation import check_local_folder
 
-    entries = catalog(filter_text, biomedical_only=biomedical, cached_only=cached)
+    for folder in local_dir or []:
+        problems = check_local_folder(folder, "--local-dir")
+        if problems:
+            console.fail(problems[0])
+    entries = catalog(filter_text, biomedical_only=biomedical, cached_only=cached, folders=local_dir)
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
         return
     if not entries:
         console.print_warning("no model matches; try without --filter/--cached, or bmclip list-models --biomedical")
         return
+    local = [entry for entry in entries if entry.section == LOCAL]
     curated = [entry for entry in entries if entry.section == BIOMEDICAL]
-    others = [entry for entry in entries if entry.section != BIOMEDICAL]
+    others = [entry for entry in entries if entry.section == OPEN_CLIP]
+    if local:
+        _print_curated("Model folders", local)
     if curated:
-        _print_curated(curated)
+        _print_curated("Biomedical models", curated)
     if others:
         _print_table(others)
     console.out.print(f"{len(entries)} entries ({sum(1 for e in entries if e.cached)} cached here)", markup=False)
@@ -63,8 +76,8 @@ def _facts_line(entry: CatalogEntry) -> str:
     return f"{params}, {size}, {embed}"
 
 
-def _print_curated(entries: list[CatalogEntry]) -> None:
-    console.out.print("[bold]Biomedical models[/]")
+def _print_curated(title: str, entries: list[CatalogEntry]) -> None:
+    console.out.print(f"[bold]{title}[/]")
     for entry in entries:
         cached = f"cached: {entry.cached}" if entry.cached else "not cached"
         console.out.print(f"  [bold]{entry.title}[/]  ", end="")

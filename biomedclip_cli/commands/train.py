@@ -23,6 +23,8 @@ EPILOG = examples(
     ("on each of 2 nodes; each gives up after 15 minutes without the other",
      "bmclip train --config train.yaml --nnodes 2 \\\n    --rdzv-endpoint node001:29400 --rdzv-timeout 900"),
     ("skip at most 100 unreadable figures; show open_clip's own log lines", "bmclip train --config train.yaml --max-bad-samples 100 --verbose"),
+    ("LoRA on a BiomedCLIP copy on disk; zero-shot each epoch, keep the best",
+     "bmclip train --model local-dir:/models/biomedclip --lora-rank 8 \\\n    --train-data train.csv --val-zeroshot val.csv --keep-best zeroshot-top1"),
     before=shortcut_help(),
 )
 

@@ -1,4 +1,4 @@
-"""The demo dataset: synthetic figures of five modalities as a CSV and as BIOMEDICA-layout shards."""
+"""The demo dataset: synthetic figures of eight classes as a CSV and as BIOMEDICA-layout shards."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """Procedural biomedical-looking images and captions for the demo and the tests.
 
-Five imaging modalities a biomedical reader recognises, each drawn with random position, scale,
-contrast and noise, and captioned from several templates with synonyms. Nothing is downloaded.
+Eight kinds of figure a biomedical reader recognises: chest X-ray, H&E histology, fluorescence
+microscopy and ultrasound, and four that differ subtly, as they do in real scans: head CT, abdominal
+CT, and T1- and T2-weighted brain MRI of the same head anatomy, told apart only by tissue brightness.
+Each is drawn with random position, scale, contrast and noise, and captioned from several templates
+with synonyms that name its class. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -87,22 +90,80 @@ def ultrasound(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
     return _to_image(np.repeat(pixels[..., None], 3, axis=2))
 
 
-def brain_mri(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
-    """An axial head slice: bright skull ring, grey brain, dark ventricles, on black."""
+@dataclass(frozen=True)
+class HeadSlice:
+    """The tissue masks of one axial head slice, shared by head CT and both brain MRI sequences.
+
+    The three classes differ only in how bright each tissue is drawn, as the real scans do.
+    """
+
+    scalp: np.ndarray
+    skull: np.ndarray
+    grey_matter: np.ndarray
+    white_matter: np.ndarray
+    csf: np.ndarray
+
+
+def head_slice(rng: Rng, size: int = IMAGE_SIZE) -> HeadSlice:
+    """Random head anatomy: scalp and skull rings, folded cortex around white matter, CSF in ventricles and sulci."""
     xs, ys = _grid(size)
     cx, cy, scale = rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1), rng.uniform(0.8, 1.0)
-    head = _ellipse(xs, ys, cx, cy, 0.75 * scale, 0.9 * scale)
-    brain = _ellipse(xs, ys, cx, cy, 0.66 * scale, 0.8 * scale)
-    ventricles = _ellipse(xs, ys, cx - 0.12 * scale, cy, 0.07, 0.25 * scale) | _ellipse(xs, ys, cx + 0.12 * scale, cy, 0.07, 0.25 * scale)
-    folds = 0.08 * np.sin(xs * rng.uniform(18, 26)) * np.sin(ys * rng.uniform(18, 26))
-    pixels = head * 0.9 - brain * 0.35 + brain * folds - ventricles * 0.4
-    pixels = pixels * rng.uniform(0.8, 1.15) + rng.normal(0, 0.03, xs.shape)
+    head = _ellipse(xs, ys, cx, cy, 0.78 * scale, 0.92 * scale)
+    inside_scalp = _ellipse(xs, ys, cx, cy, 0.72 * scale, 0.86 * scale)
+    brain = _ellipse(xs, ys, cx, cy, 0.64 * scale, 0.78 * scale)
+    white = _ellipse(xs, ys, cx, cy, 0.46 * scale, 0.6 * scale)
+    folds = np.sin(xs * rng.uniform(18, 26)) * np.sin(ys * rng.uniform(18, 26)) > 0.55
+    width, length = rng.uniform(0.04, 0.09), rng.uniform(0.15, 0.3) * scale
+    ventricles = _ellipse(xs, ys, cx - 0.12 * scale, cy, width, length) | _ellipse(xs, ys, cx + 0.12 * scale, cy, width, length)
+    sulci = brain & ~white & folds
+    csf = ventricles | sulci
+    return HeadSlice(scalp=head & ~inside_scalp, skull=inside_scalp & ~brain, grey_matter=brain & ~white & ~csf,
+                     white_matter=white & ~csf, csf=csf)
+
+
+def _paint(head: HeadSlice, rng: Rng, scalp: float, skull: float, grey: float, white: float, csf: float,
+           noise: float) -> Image.Image:
+    """Grey image of `head` with each tissue at its brightness, a random overall contrast and noise."""
+    pixels = (head.scalp * scalp + head.skull * skull + head.grey_matter * grey + head.white_matter * white
+              + head.csf * csf).astype(np.float64)
+    pixels = pixels * rng.uniform(0.75, 1.15) + rng.normal(0, noise, pixels.shape)
+    return _to_image(np.repeat(np.clip(pixels, 0, 1)[..., None], 3, axis=2))
+
+
+def head_ct(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+    """Head CT: a very bright bone ring; brain a flat grey with dark CSF (little grey-white contrast)."""
+    return _paint(head_slice(rng, size), rng, scalp=0.4, skull=1.0, grey=0.5, white=0.45, csf=0.25, noise=0.04)
+
+
+def brain_t1_mri(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+    """T1-weighted brain MRI: bright scalp fat, dark bone, white matter brighter than cortex, dark CSF."""
+    return _paint(head_slice(rng, size), rng, scalp=0.85, skull=0.08, grey=0.45, white=0.65, csf=0.12, noise=0.03)
+
+
+def brain_t2_mri(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+    """T2-weighted brain MRI: the same anatomy, but CSF bright and white matter darker than cortex."""
+    return _paint(head_slice(rng, size), rng, scalp=0.6, skull=0.08, grey=0.55, white=0.38, csf=0.9, noise=0.03)
+
+
+def abdominal_ct(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+    """Axial abdomen CT: a wide oval body with a fat rim, grey liver and kidneys, bright vertebra and aorta, black gas."""
+    xs, ys = _grid(size)
+    shift, scale = rng.uniform(-0.1, 0.1, 2), rng.uniform(0.85, 1.05)
+    xs, ys = (xs - shift[0]) / scale, (ys - shift[1]) / scale
+    body, inner = _ellipse(xs, ys, 0, 0, 0.92, 0.68), _ellipse(xs, ys, 0, 0, 0.82, 0.58)
+    liver = _ellipse(xs, ys, -0.4, -0.1, rng.uniform(0.3, 0.42), rng.uniform(0.25, 0.35)) & inner
+    kidneys = _ellipse(xs, ys, -0.32, 0.25, 0.1, 0.14) | _ellipse(xs, ys, 0.32, 0.25, 0.1, 0.14)
+    vertebra, canal = _ellipse(xs, ys, 0, 0.4, 0.13, 0.12), _ellipse(xs, ys, 0, 0.34, 0.04, 0.04)
+    aorta = _ellipse(xs, ys, -0.06, 0.18, 0.05, 0.05)
+    gas = (_blobs(xs, ys, rng, int(rng.integers(3, 8)), (0.03, 0.07)) > 0.6) & inner & (xs > 0) & (ys < 0.1)
+    pixels = body * 0.25 + inner * 0.2 + liver * 0.12 + kidneys * 0.18 + aorta * 0.3 + vertebra * 0.55
+    pixels = np.where(canal | gas, 0.02, pixels) * rng.uniform(0.8, 1.15) + rng.normal(0, 0.04, xs.shape)
     return _to_image(np.repeat(np.clip(pixels, 0, 1)[..., None], 3, axis=2))
 
 
 @dataclass(frozen=True)
 class Modality:
-    """One imaging modality: its label, how to draw it, and caption templates with fillers."""
+    """One class of figure (a modality, or one anatomy or MRI sequence of it): label, drawing, caption templates and fillers."""
 
     label: str
     draw: Callable[[Rng, int], Image.Image]
@@ -110,6 +171,8 @@ class Modality:
     fillers: tuple[str, ...]
 
 
+# Shared by both MRI sequences, so that only the sequence's name tells their captions apart.
+BRAIN_MRI_FINDINGS = ("no abnormality", "a periventricular lesion", "a small meningioma", "mild atrophy", "an acute infarct")
 MODALITIES = (
     Modality("chest x-ray", chest_radiograph, (
         "Chest X-ray showing {}.", "PA chest radiograph demonstrating {}.", "Frontal chest x-ray of a patient with {}.",
@@ -128,10 +191,23 @@ MODALITIES = (
         "Ultrasound image of the {}.", "Sonography of the {} (B-mode).", "Transabdominal ultrasound showing the {}.",
         "B-mode ultrasound scan of the {}.", "Doppler ultrasound of the {}.",
     ), ("liver", "gallbladder", "thyroid nodule", "fetal head", "right kidney")),
-    Modality("brain mri", brain_mri, (
-        "Axial T2-weighted MRI of the brain showing {}.", "Brain MRI (FLAIR) demonstrating {}.",
-        "Axial magnetic resonance image of the head with {}.", "T1-weighted brain MRI: {}.", "MRI of the brain revealing {}.",
-    ), ("no abnormality", "a periventricular lesion", "a small meningioma", "mild atrophy", "an acute infarct")),
+    Modality("head ct", head_ct, (
+        "Non-contrast CT of the head showing {}.", "Axial head CT demonstrating {}.", "Computed tomography of the head: {}.",
+        "Unenhanced cranial CT revealing {}.", "CT scan of the head (axial slice) with {}.",
+    ), ("no acute intracranial abnormality", "a subdural hematoma", "a skull fracture", "chronic small vessel disease",
+        "an acute infarct")),
+    Modality("abdominal ct", abdominal_ct, (
+        "Contrast-enhanced CT of the abdomen showing {}.", "Axial abdominal CT demonstrating {}.",
+        "Computed tomography of the abdomen: {}.", "Portal venous phase abdominal CT revealing {}.", "CT scan of the abdomen with {}.",
+    ), ("a hypodense liver lesion", "acute appendicitis", "a renal cyst", "small bowel obstruction", "no acute findings")),
+    Modality("t1 brain mri", brain_t1_mri, (
+        "Axial T1-weighted MRI of the brain showing {}.", "T1-weighted brain MRI: {}.", "Brain MRI (T1, post-contrast) demonstrating {}.",
+        "Axial T1 magnetic resonance image of the brain with {}.", "MRI of the brain, T1 sequence, revealing {}.",
+    ), BRAIN_MRI_FINDINGS),
+    Modality("t2 brain mri", brain_t2_mri, (
+        "Axial T2-weighted MRI of the brain showing {}.", "T2-weighted brain MRI: {}.", "Brain MRI (T2, fast spin echo) demonstrating {}.",
+        "Axial T2 magnetic resonance image of the brain with {}.", "MRI of the brain, T2 sequence, revealing {}.",
+    ), BRAIN_MRI_FINDINGS),
 )
 
 

@@ -42,6 +42,7 @@ from biomedclip_cli.runs.folder import (
     train_progress,
 )
 from biomedclip_cli.runs.resuming import finished_epochs
+from biomedclip_cli.runs.zero_shot_log import read_best, read_records
 
 ANNOUNCED_DEFAULTS = ("model", "batch_size", "epochs", "lr", "warmup", "precision", "nproc_per_node")
 
@@ -170,7 +171,7 @@ def _launch_scope(config: TrainConfig) -> str:
 
 
 def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None, cause: str | None = None) -> None:
-    """One summary of the run: folder, last checkpoint, epochs, loss, samples/s, skipped samples, the cause of a failure.
+    """One summary of the run: folder, last checkpoint, epochs, loss, samples/s, zero-shot and best checkpoint, skipped samples, the cause of a failure.
 
     Lines never wrap or cut paths. `run_dir` names the run folder when it is not the config's, as
     seen from the current folder; `cause` is the first failed rank's exception, in one line.
@@ -211,6 +212,13 @@ def _run_state_rows(config: TrainConfig, run_dir: Path, source: str) -> dict[str
     if progress:
         rows["final loss"] = f"{progress[-1].loss:.4f} (first logged {progress[0].loss:.4f})"
         rows["samples/s"] = f"{progress[-1].samples_per_second:.1f}"
+    zero_shot = read_records(run_dir)
+    if zero_shot:
+        last = zero_shot[-1]
+        rows["zero-shot top-1"] = f"{last.top1:.3f} after epoch {last.epoch} ({last.images} images, {last.classes} classes)"
+    best = read_best(run_dir)
+    if best is not None:
+        rows["best checkpoint"] = f"{run_dir / best.checkpoint} (epoch {best.epoch}, {best.metric} {best.value:.3f})"
     skipped = recorded_bad_samples(run_dir)
     if skipped:
         rows["bad samples"] = f"{len(skipped)} skipped, listed in {run_dir / BAD_SAMPLES_FILE}"

@@ -7,6 +7,7 @@ same LaunchCommand, so pasting the printed line starts exactly the training bmcl
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shlex
@@ -23,6 +24,8 @@ WORKER_MODULE = "biomedclip_cli.launch.worker"
 LAUNCHER_MODULE = "torch.distributed.run"
 WORKER_KEEP_CHECKPOINTS = "--keep-checkpoints"
 WORKER_MAX_BAD_SAMPLES = "--max-bad-samples"
+WORKER_LORA = "--lora"  # the LoRA settings as JSON (models/lora.py LoraSettings)
+WORKER_ZERO_SHOT = "--val-zeroshot"  # the zero-shot evaluation as JSON (launch/zero_shot_hook.py ZeroShotPlan)
 ENDPOINT_PATTERN = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::(?P<port>\d+))?")
 
 
@@ -92,6 +95,14 @@ def worker_args(config: TrainConfig) -> list[str]:
     args = [WORKER_KEEP_CHECKPOINTS, str(config.keep_checkpoints)] if config.keep_checkpoints else []
     if config.max_bad_samples != DEFAULT_MAX_BAD_SAMPLES:
         args += [WORKER_MAX_BAD_SAMPLES, f"{config.max_bad_samples:g}"]
+    if config.lora_rank:
+        targets = [name.strip() for name in config.lora_targets.split(",") if name.strip()] if config.lora_targets else None
+        settings = {"rank": config.lora_rank, "alpha": config.lora_scale_alpha(), "dropout": config.lora_dropout, "targets": targets}
+        args += [WORKER_LORA, json.dumps(settings, separators=(",", ":"))]
+    if config.val_zeroshot:
+        plan = {"csv": config.val_zeroshot, "label_column": config.val_zeroshot_label_column, "every": config.val_zeroshot_every,
+                "keep_best": config.keep_best}
+        args += [WORKER_ZERO_SHOT, json.dumps(plan, separators=(",", ":"))]
     return args
 
 

@@ -7,7 +7,9 @@ repr, Python warnings and tracebacks from every rank are kept, in a file per pro
 them reaches the console. Rank 0 then shows training as it goes, from open_clip's own log records:
 on a terminal a rich progress bar per epoch (samples, loss, samples/s, time left); elsewhere a
 plain line every PLAIN_INTERVAL_S seconds within an epoch and one line per epoch (loss, samples/s,
-time, and the validation metrics when there are). `--verbose` shows open_clip's log lines instead.
+time, and the validation and --val-zeroshot metrics when there are); bmclip's own records logged
+with `extra={TO_CONSOLE: True}` (the trainable parameters) are shown as they are.
+`--verbose` shows open_clip's log lines instead.
 A launch without BMCLIP_CONSOLE (a pasted --dry-run line, a SLURM job) prints as open_clip does.
 """
 
@@ -31,6 +33,8 @@ PLAIN_INTERVAL_S = 30.0
 START_EPOCH = re.compile(r"^Start epoch (\d+)$")
 EVAL_LINE = re.compile(r"^Eval Epoch: (\d+) (.*)$")
 SHOWN_METRICS = ("val_loss", "image_to_text_R@1", "text_to_image_R@1")
+ZERO_SHOT_LINE = re.compile(r"^bmclip: epoch (\d+) zero-shot (?P<scores>.*)$")
+TO_CONSOLE = "bmclip_console"  # a log record with this extra attribute set is shown to the person as it is
 
 
 def rank_log(run_dir: Path, rank: int) -> Path:
@@ -90,7 +94,9 @@ class TrainingProgress(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Follow training through one log record (every other record stays in the rank's log file only)."""
         message = record.getMessage()
-        if start := START_EPOCH.match(message):
+        if getattr(record, TO_CONSOLE, False):
+            self._show_line(message)
+        elif start := START_EPOCH.match(message):
             self._finish_epoch()
             self.current = EpochState(int(start.group(1)), time.monotonic())
         elif (line := TRAIN_LINE.search(message)) and self.current is not None:
@@ -102,6 +108,8 @@ class TrainingProgress(logging.Handler):
         elif (evaluation := EVAL_LINE.match(message)) and self.current is not None:
             pairs = dict(item.split(": ", 1) for item in evaluation.group(2).split("\t") if ": " in item)
             self.current.metrics = ", ".join(f"{name} {pairs[name]}" for name in SHOWN_METRICS if name in pairs)
+        elif (zero_shot := ZERO_SHOT_LINE.match(message)) and self.current is not None:
+            self.current.metrics = ", ".join(filter(None, [self.current.metrics, f"zero-shot {zero_shot['scores']}"]))
 
     def close(self) -> None:
         """Print the last epoch's line (its validation, if any, has been logged by now)."""
@@ -140,11 +148,13 @@ class TrainingProgress(logging.Handler):
             return
         seconds = (state.ended or time.monotonic()) - state.started
         metrics = f"  {state.metrics}" if state.metrics else ""
-        line = f"bmclip: epoch {state.epoch + 1}/{self.epochs}  loss {state.loss:.4f}  {state.rate:.0f} samples/s  {seconds:.1f} s{metrics}"
+        self._show_line(f"bmclip: epoch {state.epoch + 1}/{self.epochs}  loss {state.loss:.4f}  {state.rate:.0f} samples/s  {seconds:.1f} s{metrics}")
+        if self.bar is not None and state.epoch + 1 >= self.epochs:
+            self.bar.stop()
+        self.last_plain = time.monotonic()
+
+    def _show_line(self, line: str) -> None:
         if self.bar is not None:
             self.bar.console.print(line, markup=False, highlight=False)
-            if state.epoch + 1 >= self.epochs:
-                self.bar.stop()
         else:
             self.stream.write(line + "\n")
-        self.last_plain = time.monotonic()

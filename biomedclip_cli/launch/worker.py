@@ -3,8 +3,9 @@
 Started by torch.distributed.run (or srun) as `python -m biomedclip_cli.launch.worker -- [bmclip's worker
 options --] <open_clip args>`. It changes open_clip only from the outside: it registers bmclip's
 model configs, teaches webdataset to stream hf:// shards (token in a header, never on a command
-line), works around what fails on current PyTorch, makes checkpoint saves atomic, and answers
-open_clip's resume lookup with a verified checkpoint; open_clip_train itself runs as installed.
+line), works around what fails on current PyTorch, makes checkpoint saves atomic, answers
+open_clip's resume lookup with a verified checkpoint, adds LoRA adapters to the model it builds
+and scores --val-zeroshot after each epoch; open_clip_train itself runs as installed.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ from biomedclip_cli.hub.remote_shards import check_hub_access
 from biomedclip_cli.hub.streaming import register_hf_scheme
 from biomedclip_cli.launch.handover import publish_handed_over_state
 from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE
-from biomedclip_cli.launch.launcher import WORKER_KEEP_CHECKPOINTS, WORKER_MAX_BAD_SAMPLES
+from biomedclip_cli.launch.launcher import WORKER_KEEP_CHECKPOINTS, WORKER_LORA, WORKER_MAX_BAD_SAMPLES, WORKER_ZERO_SHOT
+from biomedclip_cli.launch.lora_hook import checkpoint_entries, with_lora
 from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST
 from biomedclip_cli.launch.parent_death import die_with_parent
 from biomedclip_cli.launch.rank_console import take_console
 from biomedclip_cli.launch.sample_guard import install_sample_guard
+from biomedclip_cli.launch.zero_shot_hook import EpochHooks, ZeroShotPlan
 from biomedclip_cli.models.configs import register_with_open_clip
+from biomedclip_cli.models.lora import LoraSettings
 from biomedclip_cli.partial_files import partial_path
 from biomedclip_cli.problems import Problem
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint, prune_checkpoints
@@ -49,6 +53,7 @@ original_setup_logging = open_clip_main.setup_logging
 original_torch_save = torch.save
 original_get_latest_checkpoint = open_clip_main.get_latest_checkpoint
 original_train_one_epoch = open_clip_main.train_one_epoch
+original_create_model_and_transforms = open_clip_main.create_model_and_transforms
 
 
 class CpuFriendlyDDP(torch.nn.parallel.DistributedDataParallel):
@@ -84,25 +89,42 @@ def quiet_setup_logging(node_log: Path | None) -> Callable[..., None]:
     return setup
 
 
+def let_open_clip_unlock_bert_layers() -> None:
+    """Name BERT's layer list and embeddings in open_clip's table of Hugging Face architectures.
+
+    open_clip's HFTextEncoder.lock(unlocked_layers=N) looks them up there, and its "bert" entry (the
+    text tower of BiomedCLIP and PubMedBERT models) lacks them, so --lock-text-unlocked-layers fails
+    with KeyError 'layer_attr'. BERT keeps them where RoBERTa does, whose entry has them.
+    """
+    from open_clip.hf_configs import arch_dict
+
+    arch_dict["bert"]["config_names"].setdefault("layer_attr", "layer")
+    arch_dict["bert"]["config_names"].setdefault("token_embeddings_attr", "embeddings")
+
+
 def prepare_open_clip(node_log: Path | None = None) -> None:
     """Register bmclip's model configs (bmclip-tiny, ...) and the hf:// scheme, install the CPU DDP shim, keep the log readable."""
     register_with_open_clip()
+    let_open_clip_unlock_bert_layers()
     register_hf_scheme()
     torch.nn.parallel.DistributedDataParallel = CpuFriendlyDDP
     open_clip_main.setup_logging = quiet_setup_logging(node_log)
 
 
-def atomic_checkpoint_save(keep: int | None) -> Callable[..., None]:
+def atomic_checkpoint_save(keep: int | None, entries: dict[str, Any] | None = None) -> Callable[..., None]:
     """torch.save that writes epoch_K.pt files under a temporary name, syncs and renames them into place.
 
     A kill at any moment leaves each epoch_K.pt complete or absent (a leftover `.partial` file is
     ignored by open_clip and bmclip). With `keep`, older epoch checkpoints are deleted after a
-    newer one is verified complete. Every other torch.save call is passed through unchanged.
+    newer one is verified complete. `entries` are added to each epoch checkpoint's dict (a LoRA
+    run's settings). Every other torch.save call is passed through unchanged.
     """
 
     def save(obj: object, f: Any, *args: Any, **kwargs: Any) -> None:
         if not isinstance(f, (str, os.PathLike)) or not EPOCH_CHECKPOINT.match(Path(f).name):
             return original_torch_save(obj, f, *args, **kwargs)
+        if isinstance(obj, dict):
+            obj = {**obj, **(entries or {})}
         target = Path(f)
         partial = partial_path(target)
         original_torch_save(obj, partial, *args, **kwargs)
@@ -178,13 +200,20 @@ def logging_resume_step(train_one_epoch: Callable[..., Any]) -> Callable[..., An
     return train
 
 
-def make_resume_safe(keep_checkpoints: int | None) -> None:
-    """Atomic checkpoint saves (keeping the newest `keep_checkpoints`), verified resume lookups, the resume step in the log."""
-    torch.save = atomic_checkpoint_save(keep_checkpoints)
+def make_resume_safe(keep_checkpoints: int | None, entries: dict[str, Any]) -> None:
+    """Atomic checkpoint saves (keeping the newest `keep_checkpoints`, adding `entries`), verified resume lookups."""
+    torch.save = atomic_checkpoint_save(keep_checkpoints, entries)
     lookup = ResumeLookup()
     open_clip_main.parse_args = lookup.parse_args
     open_clip_main.get_latest_checkpoint = lookup.latest_checkpoint
-    open_clip_main.train_one_epoch = logging_resume_step(original_train_one_epoch)
+
+
+def add_fine_tuning(run_dir: Path | None, lora: LoraSettings | None, plan: ZeroShotPlan | None) -> None:
+    """LoRA adapters on the model open_clip builds; the parameter count, the resume step and --val-zeroshot around each epoch."""
+    hooks = EpochHooks(original_train_one_epoch, run_dir, plan, checkpoint_entries(lora), original_torch_save)
+    create = hooks.remember_preprocess(original_create_model_and_transforms)
+    open_clip_main.create_model_and_transforms = with_lora(create, lora) if lora else create
+    open_clip_main.train_one_epoch = logging_resume_step(hooks)
 
 
 def split_worker_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -196,6 +225,10 @@ def split_worker_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(WORKER_KEEP_CHECKPOINTS, type=int, default=None, help="keep only the newest K epoch checkpoints")
     parser.add_argument(WORKER_MAX_BAD_SAMPLES, type=float, default=DEFAULT_MAX_BAD_SAMPLES,
                         help="unreadable samples to skip: a count, or below 1 a fraction of the training samples")
+    parser.add_argument(WORKER_LORA, type=lambda text: LoraSettings.from_dict(json.loads(text)), default=None,
+                        help="LoRA settings as JSON: rank, alpha, dropout, targets")
+    parser.add_argument(WORKER_ZERO_SHOT, type=ZeroShotPlan.from_json, default=None,
+                        help="zero-shot evaluation after epochs as JSON: csv, label_column, every, keep_best")
     return parser.parse_args(own), open_clip_args
 
 
@@ -233,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     if run_dir is not None:
         take_console(run_dir, parsed.epochs, os.environ)
     prepare_open_clip(take_run_folder_role(run_dir) if run_dir is not None else None)
-    make_resume_safe(options.keep_checkpoints)
+    make_resume_safe(options.keep_checkpoints, checkpoint_entries(options.lora))
+    add_fine_tuning(run_dir, options.lora, options.val_zeroshot)
     if run_dir is not None:
         install_sample_guard(run_dir, options.max_bad_samples, parsed.train_num_samples)
     try:

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from biomedclip_cli.hub.paths import cached_hub_file
-from biomedclip_cli.models.config_lookup import model_config, model_config_path
+from biomedclip_cli.models.config_lookup import LOCAL_PREFIX, folder_weights, model_config, model_config_path
 from biomedclip_cli.models.facts import ModelFacts, facts_from_config, model_facts
 from biomedclip_cli.models.pretrained_tags import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME, cached_weights, pretrained_weights
 
-OPEN_CLIP, BIOMEDICAL = "open_clip", "biomedical"
+OPEN_CLIP, BIOMEDICAL, LOCAL = "open_clip", "biomedical", "local"
 
 
 @dataclass(frozen=True)
@@ -130,9 +130,36 @@ def open_clip_entries() -> list[CatalogEntry]:
     return entries
 
 
-def catalog(text: str | None = None, biomedical_only: bool = False, cached_only: bool = False) -> list[CatalogEntry]:
-    """The biomedical models, then open_clip's pairs, narrowed by a search text and the cache."""
-    entries = biomedical_entries() + ([] if biomedical_only else open_clip_entries())
+def weights_parameters(path: Path) -> int | None:
+    """The number of parameters in a safetensors weights file, read from its header (None for other formats)."""
+    if path.suffix != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as weights:
+        total = 0
+        for key in weights.keys():  # noqa: SIM118 - safe_open is not a mapping
+            count = 1
+            for size in weights.get_slice(key).get_shape():
+                count *= size
+            total += count
+    return total
+
+
+def local_entry(folder: Path) -> CatalogEntry:
+    """A model folder on disk (checked already) as a `--model local-dir:FOLDER` starting point."""
+    model = LOCAL_PREFIX + str(folder.resolve())
+    config = model_config(model) or {}
+    weights = folder_weights(folder)[0]
+    facts = facts_from_config(folder.name, config, weights_parameters(weights))
+    return CatalogEntry(LOCAL, folder.name, model, None, facts, weights, str(folder.resolve()), "a model folder on this machine")
+
+
+def catalog(text: str | None = None, biomedical_only: bool = False, cached_only: bool = False,
+            folders: list[Path] | None = None) -> list[CatalogEntry]:
+    """The model folders given, the biomedical models, then open_clip's pairs, narrowed by a search text and the cache."""
+    entries = [local_entry(folder) for folder in folders or []]
+    entries += biomedical_entries() + ([] if biomedical_only else open_clip_entries())
     if text:
         entries = [entry for entry in entries if entry.matches(text)]
     if cached_only:

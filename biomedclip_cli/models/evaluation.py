@@ -7,8 +7,10 @@ runs/weights.py; this module scores a model/pretrained pair.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,15 +140,31 @@ def read_templates(path: Path | None) -> list[str]:
     return templates
 
 
+@contextlib.contextmanager
+def _quiet_open_clip(quiet: bool) -> Iterator[None]:
+    logging.disable(logging.WARNING if quiet else logging.NOTSET)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _load_model(weights: Weights, device: str) -> tuple[Any, Any, Any]:
     import open_clip
     import torch
 
+    from biomedclip_cli.models.checkpoint_loading import load_weights_into
     from biomedclip_cli.models.configs import register_with_open_clip
 
     register_with_open_clip()
     torch.manual_seed(0)  # the untrained model is the same every time
-    model, _, preprocess = open_clip.create_model_and_transforms(weights.model, pretrained=weights.pretrained, device=device)
+    checkpoint = Path(weights.pretrained) if weights.pretrained and Path(weights.pretrained).is_file() else None
+    # a file is loaded by bmclip: open_clip ignores `pretrained` for hf-hub:/local-dir: models and cannot load LoRA checkpoints
+    with _quiet_open_clip(checkpoint is not None):  # it warns that it loaded no weights, which bmclip loads next
+        model, _, preprocess = open_clip.create_model_and_transforms(weights.model, pretrained=None if checkpoint else weights.pretrained,
+                                                                     device=device, load_weights=checkpoint is None)
+    if checkpoint is not None:
+        load_weights_into(model, checkpoint)
     model.eval()
     return model, preprocess, open_clip.get_tokenizer(weights.model)
 
@@ -168,13 +186,13 @@ class _Images:
 
 
 def _image_features(model: Any, preprocess: Any, paths: list[str], device: str, batch_size: int, workers: int,
-                    progress: Callable[[int], None]) -> Any:
+                    progress: Callable[[int], None], input_dtype: Any = None) -> Any:
     import torch
 
     loader = torch.utils.data.DataLoader(_Images(paths, preprocess), batch_size=batch_size, num_workers=workers)
     features = []
     for images in loader:
-        features.append(torch.nn.functional.normalize(model.encode_image(images.to(device)), dim=-1).float().cpu())
+        features.append(torch.nn.functional.normalize(model.encode_image(images.to(device, dtype=input_dtype)), dim=-1).float().cpu())
         progress(len(images))
     return torch.cat(features)
 
@@ -187,15 +205,18 @@ def _text_features(model: Any, tokenizer: Any, texts: list[str], device: str, ba
     return torch.cat(features)
 
 
-def evaluate(weights: Weights, data: EvalSet, classes: Classes | None, templates: Sequence[str], *, device: str = "cpu",
-             batch_size: int = 64, workers: int = 0, progress: Callable[[int], None] = lambda n: None) -> EvalResult:
-    """Zero-shot scores (when the set has labels) and retrieval scores (when it has captions) of one set of weights."""
+def score_model(model: Any, preprocess: Any, tokenizer: Any, data: EvalSet, classes: Classes | None, templates: Sequence[str], *,
+                device: Any = "cpu", batch_size: int = 64, workers: int = 0, input_dtype: Any = None,
+                progress: Callable[[int], None] = lambda n: None) -> tuple[ZeroShotScores | None, RetrievalScores | None]:
+    """Zero-shot scores (when the set has labels) and retrieval scores (when it has captions) of a built model in eval mode.
+
+    Shared by `bmclip eval` and the --val-zeroshot evaluation inside training, so that both report the same numbers.
+    """
     import open_clip
     import torch
 
-    model, preprocess, tokenizer = _load_model(weights, device)
     with torch.no_grad():
-        images = _image_features(model, preprocess, data.paths, device, batch_size, workers, progress)
+        images = _image_features(model, preprocess, data.paths, device, batch_size, workers, progress, input_dtype)
         zero_shot = retrieval = None
         if data.labels is not None and classes is not None:
             classifier = open_clip.build_zero_shot_classifier(model, tokenizer, classes.prompt_names, list(templates), device=device)
@@ -206,4 +227,13 @@ def evaluate(weights: Weights, data: EvalSet, classes: Classes | None, templates
             index = {text: i for i, text in enumerate(texts)}
             captions = _text_features(model, tokenizer, texts, device, batch_size)
             retrieval = retrieval_scores(images @ captions.T, torch.tensor([index[c] for c in data.captions]))
+    return zero_shot, retrieval
+
+
+def evaluate(weights: Weights, data: EvalSet, classes: Classes | None, templates: Sequence[str], *, device: str = "cpu",
+             batch_size: int = 64, workers: int = 0, progress: Callable[[int], None] = lambda n: None) -> EvalResult:
+    """Zero-shot scores (when the set has labels) and retrieval scores (when it has captions) of one set of weights."""
+    model, preprocess, tokenizer = _load_model(weights, device)
+    zero_shot, retrieval = score_model(model, preprocess, tokenizer, data, classes, templates, device=device, batch_size=batch_size,
+                                       workers=workers, progress=progress)
     return EvalResult(weights, zero_shot, retrieval)

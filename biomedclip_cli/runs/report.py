@@ -2,7 +2,7 @@
 
 Training curves come from TensorBoard's event files when the run logged them (x axis: step) and
 from open_clip's out.log otherwise (x axis: epoch); validation metrics per epoch from
-checkpoints/results.jsonl. Every file is read as it is, so a report of a run still going shows
+checkpoints/results.jsonl, and the --val-zeroshot scores from zeroshot.jsonl. Every file is read as it is, so a report of a run still going shows
 what it has logged so far (a half-written last line is skipped).
 """
 
@@ -27,6 +27,7 @@ from biomedclip_cli.runs.folder import (
     read_run_config,
     train_progress,
 )
+from biomedclip_cli.runs.zero_shot_log import ZeroShotRecord, read_best, read_records
 
 PLOT_SIZE_INCHES = (8.0, 4.5)
 PLOT_DPI = 100
@@ -60,6 +61,7 @@ class RunLogs:
     config: dict[str, Any] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     checkpoints: list[Path] = field(default_factory=list)
+    zero_shot: list[ZeroShotRecord] = field(default_factory=list)
 
 
 def _tensorboard_curves(folder: Path) -> dict[str, Curve]:
@@ -104,6 +106,7 @@ def read_run_logs(run_dir: Path) -> RunLogs:
     curves = _tensorboard_curves(events) if events.is_dir() and any(events.iterdir()) else {}
     logs = RunLogs(run_dir, "step", "TensorBoard events", curves) if curves else RunLogs(run_dir, "epoch", LOG_FILE, _log_curves(run_dir))
     logs.validation = _validation_rows(run_dir / RESULTS_FILE)
+    logs.zero_shot = read_records(run_dir)
     logs.config = read_run_config(run_dir).model_dump(mode="json") if (run_dir / CONFIG_FILE).is_file() else {}
     logs.params = read_params(run_dir)
     logs.checkpoints = epoch_checkpoints(run_dir)
@@ -166,11 +169,24 @@ def write_plots(logs: RunLogs, out_dir: Path) -> list[Path]:
     validation = out_dir / "validation.png"
     if _plot_validation(logs, validation):
         written.append(validation)
+    if logs.zero_shot:
+        figure, axes = _figure("Zero-shot classification (--val-zeroshot)", "epoch", "accuracy")
+        epochs = [record.epoch for record in logs.zero_shot]
+        axes.plot(epochs, [record.top1 for record in logs.zero_shot], marker="o", label="top-1")
+        axes.plot(epochs, [record.balanced_accuracy for record in logs.zero_shot], marker="o", label="balanced accuracy")
+        axes.set_ylim(0, 1.02)
+        axes.legend(fontsize="small")
+        path = out_dir / "zeroshot.png"
+        figure.savefig(path)
+        written.append(path)
     return written
 
 
 def best_checkpoint(logs: RunLogs) -> tuple[Path | None, str]:
-    """The checkpoint of the epoch with the lowest validation loss (else the newest), and why it was chosen."""
+    """The checkpoint --keep-best kept, else that of the epoch with the lowest validation loss (else the newest), and why it was chosen."""
+    kept = read_best(logs.run_dir)
+    if kept is not None:
+        return logs.run_dir / kept.checkpoint, f"best {kept.metric} ({kept.value:.3f}, epoch {kept.epoch}), kept by --keep-best"
     by_epoch = {checkpoint_epoch(path): path for path in logs.checkpoints}
     scored = [(row["clip_val_loss"], int(row["epoch"])) for row in logs.validation if "clip_val_loss" in row and int(row.get("epoch", -1)) in by_epoch]
     if scored:
@@ -201,6 +217,10 @@ def _final_metrics(logs: RunLogs) -> list[tuple[str, str]]:
     speed = logs.train.get("samples_per_second")
     if speed and speed.ys:
         rows.append(("samples/s, last logged", f"{speed.ys[-1]:.1f}"))
+    if logs.zero_shot:
+        last_zero_shot = logs.zero_shot[-1]
+        rows.append((f"zero-shot top-1 / balanced accuracy (epoch {last_zero_shot.epoch}, {last_zero_shot.images} images)",
+                     f"{last_zero_shot.top1:.3f} / {last_zero_shot.balanced_accuracy:.3f}"))
     if logs.validation:
         last = logs.validation[-1]
         rows += [(f"validation {key} (epoch {last.get('epoch', '?')})", f"{value:.4f}" if isinstance(value, float) else str(value))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from biomedclip_cli.config import TrainConfig
-from biomedclip_cli.models.config_lookup import HUB_PREFIX
+from biomedclip_cli.models.config_lookup import brings_own_weights
 from biomedclip_cli.models.evaluation import Weights
 from biomedclip_cli.problems import ProblemFound, error
 from biomedclip_cli.runs.folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints, read_run_config
@@ -57,11 +57,11 @@ def weights_named(name: str, model: str, option: str = "--checkpoint") -> Weight
     from biomedclip_cli.models.validation import check_pretrained_tag
 
     if name == UNTRAINED:
-        return Weights(model if model.startswith(HUB_PREFIX) else "untrained", model, None)
+        return Weights(model if brings_own_weights(model) else "untrained", model, None)
     path = Path(name)
     if path.exists():
         return Weights(name, model, str(resolve_checkpoint(path)))
-    if model.startswith(HUB_PREFIX):
+    if brings_own_weights(model):
         raise ProblemFound(error(option, f"'{name}' does not exist", f"{model} brings its own weights: leave {option} out"))
     problems = check_pretrained_tag(model, name)
     if problems:
@@ -78,5 +78,6 @@ def run_progression(run_dir: Path, model: str) -> list[Weights]:
     if not checkpoints:
         raise ProblemFound(error("--compare", f"run folder '{run_dir}' has no checkpoints/epoch_K.pt yet", "wait for the first epoch to finish"))
     start = config.pretrained
-    first = Weights(f"start ({start})", model, start) if start else Weights("start (untrained)", model, None)
+    own = "its own weights" if brings_own_weights(model) else "untrained"
+    first = Weights(f"start ({start})", model, start) if start else Weights(f"start ({own})", model, None)
     return [first, *(Weights(checkpoint.stem, model, str(checkpoint)) for checkpoint in checkpoints)]

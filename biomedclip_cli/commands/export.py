@@ -1,0 +1,43 @@
+"""`bmclip export`: a run's checkpoint as plain open_clip weights (LoRA adapters merged), for use without bmclip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from biomedclip_cli import console
+from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.problems import ProblemFound
+
+EPILOG = examples(
+    ("the newest checkpoint of a LoRA run, merged, as one open_clip file", "bmclip export demo-run/logs/lora --output lora-merged.pt"),
+    ("the best checkpoint of a BiomedCLIP run, as a model folder", "bmclip export logs/biomedclip/checkpoints/best.pt --output biomedclip-ft"),
+)
+
+
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A run folder (its newest epoch checkpoint) or a checkpoint file (epoch_K.pt, best.pt).",
+                                               metavar="CHECKPOINT", show_default=False)],
+    output: Annotated[Path, typer.Option(help="File to write (.pt), or for hf-hub:/local-dir: models a folder.", metavar="PATH")],
+    model: Annotated[Optional[str], typer.Option(help="open_clip model name; read from the run's bmclip.yaml when a run's checkpoint is given.",
+                                                 show_default=False)] = None,
+) -> None:
+    """Write a checkpoint's weights as plain open_clip weights: LoRA adapters are merged into their layers and the optimizer state is dropped.
+
+    For an open_clip model name the result is a file that open_clip.create_model_and_transforms(MODEL, pretrained=FILE) loads; for hf-hub: and local-dir: models (BiomedCLIP and the like), whose weights open_clip reads from a folder, it is a folder with the model's open_clip_config.json and tokenizer files, loaded as local-dir:FOLDER.
+    """
+    from biomedclip_cli.runs.export import export_weights
+    from biomedclip_cli.runs.weights import model_of, resolve_checkpoint
+
+    try:
+        model_name = model_of(model, [str(checkpoint)])
+        source = resolve_checkpoint(checkpoint)
+        with console.err.status(f"merging {source}"):
+            exported = export_weights(source, model_name, output)
+    except ProblemFound as found:
+        console.fail(found.problem)
+    merged = "LoRA adapters merged, " if exported.merged_lora else ""
+    console.out.print(f"bmclip: wrote {exported.path} ({merged}{exported.tensors} tensors from {source})", markup=False)
+    console.out.print(f"load it with: {exported.load_with}", markup=False)

@@ -1,0 +1,69 @@
+"""Plain open_clip weights from a bmclip checkpoint: LoRA adapters merged in, optimizer state dropped.
+
+For an open_clip model name the result is one file that `open_clip.create_model_and_transforms(MODEL,
+pretrained=FILE)` loads. open_clip ignores `pretrained` for hf-hub:/local-dir: models, so for those
+the result is a model folder (their open_clip_config.json and tokenizer files beside the merged
+weights) that `create_model_and_transforms("local-dir:FOLDER")` loads, and that can be uploaded
+to the hub as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from biomedclip_cli.models.config_lookup import WEIGHT_SUFFIXES, brings_own_weights, model_config_path
+from biomedclip_cli.problems import ProblemFound, error
+
+FOLDER_WEIGHTS = "open_clip_model.safetensors"
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote: the file or folder, how to load it, and whether adapters were merged."""
+
+    path: Path
+    load_with: str
+    merged_lora: bool
+    tensors: int
+
+
+def export_weights(checkpoint: Path, model: str, output: Path) -> Exported:
+    """Write the checkpoint's weights for `model` as plain open_clip weights at `output` (a file, or a folder for hub/local models)."""
+    import open_clip
+    import torch
+
+    from biomedclip_cli.models.checkpoint_loading import load_weights_into
+    from biomedclip_cli.models.configs import register_with_open_clip
+
+    register_with_open_clip()
+    folder = brings_own_weights(model)
+    if folder and output.suffix in (".pt", ".pth", ".bin", ".safetensors"):
+        raise ProblemFound(error("--output", f"{model} loads its weights from a folder (open_clip ignores pretrained=FILE for it)",
+                                 "pass a folder to write, e.g. --output exported-model"))
+    if output.exists() and not (output.is_dir() and not any(output.iterdir())):
+        raise ProblemFound(error("--output", f"'{output}' already exists", "pass a new path, or delete it first"))
+    logging.disable(logging.WARNING)  # open_clip warns that it loaded no weights: bmclip loads them next
+    try:
+        model_object = open_clip.create_model(model, load_weights=False)
+    finally:
+        logging.disable(logging.NOTSET)
+    settings = load_weights_into(model_object, checkpoint)
+    state_dict = {key: value.detach().contiguous() for key, value in model_object.state_dict().items()}
+    if not folder:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": state_dict}, output)
+        return Exported(output, f'open_clip.create_model_and_transforms("{model}", pretrained="{output}")', settings is not None, len(state_dict))
+    from safetensors.torch import save_file
+
+    source = model_config_path(model)
+    if source is None:
+        raise ProblemFound(error("--model", f"the open_clip_config.json of {model} is not on this machine", "export where the model is"))
+    output.mkdir(parents=True, exist_ok=True)
+    for item in source.parent.iterdir():
+        if item.is_file() and item.suffix not in WEIGHT_SUFFIXES:
+            shutil.copyfile(item, output / item.name)
+    save_file(state_dict, str(output / FOLDER_WEIGHTS))
+    return Exported(output, f'open_clip.create_model_and_transforms("local-dir:{output}")', settings is not None, len(state_dict))
