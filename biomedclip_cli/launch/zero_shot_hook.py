@@ -56,6 +56,7 @@ class ZeroShotEvaluator:
     def score(self, model: Any, preprocess: Any, args: argparse.Namespace, epoch: int) -> ZeroShotRecord:
         """The zero-shot scores of `model` (unwrapped, switched to eval mode for the evaluation only)."""
         import open_clip
+        import torch
         from open_clip_train.precision import get_autocast
 
         from biomedclip_cli.models.evaluation import score_model
@@ -63,7 +64,7 @@ class ZeroShotEvaluator:
         was_training = model.training
         model.eval()
         try:
-            with get_autocast(args.precision, device_type=args.device.type if hasattr(args.device, "type") else str(args.device).split(":")[0])():
+            with get_autocast(args.precision, device_type=torch.device(args.device).type)():
                 scores, _ = score_model(model, preprocess, self.tokenizer, self.data, self.classes, self.templates,
                                         device=args.device, batch_size=args.batch_size, input_dtype=open_clip.get_input_dtype(args.precision))
         finally:
