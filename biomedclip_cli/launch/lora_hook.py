@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from biomedclip_cli.models.lora import CHECKPOINT_KEY, LoraSettings, add_lora, default_targets
@@ -26,8 +27,8 @@ def with_lora(create_model_and_transforms: Callable[..., Any], settings: LoraSet
         if not adapted:
             adapted = True
             model = built[0]
-            targets = list(settings.targets or default_targets(model))
-            add_lora(model, settings)
+            targets = settings.targets or tuple(default_targets(model))
+            add_lora(model, replace(settings, targets=targets))
             logging.info(f"bmclip: LoRA rank {settings.rank}, alpha {settings.alpha:g}, dropout {settings.dropout:g} on {', '.join(targets)}")
         return built
 

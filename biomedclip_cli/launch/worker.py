@@ -208,9 +208,12 @@ def make_resume_safe(keep_checkpoints: int | None, entries: dict[str, Any]) -> N
     open_clip_main.get_latest_checkpoint = lookup.latest_checkpoint
 
 
-def add_fine_tuning(run_dir: Path | None, lora: LoraSettings | None, plan: ZeroShotPlan | None) -> None:
-    """LoRA adapters on the model open_clip builds; the parameter count, the resume step and --val-zeroshot around each epoch."""
-    hooks = EpochHooks(original_train_one_epoch, run_dir, plan, checkpoint_entries(lora), original_torch_save)
+def add_fine_tuning(run_dir: Path | None, lora: LoraSettings | None, plan: ZeroShotPlan | None, entries: dict[str, Any]) -> None:
+    """LoRA adapters on the model open_clip builds; the parameter count, the resume step and --val-zeroshot around each epoch.
+
+    `entries` go into a --keep-best checkpoint as into every epoch checkpoint.
+    """
+    hooks = EpochHooks(original_train_one_epoch, run_dir, plan, entries, original_torch_save)
     create = hooks.remember_preprocess(original_create_model_and_transforms)
     open_clip_main.create_model_and_transforms = with_lora(create, lora) if lora else create
     open_clip_main.train_one_epoch = logging_resume_step(hooks)
@@ -266,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     if run_dir is not None:
         take_console(run_dir, parsed.epochs, os.environ)
     prepare_open_clip(take_run_folder_role(run_dir) if run_dir is not None else None)
-    make_resume_safe(options.keep_checkpoints, checkpoint_entries(options.lora))
-    add_fine_tuning(run_dir, options.lora, options.val_zeroshot)
+    entries = checkpoint_entries(options.lora)
+    make_resume_safe(options.keep_checkpoints, entries)
+    add_fine_tuning(run_dir, options.lora, options.val_zeroshot, entries)
     if run_dir is not None:
         install_sample_guard(run_dir, options.max_bad_samples, parsed.train_num_samples)
     try:

@@ -7,6 +7,7 @@ local cache. Nothing here touches the network or imports torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -137,13 +138,7 @@ def weights_parameters(path: Path) -> int | None:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as weights:
-        total = 0
-        for key in weights.keys():  # noqa: SIM118 - safe_open is not a mapping
-            count = 1
-            for size in weights.get_slice(key).get_shape():
-                count *= size
-            total += count
-    return total
+        return sum(math.prod(weights.get_slice(key).get_shape()) for key in weights.keys())  # noqa: SIM118 - safe_open is not a mapping
 
 
 def local_entry(folder: Path) -> CatalogEntry:

@@ -7,10 +7,8 @@ runs/weights.py; this module scores a model/pretrained pair.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +75,7 @@ def read_eval_set(path: Path, image_column: str, label_column: str | None, capti
     from biomedclip_cli.data.csv_inspection import sniff_separator
 
     if not path.is_file():
-        raise ProblemFound(error("--data", f"file '{path}' does not exist", "pass a CSV with image paths and labels or captions"))
+        raise ProblemFound(error("--data", f"file '{path}' does not exist", "pass a CSV with image paths and labels or captions", local_only=True))
     with path.open(newline="", encoding="utf-8-sig") as stream:
         separator = sniff_separator(stream.readline())
         stream.seek(0)
@@ -102,7 +100,7 @@ def read_eval_set(path: Path, image_column: str, label_column: str | None, capti
     missing = [row[image_column] for row in rows if not Path(row[image_column]).is_file()]
     if missing:
         raise ProblemFound(error("--data", f"image '{missing[0]}' named in '{path}' does not exist ({len(missing)} of {len(rows)} missing)",
-                                 "image paths are read relative to the folder you run bmclip in"))
+                                 "image paths are read relative to the folder you run bmclip in", local_only=True))
     return EvalSet([row[image_column] for row in rows], [row[label_key] for row in rows] if label_key else None,
                    [row[caption_key] for row in rows] if caption_key else None)
 
@@ -140,31 +138,20 @@ def read_templates(path: Path | None) -> list[str]:
     return templates
 
 
-@contextlib.contextmanager
-def _quiet_open_clip(quiet: bool) -> Iterator[None]:
-    logging.disable(logging.WARNING if quiet else logging.NOTSET)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 def _load_model(weights: Weights, device: str) -> tuple[Any, Any, Any]:
     import open_clip
     import torch
 
-    from biomedclip_cli.models.checkpoint_loading import load_weights_into
+    from biomedclip_cli.models.checkpoint_loading import model_with_weights
     from biomedclip_cli.models.configs import register_with_open_clip
 
     register_with_open_clip()
     torch.manual_seed(0)  # the untrained model is the same every time
-    checkpoint = Path(weights.pretrained) if weights.pretrained and Path(weights.pretrained).is_file() else None
-    # a file is loaded by bmclip: open_clip ignores `pretrained` for hf-hub:/local-dir: models and cannot load LoRA checkpoints
-    with _quiet_open_clip(checkpoint is not None):  # it warns that it loaded no weights, which bmclip loads next
-        model, _, preprocess = open_clip.create_model_and_transforms(weights.model, pretrained=None if checkpoint else weights.pretrained,
-                                                                     device=device, load_weights=checkpoint is None)
-    if checkpoint is not None:
-        load_weights_into(model, checkpoint)
+    if weights.pretrained and Path(weights.pretrained).is_file():
+        # bmclip loads files itself: open_clip ignores `pretrained` for hf-hub:/local-dir: models and cannot load LoRA checkpoints
+        model, preprocess, _ = model_with_weights(weights.model, Path(weights.pretrained), device)
+    else:
+        model, _, preprocess = open_clip.create_model_and_transforms(weights.model, pretrained=weights.pretrained, device=device)
     model.eval()
     return model, preprocess, open_clip.get_tokenizer(weights.model)
 

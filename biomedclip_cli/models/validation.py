@@ -139,14 +139,13 @@ def check_val_zeroshot(config: TrainConfig) -> list[Problem]:
     from biomedclip_cli.problems import ProblemFound
 
     path = Path(config.val_zeroshot)
-    if not path.is_file():
-        return [error("--val-zeroshot", f"file '{path}' does not exist", "pass a CSV with filepath and label columns", local_only=True)]
     try:
         found = read_eval_set(path, "filepath", config.val_zeroshot_label_column, None)
     except ProblemFound as problem:
-        option = "--val-zeroshot-label-column" if problem.problem.subject == "--label-column" else "--val-zeroshot"
-        return [error(option, problem.problem.message, problem.problem.fix.replace("--label-column", "--val-zeroshot-label-column"),
-                      local_only="does not exist" in problem.problem.message)]
+        found_problem = problem.problem
+        option = "--val-zeroshot-label-column" if found_problem.subject == "--label-column" else "--val-zeroshot"
+        return [error(option, found_problem.message, found_problem.fix.replace("--label-column", "--val-zeroshot-label-column"),
+                      local_only=found_problem.local_only)]
     classes = sorted(set(found.labels or []))
     if len(classes) < 2:
         return [error("--val-zeroshot", f"'{path}' has {len(classes)} class in '{config.val_zeroshot_label_column}', zero-shot needs two or more",

@@ -9,7 +9,6 @@ to the hub as it is.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +31,9 @@ class Exported:
 
 def export_weights(checkpoint: Path, model: str, output: Path) -> Exported:
     """Write the checkpoint's weights for `model` as plain open_clip weights at `output` (a file, or a folder for hub/local models)."""
-    import open_clip
     import torch
 
-    from biomedclip_cli.models.checkpoint_loading import load_weights_into
+    from biomedclip_cli.models.checkpoint_loading import model_with_weights
     from biomedclip_cli.models.configs import register_with_open_clip
 
     register_with_open_clip()
@@ -45,12 +43,7 @@ def export_weights(checkpoint: Path, model: str, output: Path) -> Exported:
                                  "pass a folder to write, e.g. --output exported-model"))
     if output.exists() and not (output.is_dir() and not any(output.iterdir())):
         raise ProblemFound(error("--output", f"'{output}' already exists", "pass a new path, or delete it first"))
-    logging.disable(logging.WARNING)  # open_clip warns that it loaded no weights: bmclip loads them next
-    try:
-        model_object = open_clip.create_model(model, load_weights=False)
-    finally:
-        logging.disable(logging.NOTSET)
-    settings = load_weights_into(model_object, checkpoint)
+    model_object, _, settings = model_with_weights(model, checkpoint)
     state_dict = {key: value.detach().contiguous() for key, value in model_object.state_dict().items()}
     if not folder:
         output.parent.mkdir(parents=True, exist_ok=True)

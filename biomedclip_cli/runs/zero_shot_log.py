@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from biomedclip_cli.partial_files import partial_path
 from biomedclip_cli.runs.folder import CHECKPOINT_DIR
 
 ZERO_SHOT_FILE = "zeroshot.jsonl"
@@ -68,7 +69,7 @@ def read_records(run_dir: Path) -> list[ZeroShotRecord]:
 
 def write_best(run_dir: Path, best: BestCheckpoint) -> None:
     """Record which checkpoint is the best (written after the checkpoint itself is in place)."""
-    partial = run_dir / f"{BEST_FILE}.partial"
+    partial = partial_path(run_dir / BEST_FILE)
     partial.write_text(json.dumps(asdict(best)), encoding="utf-8")
     os.replace(partial, run_dir / BEST_FILE)
 
