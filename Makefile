@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,report,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,report,dev,dicom-compressed]'
 	touch $@
 
 # The newest releases pyproject's ranges allow, in a scratch venv, written to constraints.txt; then run `make test`.
@@ -24,7 +24,7 @@ lock:
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet --upgrade pip
 	.venv-lock/bin/pip install --quiet $(TORCH)
-	.venv-lock/bin/pip install --quiet -e '.[train,report,dev]'
+	.venv-lock/bin/pip install --quiet -e '.[train,report,dev,dicom-compressed]'
 	.venv-lock/bin/python scripts/lock.py constraints.txt
 	rm -rf .venv-lock
 

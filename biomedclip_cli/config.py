@@ -12,8 +12,20 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from biomedclip_cli.pixel_policy import (
+    DEFAULT_INTENSITY,
+    DEFAULT_MAX_PIXELS,
+    canonical_intensity,
+)
 from biomedclip_cli.problems import Problem, ProblemFound, error
 
 DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
@@ -76,6 +88,14 @@ class TrainConfig(BaseModel):
         DEFAULT_MAX_BAD_SAMPLES, "Unreadable samples (image missing, truncated or not an image; empty caption) to skip before the run "
         "stops on purpose: a count (100), or below 1 a fraction of the training samples (0.01 = 1%). Each is listed in the run "
         "folder's bad-samples.tsv.", DATA, "100", shown_default="0.01 (1% of the samples)", ge=0)
+    intensity: str = _option(
+        DEFAULT_INTENSITY, "How images of more than 8 bits (16-bit PNG/TIFF, DICOM) map to the model's 8: auto (a DICOM file's own "
+        "window, else each image's 0.5-99.5 percentile window), minmax, percentile:LOW,HIGH, window:CENTER,WIDTH (in the file's units "
+        "after rescale, e.g. Hounsfield: window:40,400), or clip (values above 255 saturate). The run folder records it.", DATA,
+        "window:40,400")
+    max_pixels: int = _option(
+        DEFAULT_MAX_PIXELS, "Images with more pixels are read reduced to fit (JPEGs while decoding); other formats over twice this "
+        "are skipped as unreadable.", DATA, "200000000", gt=0)
     dataset_type: DatasetType = _option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
     csv_img_key: str = _option("filepath", "CSV column holding image paths.", DATA, "filepath")
     csv_caption_key: str = _option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption")
@@ -216,6 +236,11 @@ class TrainConfig(BaseModel):
                                      "drop --lock-image/--lock-text, or drop --lora-rank"))
         return self
 
+    @field_validator("intensity")
+    @classmethod
+    def _known_intensity_policy(cls, value: str) -> str:
+        return canonical_intensity(value)
+
     @field_validator("max_bad_samples")
     @classmethod
     def _count_or_fraction(cls, value: float) -> float:
@@ -324,7 +349,7 @@ def _problem_from_validation(exc: ValidationError, cli_keys: set[str], config_pa
     message = message[0].lower() + message[1:]
     message = message.removeprefix("value error, ")
     got = first.get("input")
-    if got is not None and not isinstance(got, dict):
+    if got is not None and not isinstance(got, dict) and f"(got {got!r})" not in message:
         message += f" (got {got!r})"
     example = (field.json_schema_extra or {}).get("example") if field else None
     fix = f"for example {flag(field_name)} {example}" if example else "see bmclip train --help"

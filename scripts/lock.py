@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 CHOSEN_BY_TORCH = ("torch", "torchvision")
-BMCLIP_EXTRAS = ("", "train", "report", "dev")
+BMCLIP_EXTRAS = ("", "train", "report", "dev", "dicom-compressed")
 BUILD_SPECIFIC = ("nvidia-", "cuda-", "triton")  # CUDA wheels of one PyTorch build, some pulled in only on some platforms
 HEADER = """\
 # The versions `make test` passed with (Python {python}), installed by `make venv` as pip constraints.

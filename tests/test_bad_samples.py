@@ -24,6 +24,11 @@ TWO_RANKS = ("--model", "bmclip-tiny", "--nproc-per-node", "2", "--batch-size", 
              "--precision", "fp32", "--epochs", "2")
 
 
+def first_jpeg(rows: list[dict[str, str]]) -> Path:
+    """The first demo figure stored as JPEG (the broken samples are JPEG downloads gone wrong)."""
+    return next(Path(row["filepath"]) for row in rows if row["filepath"].endswith(".jpg"))
+
+
 def broken_figures(folder: Path, figure: Path) -> dict[str, tuple[bytes | None, str]]:
     """Name -> (file bytes, or None for a file that does not exist; caption) of each kind of broken sample."""
     data = figure.read_bytes()
@@ -40,7 +45,7 @@ def csv_with_broken_rows(folder: Path, demo_csv: Path) -> tuple[Path, set[str]]:
     """The demo CSV with one row of each broken kind spread through it; the broken rows' image paths."""
     rows = list(csv.DictReader(demo_csv.open(encoding="utf-8")))
     broken: set[str] = set()
-    for index, (name, (data, caption)) in enumerate(broken_figures(folder, Path(rows[0]["filepath"])).items()):
+    for index, (name, (data, caption)) in enumerate(broken_figures(folder, first_jpeg(rows)).items()):
         path = folder / f"{name}.jpg"
         if data is not None:
             path.write_bytes(data)
@@ -63,11 +68,12 @@ def add_to_tar(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def shards_with_broken_samples(folder: Path, demo_csv: Path) -> tuple[str, set[str]]:
     """Two shards of the demo figures with one sample of each broken kind inside; the pattern and the broken samples' keys."""
     rows = list(csv.DictReader(demo_csv.open(encoding="utf-8")))
-    broken = broken_figures(folder, Path(rows[0]["filepath"]))
+    broken = broken_figures(folder, first_jpeg(rows))
     for shard in range(2):
         with tarfile.open(folder / f"{shard:06d}.tar", "w") as tar:
             for index, row in enumerate(rows[shard::2]):
-                add_to_tar(tar, f"s{shard}-{index:04d}.jpg", Path(row["filepath"]).read_bytes())
+                image = Path(row["filepath"])
+                add_to_tar(tar, f"s{shard}-{index:04d}{image.suffix}", image.read_bytes())
                 add_to_tar(tar, f"s{shard}-{index:04d}.txt", row["caption"].encode())
             for name, (data, caption) in broken.items():
                 if shard == 0:

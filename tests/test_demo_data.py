@@ -1,4 +1,4 @@
-"""The synthetic demo dataset: eight classes, as a CSV and as BIOMEDICA-layout shards, held-out kept apart."""
+"""The synthetic demo dataset: eight classes, as a CSV and as BIOMEDICA-layout shards, held-out kept apart, scans stored as radiology stores them."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import csv
 import json
 from pathlib import Path
 
+import pydicom
 import pytest
 import webdataset as wds
+from PIL import Image
 
 from biomedclip_cli.data.demo import write_demo_dataset
+from biomedclip_cli.data.pixels.reader import read_image
 from biomedclip_cli.data.synthetic import MODALITIES, generate
+from biomedclip_cli.pixel_policy import PixelSettings
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -34,16 +38,38 @@ def test_held_out_figures_are_never_in_the_training_data(demo_data):
     assert not train_bytes & {Path(row["filepath"]).read_bytes() for row in heldout}
 
 
-def test_shards_hold_jpg_txt_json_samples_counted_in_sizes_json(demo_data):
+def test_shards_hold_each_class_in_its_radiology_format_with_txt_and_json(demo_data):
     folder = Path(demo_data.shards).parent
     sizes = json.loads((folder / "sizes.json").read_text())
     assert sizes == {"000000.tar": 100, "000001.tar": 100}
-    samples = list(wds.WebDataset(demo_data.shards, shardshuffle=False).decode("pil"))
+    samples = list(wds.WebDataset(demo_data.shards, shardshuffle=False))
     assert len(samples) == 200 == 25 * len(MODALITIES)
+    image_member = {m.label: {"DICOM CT": "dcm", "DICOM radiograph": "dcm", "16-bit TIFF": "tif", "16-bit PNG": "png"}.get(m.storage.value, "jpg")
+                    for m in MODALITIES}
+    for sample in samples:
+        label = json.loads(sample["json"])["image_primary_label"][0]
+        assert image_member[label] in sample and sample["txt"]
+        assert read_image(sample[image_member[label]], PixelSettings(), f"x.{image_member[label]}").image.size == (64, 64)
     first = samples[0]
-    assert first["jpg"].size == (64, 64) and first["txt"]
-    assert first["json"]["image_primary_label"][0] in {m.label for m in MODALITIES}
     assert first["__key__"].count("-") == 3 and "-PMC" in first["__key__"]
+
+
+def test_scans_are_stored_as_radiology_exports_them(demo_data):
+    rows = read_rows(demo_data.train_csv)
+    formats = {row["label"]: Path(row["filepath"]).suffix for row in rows}
+    assert formats["chest x-ray"] == formats["head ct"] == ".dcm"
+    assert formats["abdominal ct"] == ".tif" and formats["t1 brain mri"] == formats["t2 brain mri"] == ".png"
+    radiograph = pydicom.dcmread(next(row["filepath"] for row in rows if row["label"] == "chest x-ray"))
+    head_ct = pydicom.dcmread(next(row["filepath"] for row in rows if row["label"] == "head ct"))
+    assert radiograph.PhotometricInterpretation == "MONOCHROME1" and radiograph.Modality == "DX"
+    assert head_ct.RescaleIntercept == -1024 and head_ct.pixel_array.max() > 255
+    with Image.open(next(row["filepath"] for row in rows if row["label"] == "t2 brain mri")) as mri:
+        assert mri.mode == "I;16" and mri.getextrema()[1] > 255
+
+
+def test_without_radiology_formats_every_figure_is_an_8_bit_jpeg(tmp_path: Path):
+    dataset = write_demo_dataset(tmp_path / "data", per_class=1, heldout_per_class=1, seed=0, shard_size=10, radiology_formats=False)
+    assert {Path(row["filepath"]).suffix for row in read_rows(dataset.train_csv)} == {".jpg"}
 
 
 def test_same_seed_same_figures_and_captions_vary():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import run_bmclip
 
-from biomedclip_cli.data.synthetic import MODALITIES
+from biomedclip_cli.data.synthetic import MODALITIES, Storage
 
 pytestmark = pytest.mark.slow
 CLASSES = len(MODALITIES)
@@ -38,6 +38,20 @@ def test_the_trained_model_scores_far_above_the_untrained_one(trained_run: Path,
     trained_retrieval, untrained_retrieval = results[str(trained_run)]["retrieval"], results["untrained"]["retrieval"]
     assert trained_retrieval["image_to_text"]["R@10"] > untrained_retrieval["image_to_text"]["R@10"]
     assert trained_retrieval["text_to_image"]["median_rank"] < untrained_retrieval["text_to_image"]["median_rank"]
+
+
+def test_eval_reads_scans_as_the_run_did_and_clipping_them_costs_the_scan_classes_only(trained_run: Path, demo_data):
+    """The demo stores its scans as DICOM and 16-bit files: read as plain Pillow reads them (clip), the model loses them."""
+    as_trained = eval_json("--checkpoint", str(trained_run), "--data", str(demo_data.heldout_csv), "--label-column", "label")
+    clipped = eval_json("--checkpoint", str(trained_run), "--data", str(demo_data.heldout_csv), "--label-column", "label",
+                        "--intensity", "clip")
+    assert as_trained["intensity"] == "auto" and clipped["intensity"] == "clip"  # the run's own, from its bmclip.yaml
+    recall, clipped_recall = (payload["results"][0]["zero_shot"]["per_class_recall"] for payload in (as_trained, clipped))
+    scans = [m.label for m in MODALITIES if m.storage is not Storage.JPEG]
+    figures = [m.label for m in MODALITIES if m.storage is Storage.JPEG]
+    assert {label: clipped_recall[label] for label in figures} == {label: recall[label] for label in figures}
+    mean = sum(recall[label] for label in scans) / len(scans)
+    assert sum(clipped_recall[label] for label in scans) / len(scans) <= mean - 0.3, (recall, clipped_recall)
 
 
 def test_shuffled_labels_score_near_chance(trained_run: Path, demo_data, tmp_path: Path):

@@ -11,6 +11,7 @@ import yaml
 from conftest import run_bmclip
 
 from biomedclip_cli.config import TrainConfig
+from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE
 from biomedclip_cli.runs.folder import epoch_checkpoints, train_progress
 
 pytestmark = pytest.mark.slow
@@ -20,8 +21,10 @@ TINY_RUN = ("--model", "bmclip-tiny", "--nproc-per-node", "2", "--batch-size", "
 
 
 def assert_trained(run_dir: Path, epochs: int) -> None:
-    """Checkpoints for every epoch exist and the logged loss fell from the first step to the last."""
+    """Checkpoints for every epoch exist, the logged loss fell from the first step to the last, and no sample was skipped
+    (the demo's DICOM, 16-bit TIFF and PNG scans were all read)."""
     assert [p.name for p in epoch_checkpoints(run_dir)] == [f"epoch_{k}.pt" for k in range(1, epochs + 1)]
+    assert not (run_dir / BAD_SAMPLES_FILE).exists(), (run_dir / BAD_SAMPLES_FILE).read_text()
     progress = train_progress(run_dir)
     assert progress[-1].epoch == epochs - 1
     assert progress[-1].loss < progress[0].loss * 0.9, [p.loss for p in progress]

@@ -9,18 +9,57 @@ from pathlib import Path
 
 from biomedclip_cli.checks.hardware import check_hardware
 from biomedclip_cli.checks.loggers import check_loggers
-from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, TrainConfig
-from biomedclip_cli.data.csv_inspection import check_csv_columns, check_image_paths, read_csv_head
+from biomedclip_cli.config import (
+    RESUME_AUTO,
+    DatasetType,
+    Precision,
+    Preset,
+    TrainConfig,
+)
+from biomedclip_cli.data.csv_inspection import (
+    check_csv_columns,
+    check_image_paths,
+    read_csv_head,
+)
 from biomedclip_cli.data.locations import is_remote, sources, suffix_type
-from biomedclip_cli.data.shard_inspection import ShardSet, check_first_samples, check_shards, inspect_shards
+from biomedclip_cli.data.pixel_survey import (
+    SURVEY_IMAGES,
+    SampleImage,
+    survey_findings,
+    survey_images,
+)
+from biomedclip_cli.data.shard_inspection import (
+    ShardSet,
+    check_first_samples,
+    check_shards,
+    inspect_shards,
+    read_source_starts,
+)
+from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
 from biomedclip_cli.hub.biomedica import expand_shortcuts
 from biomedclip_cli.hub.paths import is_hub_url
 from biomedclip_cli.hub.remote_shards import check_hub_file_urls
 from biomedclip_cli.launch.launcher import rendezvous_address
-from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
+from biomedclip_cli.launch.openclip_args import (
+    OPEN_CLIP_RESUME_LATEST,
+    check_extra_args,
+    openclip_argv,
+    parse_with_open_clip,
+)
 from biomedclip_cli.launch.presets import Hardware, PresetChoice, preset_choice
-from biomedclip_cli.models.config_lookup import HUB_PREFIX, LOCAL_PREFIX, brings_own_weights, local_folder
-from biomedclip_cli.models.validation import check_model, check_pretrained_file, check_val_zeroshot, image_tower_is_vit
+from biomedclip_cli.models.config_lookup import (
+    HUB_PREFIX,
+    LOCAL_PREFIX,
+    brings_own_weights,
+    local_folder,
+)
+from biomedclip_cli.models.validation import (
+    check_model,
+    check_pretrained_file,
+    check_val_zeroshot,
+    image_tower_is_vit,
+)
+from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import Problem, Severity, error, warning
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.runs.folder import CHECKPOINT_DIR, read_launch_record
@@ -33,11 +72,12 @@ RESUME_FROM_RUN_FOLDER = (RESUME_AUTO, OPEN_CLIP_RESUME_LATEST)
 
 @dataclass
 class Preflight:
-    """The resolved config and everything found wrong with it (errors first stop the launch)."""
+    """The resolved config and everything found wrong with it (errors first stop the launch), and lines worth saying before it starts."""
 
     config: TrainConfig
     problems: list[Problem] = field(default_factory=list)
     preset: PresetChoice | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def default_run_name(model: str, now: datetime) -> str:
@@ -58,7 +98,7 @@ def _resolve_dataset_type(config: TrainConfig, problems: list[Problem]) -> Datas
     return None
 
 
-def _csv_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+def _csv_updates(config: TrainConfig, problems: list[Problem], first_images: list[SampleImage]) -> dict[str, object]:
     separator = config.csv_separator
     for option, data in (("--train-data", config.train_data), ("--val-data", config.val_data)):
         hub_problems = check_hub_file_urls([s for s in sources(data or "") if is_hub_url(s)], config.revision, option)
@@ -77,15 +117,19 @@ def _csv_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, obje
         if column_problems:
             problems.extend(column_problems)
             return {}
-        problems.extend(check_image_paths(head, path, config.csv_img_key))
+        found = check_image_paths(head, path, config.csv_img_key)
+        problems.extend(found)
+        if option == "--train-data" and not found:
+            first_images += [SampleImage(row[config.csv_img_key].strip()) for row in head.rows[:SURVEY_IMAGES]
+                             if not is_remote(row[config.csv_img_key].strip())]
     return {"csv_separator": separator}
 
 
-def _webdataset_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+def _webdataset_updates(config: TrainConfig, problems: list[Problem], first_images: list[SampleImage]) -> dict[str, object]:
     updates: dict[str, object] = {}
     resampled = True if config.dataset_resampled is None else config.dataset_resampled
     updates["dataset_resampled"] = resampled
-    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems)
+    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems, first_images)
     if config.train_num_samples is None and not shards.problems:
         if shards.num_samples is None:
             problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them "
@@ -100,17 +144,28 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem]) -> dict[st
             problems.append(error("--train-data-upsampling-factors", f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
                                   "give one weight per '::'-joined source, e.g. 1::2"))
     if config.val_data is not None:
-        _checked_shards(config.val_data, "--val-data", config.revision, problems)
+        _checked_shards(config.val_data, "--val-data", config.revision, problems, [])
     return updates
 
 
-def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem]) -> ShardSet:
-    """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop."""
+def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem], first_images: list[SampleImage]) -> ShardSet:
+    """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop.
+
+    The image members of each source's first samples go to `first_images`.
+    """
     shards = inspect_shards(data, revision, option)
     problems.extend(shards.problems)
-    if not shards.problems:
-        problems.extend(check_shards(shards, option, data))
-        problems.extend(check_first_samples(shards, option))
+    if shards.problems:
+        return shards
+    problems.extend(check_shards(shards, option, data))
+    starts = read_source_starts(shards, option, SURVEY_IMAGES)
+    if isinstance(starts, Problem):
+        problems.append(starts)
+        return shards
+    problems.extend(check_first_samples(starts, option))
+    first_images += [SampleImage(f"{start.shard}:{sample.key}.{suffix}", data)
+                     for start in starts for sample in start.samples for suffix, data in sample.members.items()
+                     if suffix in SHARD_IMAGE_KEYS]
     return shards
 
 
@@ -135,7 +190,7 @@ def _revision_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
-def _data_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+def _data_updates(config: TrainConfig, problems: list[Problem], first_images: list[SampleImage]) -> dict[str, object]:
     if config.train_data is None and config.dataset_type is not DatasetType.synthetic:
         problems.append(error("--train-data", "is missing", "pass a CSV file or a shard pattern, e.g. --train-data data/train.csv"))
         return {}
@@ -149,9 +204,9 @@ def _data_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, obj
         return expanded
     resolved = config.model_copy(update={"dataset_type": dataset_type})
     if dataset_type is DatasetType.csv:
-        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems)}
+        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems, first_images)}
     if dataset_type is DatasetType.webdataset:
-        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems)}
+        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems, first_images)}
     if config.train_num_samples is None:
         problems.append(error("--train-num-samples", "is needed for synthetic data", "e.g. --train-num-samples 1024"))
     return {**expanded, "dataset_type": dataset_type}
@@ -309,7 +364,14 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bo
         problems.append(warning("--resume", "auto without --name starts a new run folder each time",
                                 "pass --name so that running the command again finds its checkpoints"))
     config = config.model_copy(update=_cadence_updates(config, problems))
-    updates = _data_updates(config, problems)
+    first_images: list[SampleImage] = []
+    updates = _data_updates(config, problems, first_images)
+    notes: list[str] = []
+    if not without_torch and first_images:
+        pixels = PixelSettings.of(config.intensity, config.max_pixels)
+        pixel_problems, note = survey_findings(survey_images(first_images, pixels), "--train-data", pixels)
+        problems.extend(pixel_problems)
+        notes += [note] if note else []
     updates.update(_hub_model_updates(config, problems))
     model_choice = config.model_copy(update=updates)
     model_problems = check_model(model_choice)
@@ -338,7 +400,7 @@ def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bo
             problems.append(parsed)
     if remote_paths:
         problems = [_expected_elsewhere(p) if p.local_only else p for p in problems] + _unsniffed_separator(resolved)
-    return Preflight(resolved, problems, chosen if config.preset is not Preset.none else None)
+    return Preflight(resolved, problems, chosen if config.preset is not Preset.none else None, notes)
 
 
 def _expected_elsewhere(problem: Problem) -> Problem:

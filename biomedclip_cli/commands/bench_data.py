@@ -13,6 +13,7 @@ from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
 from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
+from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import ProblemFound, warning
 
 EPILOG = examples(
@@ -48,7 +49,7 @@ def bench_data(
                                 "run bench-data on the training machine to compare with its GPUs")])
     args = throughput.open_clip_args(resolved, device)
     model, transforms, tokenizer = throughput.build_model(args)
-    loader = throughput.train_loader(args, transforms, tokenizer)
+    loader = throughput.train_loader(args, transforms, tokenizer, PixelSettings.of(resolved.intensity, resolved.max_pixels))
     with console.progress_bar("loading data", min(batches, loader.num_batches) * resolved.batch_size, unit="samples") as advance:
         data, first_batch = throughput.measure_data(loader, batches, advance)
     with console.progress_bar(f"training steps ({device})", throughput.WARMUP_STEPS + steps, unit="steps") as advance:

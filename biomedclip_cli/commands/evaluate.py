@@ -14,11 +14,14 @@ from biomedclip_cli.problems import ProblemFound
 
 if TYPE_CHECKING:
     from biomedclip_cli.models.evaluation import Classes, EvalResult, EvalSet, Weights
+    from biomedclip_cli.pixel_policy import PixelSettings
 
 EPILOG = examples(
     ("zero-shot accuracy of a run's newest checkpoint", "bmclip eval --checkpoint demo-run/logs/demo --data heldout.csv"),
     ("the untrained start and every epoch of a run, side by side", "bmclip eval --compare demo-run/logs/demo --data heldout.csv"),
     ("open_clip's weights against your own checkpoint", "bmclip eval --model RN50 --checkpoint openai --checkpoint a.pt --data v.csv"),
+    ("the score if 16-bit scans were clipped at 255, as plain Pillow reads them",
+     "bmclip eval --checkpoint demo-run/logs/demo --data heldout.csv \\\n    --intensity clip"),
 )
 CONFUSION_MAX_CLASSES = 12
 
@@ -41,18 +44,33 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
     workers: Annotated[int, typer.Option(min=0, help="Image-loading processes.")] = 2,
     device: Annotated[Optional[str], typer.Option(help="Device to run on, e.g. cuda:1.", show_default="cuda if available, else cpu")] = None,
+    intensity: Annotated[Optional[str], typer.Option(
+        help="How images of more than 8 bits (16-bit PNG/TIFF, DICOM) map to 8 bits: auto, minmax, percentile:LOW,HIGH, "
+             "window:CENTER,WIDTH or clip (see bmclip train --help).", metavar="POLICY",
+        show_default="the run's own (its bmclip.yaml), else auto")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Score weights on your own labelled figures: zero-shot classification (each image gets the class whose prompts, such as 'a {label} image.', its embedding is closest to) and image-text retrieval over the captions.
 
     Reports top-1/top-5 and balanced accuracy, per-class recall and the confusion matrix; retrieval Recall@1/5/10 and median rank, image to text and text to image.
     """
-    from biomedclip_cli.models.evaluation import read_classnames, read_eval_set, read_templates
-    from biomedclip_cli.runs.weights import model_of, run_progression, weights_named
+    from biomedclip_cli.models.evaluation import (
+        read_classnames,
+        read_eval_set,
+        read_templates,
+    )
+    from biomedclip_cli.runs.weights import (
+        model_of,
+        pixels_of,
+        run_progression,
+        weights_named,
+    )
 
     try:
         named = list(checkpoint or ([] if compare else ["none"]))
-        model_name = model_of(model, [*named, *([str(compare)] if compare else [])])
+        runs = [*named, *([str(compare)] if compare else [])]
+        model_name = model_of(model, runs)
+        pixels = pixels_of(intensity, runs)
         weights = [weights_named(name, model_name) for name in named]
         if compare:
             weights += run_progression(compare, model_name)
@@ -61,27 +79,28 @@ def evaluate(
         prompt_templates = read_templates(templates)
     except ProblemFound as found:
         console.fail(found.problem)
-    results = _run(weights, eval_set, classes, prompt_templates, device, batch_size, workers)
+    results = _run(weights, eval_set, classes, prompt_templates, pixels, device, batch_size, workers)
     if as_json:
-        typer.echo(json.dumps(_as_json(model_name, data, results), indent=2))
+        typer.echo(json.dumps(_as_json(model_name, data, pixels, results), indent=2))
         return
     _print_results(data, results)
+    console.out.print(f"images read with --intensity {pixels.intensity.describe()}", markup=False)
 
 
-def _run(weights: list[Weights], eval_set: EvalSet, classes: Classes | None, templates: list[str], device: str | None,
-         batch_size: int, workers: int) -> list[EvalResult]:
+def _run(weights: list[Weights], eval_set: EvalSet, classes: Classes | None, templates: list[str], pixels: PixelSettings,
+         device: str | None, batch_size: int, workers: int) -> list[EvalResult]:
     from biomedclip_cli.models.devices import compute_device
     from biomedclip_cli.models.evaluation import evaluate as evaluate_weights
 
     chosen = compute_device(device)
     images = len(eval_set.paths)
     with console.progress_bar(f"encoding {images} images x {len(weights)} weights", images * len(weights), unit="images") as advance:
-        return [evaluate_weights(each, eval_set, classes, templates, device=chosen, batch_size=batch_size, workers=workers, progress=advance)
-                for each in weights]
+        return [evaluate_weights(each, eval_set, classes, templates, pixels=pixels, device=chosen, batch_size=batch_size, workers=workers,
+                                 progress=advance) for each in weights]
 
 
-def _as_json(model: str, data: Path, results: list[EvalResult]) -> dict[str, object]:
-    return {"model": model, "data": str(data), "results": [
+def _as_json(model: str, data: Path, pixels: PixelSettings, results: list[EvalResult]) -> dict[str, object]:
+    return {"model": model, "data": str(data), "intensity": pixels.intensity.text(), "results": [
         {"name": r.weights.name, "pretrained": r.weights.pretrained, "zero_shot": r.zero_shot.as_dict() if r.zero_shot else None,
          "retrieval": r.retrieval.as_dict() if r.retrieval else None} for r in results]}
 

@@ -29,10 +29,11 @@ def export(
     For an open_clip model name the result is a file that open_clip.create_model_and_transforms(MODEL, pretrained=FILE) loads; for hf-hub: and local-dir: models (BiomedCLIP and the like), whose weights open_clip reads from a folder, it is a folder with the model's open_clip_config.json and tokenizer files, loaded as local-dir:FOLDER.
     """
     from biomedclip_cli.runs.export import export_weights
-    from biomedclip_cli.runs.weights import model_of, resolve_checkpoint
+    from biomedclip_cli.runs.weights import model_of, pixels_of, resolve_checkpoint
 
     try:
         model_name = model_of(model, [str(checkpoint)])
+        pixels = pixels_of(None, [str(checkpoint)])
         source = resolve_checkpoint(checkpoint)
         with console.err.status(f"merging {source}"):
             exported = export_weights(source, model_name, output)
@@ -41,3 +42,5 @@ def export(
     merged = "LoRA adapters merged, " if exported.merged_lora else ""
     console.out.print(f"bmclip: wrote {exported.path} ({merged}{exported.tensors} tensors from {source})", markup=False)
     console.out.print(f"load it with: {exported.load_with}", markup=False)
+    console.out.print(f"pixels: it learnt 16-bit and DICOM images as --intensity {pixels.intensity.text()} maps them; read new ones "
+                      "the same way (bmclip eval does, from the run's bmclip.yaml)", markup=False)

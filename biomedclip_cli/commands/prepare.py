@@ -10,19 +10,30 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.pixel_options import (
+    IntensityOpt,
+    MaxPixelsOpt,
+    pixel_settings,
+)
+from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS
 from biomedclip_cli.problems import ProblemFound
 
 if TYPE_CHECKING:
     from biomedclip_cli.data.prepare.pipeline import PrepareRequest, PrepareResult
+    from biomedclip_cli.pixel_policy import PixelSettings
 
 EPILOG = examples(
     ("figures with captions beside them, checked, 5% held out", "bmclip prepare-csv figures/ --out train.csv --val-fraction 0.05 --check-images"),
     ("a metadata table whose image column is called path", "bmclip prepare-csv meta.parquet --image-column path --out train.csv"),
     ("BIOMEDICA shards, the figures of one paper on one side of the split",
      "bmclip prepare-csv 'shards/{000000..000009}.tar' --group-by article_title \\\n    --val-fraction 0.05 --out data/train.csv"),
+    ("DICOM scans without text: captions made from their tags, 8-bit PNG shards",
+     "bmclip prepare-csv scans/ --shards data/shards \\\n    --caption-template '{Modality} {BodyPartExamined}: {StudyDescription}'"),
+    ("16-bit CT exports through a soft-tissue window (Hounsfield units)", "bmclip prepare-csv ct/ --out train.csv --intensity window:40,400"),
 )
 
 OUTPUT, SOURCES, CHECKS = "Output", "Reading sources", "Checking images"
+KIND_ORDER = ("8-bit", "high bit depth", "DICOM")  # data/pixels/reader.py ImageKind, in the summary's order
 INTERRUPTED_EXIT_CODE = 130
 
 
@@ -61,28 +72,44 @@ def prepare_csv(
     dedupe: Annotated[bool, typer.Option(help="Reject images whose bytes repeat an earlier image.", rich_help_panel=CHECKS)] = False,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Processes checking images.", rich_help_panel=CHECKS,
                                                    show_default="all cores")] = None,
+    intensity: IntensityOpt = DEFAULT_INTENSITY,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    caption_template: Annotated[Optional[str], typer.Option(
+        help="Captions of DICOM images that have none, from their tags: DICOM keywords in braces, e.g. "
+             "'{Modality} {BodyPartExamined}: {StudyDescription}'. A row whose tags fill nothing in is rejected.",
+        rich_help_panel=SOURCES, metavar="TEMPLATE", show_default=False)] = None,
 ) -> None:
     """Turn folders of figures with captions, metadata tables (CSV/TSV, JSON Lines, Parquet) or webdataset shards into a training CSV (and shards) that open_clip reads as is.
 
-    Every row read is either written or listed in the rejects file with its reason (missing file, unreadable or truncated image, image too small, empty caption, duplicate), and the counts are reconciled at the end. Outputs are written under temporary names and renamed when complete.
+    Every row read is either written or listed in the rejects file with its reason (missing file, unreadable or truncated image, image too small or too large, empty caption, duplicate), and the counts are reconciled at the end. Images are read as training reads them: 16-bit and DICOM mapped to 8 bits by --intensity, EXIF orientation applied; shards get them as 8-bit PNG. Outputs are written under temporary names and renamed when complete.
     """
+    from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
     from biomedclip_cli.data.prepare.image_checks import CheckSettings, available_cores
-    from biomedclip_cli.data.prepare.pipeline import PrepareRequest, check_request, count_rows, open_sources, prepare, resolve_outputs
+    from biomedclip_cli.data.prepare.pipeline import (
+        PrepareRequest,
+        check_request,
+        count_rows,
+        open_sources,
+        prepare,
+        resolve_outputs,
+    )
     from biomedclip_cli.data.prepare.sources import ReadSettings
 
     extras = tuple(dict.fromkeys([*(extra_column or []), *([group_by] if group_by else [])]))
-    read = ReadSettings(image_column, caption_column, caption_field, extras)
+    read = ReadSettings(image_column, caption_column, caption_field, extras, captions_from_tags=caption_template is not None)
     try:
+        pixels = pixel_settings(intensity, max_pixels)
+        template = CaptionTemplate.parse(caption_template) if caption_template is not None else None
         opened = open_sources(sources, read)
         outputs = resolve_outputs(out, val_out, rejects, shards, extract_to, val_fraction, opened)
     except ProblemFound as found:
         console.fail(found.problem)
-    request = PrepareRequest(tuple(sources), outputs, read, CheckSettings(check_images, min_side, dedupe), val_fraction, seed,
-                             group_by, workers or available_cores(), shard_size, overwrite)
+    checks = CheckSettings(check_images, min_side, dedupe, pixels, template, for_shards=shards is not None)
+    request = PrepareRequest(tuple(sources), outputs, read, checks, val_fraction, seed, group_by, workers or available_cores(),
+                             shard_size, overwrite)
     console.report(check_request(request, opened))
-    reads_images = request.checks.reads_images
     try:
-        with console.progress_bar("checking images" if reads_images else "reading rows", count_rows(opened), unit="rows") as advance:
+        with console.progress_bar("checking images" if check_images else "reading images", count_rows(opened), unit="rows") as advance:
             result = prepare(request, opened, advance)
     except ProblemFound as found:
         console.fail(found.problem)
@@ -110,12 +137,35 @@ def next_commands(request: PrepareRequest, result: PrepareResult) -> list[list[s
                 "--csv-caption-key", CAPTION_COLUMN, "--csv-separator", ","]
         if outputs.val_csv and result.val:
             line += ["--val-data", str(outputs.val_csv)]
-        lines.append(line)
+        lines.append(line + _pixel_flags(request.checks.pixels))
     if outputs.shards:
         line = ["bmclip", "train", "--train-data", shard_pattern(outputs.shards, result.train_shards), "--train-num-samples", str(result.train)]
         if outputs.val_shards and result.val:
             line += ["--val-data", shard_pattern(outputs.val_shards, result.val_shards), "--val-num-samples", str(result.val)]
         lines.append(line)
+    return lines
+
+
+def _pixel_flags(pixels: PixelSettings) -> list[str]:
+    """The train flags that read a CSV's images as prepare-csv read them (none for the defaults)."""
+    flags = ["--intensity", pixels.intensity.text()] if pixels.intensity.text() != DEFAULT_INTENSITY else []
+    return flags + (["--max-pixels", str(pixels.max_pixels)] if pixels.max_pixels != DEFAULT_MAX_PIXELS else [])
+
+
+def _image_lines(request: PrepareRequest, result: PrepareResult) -> list[str]:
+    """What kinds of image were written, and what was done to them: the policy named when it mapped any."""
+    if not result.kinds:
+        return []
+    kinds = ", ".join(f"{_count(result.kinds[kind])} {kind}" for kind in KIND_ORDER if result.kinds[kind])
+    notes = [f"{_count(result.rotated)} stored rotated (EXIF), read upright"] if result.rotated else []
+    notes += [f"{_count(result.reduced)} over --max-pixels, read reduced"] if result.reduced else []
+    lines = [f"  images    {kinds}" + (f"; {', '.join(notes)}" if notes else "")]
+    mapped = sum(count for kind, count in result.kinds.items() if kind != "8-bit")
+    if mapped:
+        lines.append(f"  pixels    {_count(mapped)} high-bit-depth/DICOM images mapped to 8 bits by --intensity "
+                     f"{request.checks.pixels.intensity.describe()}")
+    if result.converted:
+        lines.append(f"  converted {_count(result.converted)} images written to the shards as the 8-bit PNG the model sees")
     return lines
 
 
@@ -129,6 +179,8 @@ def _print_summary(request: PrepareRequest, result: PrepareResult) -> None:
     if outputs.shards:
         print_(f"  shards    {_count(result.written):>10}  {outputs.shards} ({result.train_shards + result.val_shards} shards, sizes.json)",
                markup=False)
+    for image_line in _image_lines(request, result):
+        print_(image_line, markup=False)
     reasons = ", ".join(f"{kind} {_count(count)}" for kind, count in result.rejected.most_common())
     print_(f"  rejected  {_count(result.rejected_total):>10}  {outputs.rejects}" + (f" ({reasons})" if reasons else ""), markup=False)
     balance = "=" if result.written + result.rejected_total == result.read else "!="

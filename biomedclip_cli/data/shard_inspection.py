@@ -14,7 +14,7 @@ from pathlib import Path
 from braceexpand import braceexpand
 
 from biomedclip_cli.data.locations import is_remote, sources
-from biomedclip_cli.data.shard_writer import IMAGE_EXTENSIONS
+from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
 from biomedclip_cli.hub.paths import is_hub_url
 from biomedclip_cli.hub.remote_shards import inspect_hub_source
 from biomedclip_cli.problems import Problem, error
@@ -95,44 +95,73 @@ def check_shards(shards: ShardSet, option: str, data: str) -> list[Problem]:
     return []
 
 
-def first_sample_suffixes(shard: str) -> tuple[str, list[str]] | None:
-    """The key and file suffixes of the first sample in a shard (local or hf://), read from the tar's start; None if it is empty."""
+@dataclass(frozen=True)
+class ShardSample:
+    """A sample read from a shard's start: its key and its members' bytes by suffix."""
+
+    key: str
+    members: dict[str, bytes]
+
+
+def first_samples(shard: str, limit: int) -> list[ShardSample]:
+    """The first `limit` samples of a shard (local or hf://), read from the tar's start; empty if it holds none."""
     from biomedclip_cli.hub.streaming import open_shard
 
-    key: str | None = None
-    suffixes: list[str] = []
+    samples: list[ShardSample] = []
     with open_shard(shard, retries=1) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
         for member in tar:
             match = SAMPLE_KEY.match(member.name)
             if not member.isreg() or match is None or Path(member.name).name.startswith("__"):
                 continue
-            if key is not None and match.group(1) != key:
-                break
-            key = match.group(1)
-            suffixes.append(match.group(2).lower())
-    return None if key is None else (key, suffixes)
+            if not samples or match.group(1) != samples[-1].key:
+                if len(samples) == limit:
+                    break
+                samples.append(ShardSample(match.group(1), {}))
+            extracted = tar.extractfile(member)
+            samples[-1].members[match.group(2).lower()] = extracted.read() if extracted is not None else b""
+    return samples
 
 
-def check_first_samples(shards: ShardSet, option: str) -> list[Problem]:
+@dataclass(frozen=True)
+class SourceStart:
+    """The first samples of one '::' source's first shard (what preflight looks at before launching)."""
+
+    shard: str
+    samples: list[ShardSample]
+
+
+def read_source_starts(shards: ShardSet, option: str, limit: int) -> list[SourceStart] | Problem:
+    """The first `limit` samples of each source's first shard: hf:// sources always (a problem when unreadable), local
+    ones where readable (a local shard that cannot be read is left to the training's bad-sample handling)."""
+    missing = set(shards.missing)
+    starts: list[SourceStart] = []
+    for source in shards.by_source:
+        shard = next((s for s in source if s not in missing), None)
+        if shard is None:
+            continue
+        try:
+            starts.append(SourceStart(shard, first_samples(shard, limit)))
+        except (OSError, tarfile.TarError, EOFError) as exc:
+            if is_hub_url(shard):
+                return error(option, f"cannot read shard '{shard}': {exc}", "check that it is a webdataset .tar shard")
+    return starts
+
+
+def check_first_samples(starts: list[SourceStart], option: str) -> list[Problem]:
     """Problems with the first sample of each hf:// source's first shard: open_clip needs a .txt caption and an image.
 
     open_clip drops samples without them silently, and a shard set where none has them hangs training;
     a hub source is checked here because finding out after launch costs a download per rank.
     """
-    missing = set(shards.missing)
-    for source in shards.by_source:
-        shard = next((s for s in source if s not in missing), None)
-        if shard is None or not is_hub_url(shard):
+    for start in starts:
+        if not is_hub_url(start.shard):
             continue
-        try:
-            first = first_sample_suffixes(shard)
-        except (OSError, tarfile.TarError, EOFError) as exc:
-            return [error(option, f"cannot read shard '{shard}': {exc}", "check that it is a webdataset .tar shard")]
-        if first is None:
-            return [error(option, f"shard '{shard}' holds no sample", "check the brace range, or rewrite the shard")]
-        key, suffixes = first
-        if CAPTION_SUFFIX not in suffixes or not set(IMAGE_EXTENSIONS) & set(suffixes):
-            lacking = ".txt caption" if CAPTION_SUFFIX not in suffixes else f"image ({', '.join('.' + s for s in IMAGE_EXTENSIONS)})"
-            return [error(option, f"the first sample of '{shard}' ('{key}', with {', '.join(suffixes)}) has no {lacking}",
+        if not start.samples:
+            return [error(option, f"shard '{start.shard}' holds no sample", "check the brace range, or rewrite the shard")]
+        first = start.samples[0]
+        suffixes = list(first.members)
+        if CAPTION_SUFFIX not in suffixes or not set(SHARD_IMAGE_KEYS) & set(suffixes):
+            lacking = ".txt caption" if CAPTION_SUFFIX not in suffixes else f"image ({', '.join('.' + s for s in SHARD_IMAGE_KEYS)})"
+            return [error(option, f"the first sample of '{start.shard}' ('{first.key}', with {', '.join(suffixes)}) has no {lacking}",
                           "open_clip drops such samples and can hang when none is left; write each sample as <key>.jpg and <key>.txt")]
     return []

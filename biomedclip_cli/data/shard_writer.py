@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 SIZES_FILE = "sizes.json"
 # The image keys open_clip's webdataset pipeline renames to its image (wds.rename(image="jpg;png;jpeg;webp")), in its order.
 IMAGE_EXTENSIONS = ("jpg", "png", "jpeg", "webp")
+# The image members bmclip reads from shards (data/pixels/ reads them; training offers the others to open_clip as its png).
+SHARD_IMAGE_KEYS = (*IMAGE_EXTENSIONS, "tif", "tiff", "dcm", "bmp", "gif")
 
 
 def jpeg_bytes(image: Image.Image, quality: int = 92) -> bytes:
@@ -68,9 +70,9 @@ class ShardWriter:
         self._writer, self._shard = None, None
 
     def write(self, key: str, image: bytes, caption: str, metadata: dict[str, Any], image_ext: str = "jpg") -> None:
-        """Add one sample (`key`.jpg, `key`.txt, `key`.json); `image_ext` is one of IMAGE_EXTENSIONS."""
-        if image_ext not in IMAGE_EXTENSIONS:
-            raise ValueError(f"open_clip reads shard images only as {', '.join(IMAGE_EXTENSIONS)}, not {image_ext}")
+        """Add one sample (`key`.jpg, `key`.txt, `key`.json); `image_ext` is one of SHARD_IMAGE_KEYS (plain open_clip reads IMAGE_EXTENSIONS)."""
+        if image_ext not in SHARD_IMAGE_KEYS:
+            raise ValueError(f"bmclip reads shard images only as {', '.join(SHARD_IMAGE_KEYS)}, not {image_ext}")
         if self._writer is None or self._count >= self.shard_size:
             self._open_next()
         self._writer.write({"__key__": key, image_ext: image, "txt": caption, "json": json.dumps(metadata).encode()})

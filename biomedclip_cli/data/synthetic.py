@@ -5,12 +5,17 @@ microscopy and ultrasound, and four that differ subtly, as they do in real scans
 CT, and T1- and T2-weighted brain MRI of the same head anatomy, told apart only by tissue brightness.
 Each is drawn with random position, scale, contrast and noise, and captioned from several templates
 with synonyms that name its class. Nothing is downloaded.
+
+A drawing is values in [0, 1]; each class says how it is stored (`Storage`): the microscopy and
+ultrasound figures as 8-bit JPEG, as published; the scans as radiology exports them, in 16-bit PNG
+and TIFF and in DICOM (CT in Hounsfield units behind a rescale, a radiograph in MONOCHROME1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 from PIL import Image
@@ -24,8 +29,14 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return xs * 2 - 1, ys * 2 - 1
 
 
-def _to_image(pixels: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.clip(pixels * 255, 0, 255).astype(np.uint8))
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """A drawing's values clipped to [0, 1]."""
+    return np.clip(pixels, 0.0, 1.0).astype(np.float32)
+
+
+def to_image(pixels: np.ndarray) -> Image.Image:
+    """A drawing (values in [0, 1], gray or RGB) as the 8-bit RGB image a model should see of it."""
+    return Image.fromarray(np.rint(np.clip(pixels, 0, 1) * 255).astype(np.uint8)).convert("RGB")
 
 
 def _ellipse(xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
@@ -40,7 +51,7 @@ def _blobs(xs: np.ndarray, ys: np.ndarray, rng: Rng, count: int, radius: tuple[f
     return field
 
 
-def chest_radiograph(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+def chest_radiograph(rng: Rng, size: int = IMAGE_SIZE) -> np.ndarray:
     """Grey thorax: bright soft tissue, two dark lungs, a bright spine and rib arcs."""
     xs, ys = _grid(size)
     shift, scale = rng.uniform(-0.12, 0.12, 2), rng.uniform(0.85, 1.1)
@@ -51,10 +62,10 @@ def chest_radiograph(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
     spine = (np.abs(xs) < 0.07) * 0.3
     pixels = body - lungs + ribs * (lungs > 0) + spine * (body > 0)
     pixels = pixels * rng.uniform(0.8, 1.2) + rng.normal(0, rng.uniform(0.02, 0.06), xs.shape)
-    return _to_image(np.repeat(pixels[..., None], 3, axis=2))
+    return _unit(pixels)
 
 
-def he_histology(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+def he_histology(rng: Rng, size: int = IMAGE_SIZE) -> np.ndarray:
     """Pink eosin stroma with purple haematoxylin nuclei and pale gaps."""
     xs, ys = _grid(size)
     nuclei = _blobs(xs, ys, rng, int(rng.integers(25, 60)), (0.03, 0.07))
@@ -63,20 +74,20 @@ def he_histology(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
     purple = np.array([0.35, 0.2, 0.55]) * rng.uniform(0.8, 1.2)
     pixels = pink * (1 - nuclei[..., None]) + purple * nuclei[..., None]
     pixels = np.where(gaps[..., None], np.array([0.97, 0.92, 0.95]), pixels)
-    return _to_image(pixels + rng.normal(0, 0.04, pixels.shape))
+    return _unit(pixels + rng.normal(0, 0.04, pixels.shape))
 
 
-def fluorescence_microscopy(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+def fluorescence_microscopy(rng: Rng, size: int = IMAGE_SIZE) -> np.ndarray:
     """Bright coloured spots on black: nuclei (blue) and labelled structures (green or red)."""
     xs, ys = _grid(size)
     pixels = np.zeros((*xs.shape, 3))
     pixels[..., 2] = _blobs(xs, ys, rng, int(rng.integers(4, 10)), (0.06, 0.12)) * rng.uniform(0.6, 1.0)
     channel = int(rng.integers(0, 2))
     pixels[..., channel] = _blobs(xs, ys, rng, int(rng.integers(15, 40)), (0.015, 0.04)) * rng.uniform(0.7, 1.0)
-    return _to_image(pixels + np.abs(rng.normal(0, 0.02, pixels.shape)))
+    return _unit(pixels + np.abs(rng.normal(0, 0.02, pixels.shape)))
 
 
-def ultrasound(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+def ultrasound(rng: Rng, size: int = IMAGE_SIZE) -> np.ndarray:
     """A grey speckled fan (sector) opening downwards from the top, on black."""
     xs, ys = _grid(size)
     apex_x, apex_y = rng.uniform(-0.15, 0.15), -1.0
@@ -86,8 +97,7 @@ def ultrasound(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
     fan = (np.abs(angle) < half_width) & (radius < depth) & (radius > 0.15)
     speckle = rng.rayleigh(0.25, xs.shape) * rng.uniform(0.8, 1.3)
     organ = _ellipse(xs, ys, rng.uniform(-0.3, 0.3), rng.uniform(0.1, 0.6), rng.uniform(0.2, 0.4), rng.uniform(0.12, 0.3))
-    pixels = fan * (speckle * (1 - 0.6 * organ))
-    return _to_image(np.repeat(pixels[..., None], 3, axis=2))
+    return _unit(fan * (speckle * (1 - 0.6 * organ)))
 
 
 @dataclass(frozen=True)
@@ -122,30 +132,30 @@ def head_slice(rng: Rng, size: int = IMAGE_SIZE) -> HeadSlice:
 
 
 def _paint(head: HeadSlice, rng: Rng, scalp: float, skull: float, grey: float, white: float, csf: float,
-           noise: float) -> Image.Image:
+           noise: float) -> np.ndarray:
     """Grey image of `head` with each tissue at its brightness, a random overall contrast and noise."""
     pixels = (head.scalp * scalp + head.skull * skull + head.grey_matter * grey + head.white_matter * white
               + head.csf * csf).astype(np.float64)
     pixels = pixels * rng.uniform(0.75, 1.15) + rng.normal(0, noise, pixels.shape)
-    return _to_image(np.repeat(np.clip(pixels, 0, 1)[..., None], 3, axis=2))
+    return _unit(pixels)
 
 
-def head_ct(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+def head_ct(rng: Rng, size: int = IMAGE_SIZE) -> np.ndarray:
     """Head CT: a very bright bone ring; brain a flat grey with dark CSF (little grey-white contrast)."""
     return _paint(head_slice(rng, size), rng, scalp=0.4, skull=1.0, grey=0.5, white=0.45, csf=0.25, noise=0.04)
 
 
-def brain_t1_mri(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+def brain_t1_mri(rng: Rng, size: int = IMAGE_SIZE) -> np.ndarray:
     """T1-weighted brain MRI: bright scalp fat, dark bone, white matter brighter than cortex, dark CSF."""
     return _paint(head_slice(rng, size), rng, scalp=0.85, skull=0.08, grey=0.45, white=0.65, csf=0.12, noise=0.03)
 
 
-def brain_t2_mri(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+def brain_t2_mri(rng: Rng, size: int = IMAGE_SIZE) -> np.ndarray:
     """T2-weighted brain MRI: the same anatomy, but CSF bright and white matter darker than cortex."""
     return _paint(head_slice(rng, size), rng, scalp=0.6, skull=0.08, grey=0.55, white=0.38, csf=0.9, noise=0.03)
 
 
-def abdominal_ct(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
+def abdominal_ct(rng: Rng, size: int = IMAGE_SIZE) -> np.ndarray:
     """Axial abdomen CT: a wide oval body with a fat rim, grey liver and kidneys, bright vertebra and aorta, black gas."""
     xs, ys = _grid(size)
     shift, scale = rng.uniform(-0.1, 0.1, 2), rng.uniform(0.85, 1.05)
@@ -158,17 +168,28 @@ def abdominal_ct(rng: Rng, size: int = IMAGE_SIZE) -> Image.Image:
     gas = (_blobs(xs, ys, rng, int(rng.integers(3, 8)), (0.03, 0.07)) > 0.6) & inner & (xs > 0) & (ys < 0.1)
     pixels = body * 0.25 + inner * 0.2 + liver * 0.12 + kidneys * 0.18 + aorta * 0.3 + vertebra * 0.55
     pixels = np.where(canal | gas, 0.02, pixels) * rng.uniform(0.8, 1.15) + rng.normal(0, 0.04, xs.shape)
-    return _to_image(np.repeat(np.clip(pixels, 0, 1)[..., None], 3, axis=2))
+    return _unit(pixels)
+
+
+class Storage(str, Enum):
+    """How a class of figure is stored on disk (see data/demo.py, which writes them)."""
+
+    JPEG = "8-bit JPEG"
+    PNG16 = "16-bit PNG"  # 12-bit values, as MRI viewers export them
+    TIFF16 = "16-bit TIFF"
+    DICOM_CT = "DICOM CT"  # Hounsfield units: stored values with a rescale intercept of -1024, and a window
+    DICOM_RADIOGRAPH = "DICOM radiograph"  # MONOCHROME1 (low values white), 12 bits, with a window
 
 
 @dataclass(frozen=True)
 class Modality:
-    """One class of figure (a modality, or one anatomy or MRI sequence of it): label, drawing, caption templates and fillers."""
+    """One class of figure (a modality, or one anatomy or MRI sequence of it): label, drawing, caption templates and fillers, storage."""
 
     label: str
-    draw: Callable[[Rng, int], Image.Image]
+    draw: Callable[[Rng, int], np.ndarray]
     templates: tuple[str, ...]
     fillers: tuple[str, ...]
+    storage: Storage = Storage.JPEG
 
 
 # Shared by both MRI sequences, so that only the sequence's name tells their captions apart.
@@ -177,7 +198,8 @@ MODALITIES = (
     Modality("chest x-ray", chest_radiograph, (
         "Chest X-ray showing {}.", "PA chest radiograph demonstrating {}.", "Frontal chest x-ray of a patient with {}.",
         "Plain radiograph of the chest: {}.", "Portable chest X-ray revealing {}.",
-    ), ("clear lung fields", "a right lower lobe opacity", "cardiomegaly", "a small pleural effusion", "no acute findings")),
+    ), ("clear lung fields", "a right lower lobe opacity", "cardiomegaly", "a small pleural effusion", "no acute findings"),
+        Storage.DICOM_RADIOGRAPH),
     Modality("h&e histology", he_histology, (
         "H&E stained section showing {}.", "Hematoxylin and eosin staining of {}.", "Histology (H&E, x200) of {}.",
         "Histopathology of {}, H&E stain.", "Photomicrograph of an H&E section with {}.",
@@ -195,30 +217,37 @@ MODALITIES = (
         "Non-contrast CT of the head showing {}.", "Axial head CT demonstrating {}.", "Computed tomography of the head: {}.",
         "Unenhanced cranial CT revealing {}.", "CT scan of the head (axial slice) with {}.",
     ), ("no acute intracranial abnormality", "a subdural hematoma", "a skull fracture", "chronic small vessel disease",
-        "an acute infarct")),
+        "an acute infarct"), Storage.DICOM_CT),
     Modality("abdominal ct", abdominal_ct, (
         "Contrast-enhanced CT of the abdomen showing {}.", "Axial abdominal CT demonstrating {}.",
         "Computed tomography of the abdomen: {}.", "Portal venous phase abdominal CT revealing {}.", "CT scan of the abdomen with {}.",
-    ), ("a hypodense liver lesion", "acute appendicitis", "a renal cyst", "small bowel obstruction", "no acute findings")),
+    ), ("a hypodense liver lesion", "acute appendicitis", "a renal cyst", "small bowel obstruction", "no acute findings"),
+        Storage.TIFF16),
     Modality("t1 brain mri", brain_t1_mri, (
         "Axial T1-weighted MRI of the brain showing {}.", "T1-weighted brain MRI: {}.", "Brain MRI (T1, post-contrast) demonstrating {}.",
         "Axial T1 magnetic resonance image of the brain with {}.", "MRI of the brain, T1 sequence, revealing {}.",
-    ), BRAIN_MRI_FINDINGS),
+    ), BRAIN_MRI_FINDINGS, Storage.PNG16),
     Modality("t2 brain mri", brain_t2_mri, (
         "Axial T2-weighted MRI of the brain showing {}.", "T2-weighted brain MRI: {}.", "Brain MRI (T2, fast spin echo) demonstrating {}.",
         "Axial T2 magnetic resonance image of the brain with {}.", "MRI of the brain, T2 sequence, revealing {}.",
-    ), BRAIN_MRI_FINDINGS),
+    ), BRAIN_MRI_FINDINGS, Storage.PNG16),
 )
 
 
 @dataclass(frozen=True)
 class SyntheticSample:
-    """One generated figure: image, caption, modality label and a BIOMEDICA-like key."""
+    """One generated figure: its drawing (values in [0, 1]), caption, class and how the class is stored, and a BIOMEDICA-like key."""
 
     key: str
-    image: Image.Image
+    pixels: np.ndarray
     caption: str
     label: str
+    storage: Storage
+
+    @property
+    def image(self) -> Image.Image:
+        """The 8-bit RGB image a model should see of this figure."""
+        return to_image(self.pixels)
 
 
 def generate(per_class: int, seed: int, first_index: int = 0) -> Iterator[SyntheticSample]:
@@ -229,4 +258,4 @@ def generate(per_class: int, seed: int, first_index: int = 0) -> Iterator[Synthe
             caption = rng.choice(modality.templates).format(rng.choice(modality.fillers))
             pmcid = 1_000_000 + index * len(MODALITIES) + MODALITIES.index(modality)
             key = f"{seed:04d}-PMC{pmcid}-{MODALITIES.index(modality)}-{index:06d}"
-            yield SyntheticSample(key, modality.draw(rng, IMAGE_SIZE), str(caption), modality.label)
+            yield SyntheticSample(key, modality.draw(rng, IMAGE_SIZE), str(caption), modality.label, modality.storage)

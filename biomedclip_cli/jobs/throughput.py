@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from biomedclip_cli.config import DatasetType, Preset, TrainConfig
 from biomedclip_cli.launch.openclip_args import openclip_argv, parse_with_open_clip
+from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import Problem, ProblemFound
 
 HEADROOM = 1.2
@@ -103,10 +104,13 @@ def build_model(args: argparse.Namespace):
     return model, (preprocess_train, preprocess_val), tokenizer
 
 
-def train_loader(args: argparse.Namespace, transforms: tuple, tokenizer):
-    """open_clip_train's training data (DataInfo: .dataloader with .num_batches) for these arguments, epoch 0."""
+def train_loader(args: argparse.Namespace, transforms: tuple, tokenizer, pixels: PixelSettings):
+    """open_clip_train's training data (DataInfo: .dataloader with .num_batches) for these arguments, epoch 0, its images read as a rank reads them."""
     from open_clip_train.data import get_data
 
+    from biomedclip_cli.launch.image_reading import install_image_reader
+
+    install_image_reader(pixels)
     data = get_data(args, transforms, epoch=0, tokenizer=tokenizer)["train"]
     data.set_epoch(0)
     return data.dataloader

@@ -23,10 +23,22 @@ from biomedclip_cli.checks.preflight import preflight
 from biomedclip_cli.config import Preset, TrainConfig, build_config, load_config_file
 from biomedclip_cli.jobs.console_relay import relayed_console
 from biomedclip_cli.launch.handover import handover_environment
-from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE, launcher_failure, rendezvous_problem
-from biomedclip_cli.launch.launcher import LaunchCommand, run_supervised, torchrun_command
+from biomedclip_cli.launch.launch_failures import (
+    ERROR_FILE_VARIABLE,
+    launcher_failure,
+    rendezvous_problem,
+)
+from biomedclip_cli.launch.launcher import (
+    LaunchCommand,
+    run_supervised,
+    torchrun_command,
+)
 from biomedclip_cli.launch.openclip_args import openclip_argv
-from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, merge_bad_samples, recorded_bad_samples
+from biomedclip_cli.runs.bad_samples import (
+    BAD_SAMPLES_FILE,
+    merge_bad_samples,
+    recorded_bad_samples,
+)
 from biomedclip_cli.runs.folder import (
     LOG_FILE,
     LaunchRecord,
@@ -72,6 +84,8 @@ def checked_config(config: TrainConfig, *, dry_run: bool) -> TrainConfig:
     bf16 = gpus_support_bf16(used) if config.preset is not Preset.none else None
     checked = preflight(config, gpus=len(used), dry_run=dry_run, bf16=bf16, installed_gpus=len(installed))
     console.report(checked.problems)
+    for note in checked.notes:
+        console.err.print(f"bmclip: {note}", markup=False)
     if checked.preset is not None:
         console.err.print(f"bmclip: {checked.preset.summary()}", markup=False)
     return checked.config

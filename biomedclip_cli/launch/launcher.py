@@ -19,6 +19,7 @@ from typing import IO
 
 from biomedclip_cli.config import DEFAULT_MAX_BAD_SAMPLES, TrainConfig
 from biomedclip_cli.launch.parent_death import die_with_parent
+from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS
 
 WORKER_MODULE = "biomedclip_cli.launch.worker"
 LAUNCHER_MODULE = "torch.distributed.run"
@@ -26,6 +27,8 @@ WORKER_KEEP_CHECKPOINTS = "--keep-checkpoints"
 WORKER_MAX_BAD_SAMPLES = "--max-bad-samples"
 WORKER_LORA = "--lora"  # the LoRA settings as JSON (models/lora.py LoraSettings)
 WORKER_ZERO_SHOT = "--val-zeroshot"  # the zero-shot evaluation as JSON (launch/zero_shot_hook.py ZeroShotPlan)
+WORKER_INTENSITY = "--intensity"
+WORKER_MAX_PIXELS = "--max-pixels"
 ENDPOINT_PATTERN = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::(?P<port>\d+))?")
 
 
@@ -95,6 +98,10 @@ def worker_args(config: TrainConfig) -> list[str]:
     args = [WORKER_KEEP_CHECKPOINTS, str(config.keep_checkpoints)] if config.keep_checkpoints else []
     if config.max_bad_samples != DEFAULT_MAX_BAD_SAMPLES:
         args += [WORKER_MAX_BAD_SAMPLES, f"{config.max_bad_samples:g}"]
+    if config.intensity != DEFAULT_INTENSITY:
+        args += [WORKER_INTENSITY, config.intensity]
+    if config.max_pixels != DEFAULT_MAX_PIXELS:
+        args += [WORKER_MAX_PIXELS, str(config.max_pixels)]
     if config.lora_rank:
         targets = [name.strip() for name in config.lora_targets.split(",") if name.strip()] if config.lora_targets else None
         settings = {"rank": config.lora_rank, "alpha": config.lora_scale_alpha(), "dropout": config.lora_dropout, "targets": targets}

@@ -17,7 +17,8 @@ DATA_FIELDS = ("train_data", "val_data")
 CHECKPOINT_FIELDS = ("checkpoint_every_samples", "total_samples", "keep_checkpoints")
 FINE_TUNE_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "val_zeroshot", "val_zeroshot_label_column",
                     "val_zeroshot_every", "keep_best")  # bmclip's worker does these around open_clip_train
-NOT_OPEN_CLIP = (*LAUNCH_FIELDS, *CHECKPOINT_FIELDS, *FINE_TUNE_FIELDS, "max_bad_samples", "revision", "preset", "extra_args")
+PIXEL_FIELDS = ("intensity", "max_pixels")  # bmclip's image reader inside each rank
+NOT_OPEN_CLIP = (*LAUNCH_FIELDS, *CHECKPOINT_FIELDS, *FINE_TUNE_FIELDS, *PIXEL_FIELDS, "max_bad_samples", "revision", "preset", "extra_args")
 OPEN_CLIP_RESUME_LATEST = "latest"
 
 

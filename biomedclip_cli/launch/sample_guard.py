@@ -24,9 +24,15 @@ from typing import Any
 import open_clip_train.data as open_clip_data
 import webdataset.autodecode
 
-from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, BadSample, bad_sample_limit, record_bad_sample, recorded_bad_samples
+from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
+from biomedclip_cli.runs.bad_samples import (
+    BAD_SAMPLES_FILE,
+    BadSample,
+    bad_sample_limit,
+    record_bad_sample,
+    recorded_bad_samples,
+)
 
-IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
 PREPARE_HINT = "bmclip prepare-csv --check-images finds them before training"
 EXACT_CHECKS = 1000
 
@@ -127,7 +133,7 @@ def guard_webdataset(guard: SampleGuard, samples: int) -> None:
         return original_handler(exn)
 
     def has_image_and_caption(sample: dict) -> bool:
-        images = [ext for ext in IMAGE_EXTENSIONS if ext in sample]
+        images = [ext for ext in SHARD_IMAGE_KEYS if ext in sample]
         reason = "no image" if not images else ("no caption" if "txt" not in sample else caption_problem(sample["txt"]))
         if reason is None and not sample[images[0]]:
             reason = "zero-byte image"

@@ -32,8 +32,16 @@ from biomedclip_cli.config import DEFAULT_MAX_BAD_SAMPLES
 from biomedclip_cli.hub.remote_shards import check_hub_access
 from biomedclip_cli.hub.streaming import register_hf_scheme
 from biomedclip_cli.launch.handover import publish_handed_over_state
+from biomedclip_cli.launch.image_reading import install_image_reader
 from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE
-from biomedclip_cli.launch.launcher import WORKER_KEEP_CHECKPOINTS, WORKER_LORA, WORKER_MAX_BAD_SAMPLES, WORKER_ZERO_SHOT
+from biomedclip_cli.launch.launcher import (
+    WORKER_INTENSITY,
+    WORKER_KEEP_CHECKPOINTS,
+    WORKER_LORA,
+    WORKER_MAX_BAD_SAMPLES,
+    WORKER_MAX_PIXELS,
+    WORKER_ZERO_SHOT,
+)
 from biomedclip_cli.launch.lora_hook import checkpoint_entries, with_lora
 from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST
 from biomedclip_cli.launch.parent_death import die_with_parent
@@ -43,8 +51,16 @@ from biomedclip_cli.launch.zero_shot_hook import EpochHooks, ZeroShotPlan
 from biomedclip_cli.models.configs import register_with_open_clip
 from biomedclip_cli.models.lora import LoraSettings
 from biomedclip_cli.partial_files import partial_path
+from biomedclip_cli.pixel_policy import (
+    DEFAULT_INTENSITY,
+    DEFAULT_MAX_PIXELS,
+    PixelSettings,
+)
 from biomedclip_cli.problems import Problem
-from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint, prune_checkpoints
+from biomedclip_cli.runs.checkpoints import (
+    newest_complete_checkpoint,
+    prune_checkpoints,
+)
 from biomedclip_cli.runs.folder import EPOCH_CHECKPOINT, LOG_FILE, node_log_name
 
 BAD_INPUT_EXIT_CODE = 2
@@ -208,15 +224,23 @@ def make_resume_safe(keep_checkpoints: int | None, entries: dict[str, Any]) -> N
     open_clip_main.get_latest_checkpoint = lookup.latest_checkpoint
 
 
-def add_fine_tuning(run_dir: Path | None, lora: LoraSettings | None, plan: ZeroShotPlan | None, entries: dict[str, Any]) -> None:
+def add_fine_tuning(run_dir: Path | None, lora: LoraSettings | None, plan: ZeroShotPlan | None, entries: dict[str, Any],
+                    pixels: PixelSettings) -> None:
     """LoRA adapters on the model open_clip builds; the parameter count, the resume step and --val-zeroshot around each epoch.
 
-    `entries` go into a --keep-best checkpoint as into every epoch checkpoint.
+    `entries` go into a --keep-best checkpoint as into every epoch checkpoint; `pixels` reads the zero-shot images.
     """
-    hooks = EpochHooks(original_train_one_epoch, run_dir, plan, entries, original_torch_save)
+    hooks = EpochHooks(original_train_one_epoch, run_dir, plan, entries, original_torch_save, pixels)
     create = hooks.remember_preprocess(original_create_model_and_transforms)
     open_clip_main.create_model_and_transforms = with_lora(create, lora) if lora else create
     open_clip_main.train_one_epoch = logging_resume_step(hooks)
+
+
+def read_data_as_bmclip(run_dir: Path | None, pixels: PixelSettings, max_bad_samples: float, train_num_samples: int | None) -> None:
+    """open_clip's CSV and webdataset readers read images with bmclip's reader, and skip and list unreadable samples (with a run folder)."""
+    install_image_reader(pixels)
+    if run_dir is not None:
+        install_sample_guard(run_dir, max_bad_samples, train_num_samples)
 
 
 def split_worker_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -232,6 +256,8 @@ def split_worker_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="LoRA settings as JSON: rank, alpha, dropout, targets")
     parser.add_argument(WORKER_ZERO_SHOT, type=ZeroShotPlan.from_json, default=None,
                         help="zero-shot evaluation after epochs as JSON: csv, label_column, every, keep_best")
+    parser.add_argument(WORKER_INTENSITY, default=DEFAULT_INTENSITY, help="how images of more than 8 bits map to 8 (bmclip train --help)")
+    parser.add_argument(WORKER_MAX_PIXELS, type=int, default=DEFAULT_MAX_PIXELS, help="images with more pixels are read reduced")
     return parser.parse_args(own), open_clip_args
 
 
@@ -271,9 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     prepare_open_clip(take_run_folder_role(run_dir) if run_dir is not None else None)
     entries = checkpoint_entries(options.lora)
     make_resume_safe(options.keep_checkpoints, entries)
-    add_fine_tuning(run_dir, options.lora, options.val_zeroshot, entries)
-    if run_dir is not None:
-        install_sample_guard(run_dir, options.max_bad_samples, parsed.train_num_samples)
+    pixels = PixelSettings.of(options.intensity, options.max_pixels)
+    add_fine_tuning(run_dir, options.lora, options.val_zeroshot, entries, pixels)
+    read_data_as_bmclip(run_dir, pixels, options.max_bad_samples, parsed.train_num_samples)
     try:
         result = open_clip_main.main(open_clip_args)
     except Exception:

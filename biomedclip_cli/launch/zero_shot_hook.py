@@ -21,7 +21,15 @@ from typing import Any
 from biomedclip_cli.launch.rank_console import TO_CONSOLE
 from biomedclip_cli.models.lora import parameters_line
 from biomedclip_cli.partial_files import partial_path
-from biomedclip_cli.runs.zero_shot_log import BEST_CHECKPOINT, BestCheckpoint, ZeroShotRecord, append_record, read_best, write_best
+from biomedclip_cli.pixel_policy import PixelSettings
+from biomedclip_cli.runs.zero_shot_log import (
+    BEST_CHECKPOINT,
+    BestCheckpoint,
+    ZeroShotRecord,
+    append_record,
+    read_best,
+    write_best,
+)
 
 
 @dataclass(frozen=True)
@@ -43,15 +51,20 @@ class ZeroShotPlan:
 class ZeroShotEvaluator:
     """Rank 0's zero-shot evaluation on the plan's CSV, read once; the model's own preprocessing and tokenizer."""
 
-    def __init__(self, plan: ZeroShotPlan, model_name: str) -> None:
+    def __init__(self, plan: ZeroShotPlan, model_name: str, pixels: PixelSettings) -> None:
         import open_clip
 
-        from biomedclip_cli.models.evaluation import read_classnames, read_eval_set, read_templates
+        from biomedclip_cli.models.evaluation import (
+            read_classnames,
+            read_eval_set,
+            read_templates,
+        )
 
         self.data = read_eval_set(Path(plan.csv), "filepath", plan.label_column, None)
         self.classes = read_classnames(None, self.data.labels or [])
         self.templates = read_templates(None)
         self.tokenizer = open_clip.get_tokenizer(model_name)
+        self.pixels = pixels
 
     def score(self, model: Any, preprocess: Any, args: argparse.Namespace, epoch: int) -> ZeroShotRecord:
         """The zero-shot scores of `model` (unwrapped, switched to eval mode for the evaluation only)."""
@@ -65,7 +78,7 @@ class ZeroShotEvaluator:
         model.eval()
         try:
             with get_autocast(args.precision, device_type=torch.device(args.device).type)():
-                scores, _ = score_model(model, preprocess, self.tokenizer, self.data, self.classes, self.templates,
+                scores, _ = score_model(model, preprocess, self.tokenizer, self.data, self.classes, self.templates, pixels=self.pixels,
                                         device=args.device, batch_size=args.batch_size, input_dtype=open_clip.get_input_dtype(args.precision))
         finally:
             model.train(was_training)
@@ -77,8 +90,8 @@ class EpochHooks:
     """open_clip's train_one_epoch with bmclip's additions before the first epoch and after each one (see the module docstring)."""
 
     def __init__(self, train_one_epoch: Callable[..., Any], run_dir: Path | None, plan: ZeroShotPlan | None,
-                 checkpoint_entries: dict[str, Any], save: Callable[..., None]) -> None:
-        self.train_one_epoch, self.run_dir, self.plan = train_one_epoch, run_dir, plan
+                 checkpoint_entries: dict[str, Any], save: Callable[..., None], pixels: PixelSettings) -> None:
+        self.train_one_epoch, self.run_dir, self.plan, self.pixels = train_one_epoch, run_dir, plan, pixels
         self.checkpoint_entries, self.save = checkpoint_entries, save
         self.first_call = True
         self.evaluator: ZeroShotEvaluator | None = None
@@ -114,7 +127,7 @@ class EpochHooks:
     def _evaluate(self, model: Any, data: dict, epoch: int, args: argparse.Namespace, tb_writer: Any) -> None:
         assert self.plan is not None
         if self.evaluator is None:
-            self.evaluator = ZeroShotEvaluator(self.plan, args.model)
+            self.evaluator = ZeroShotEvaluator(self.plan, args.model, self.pixels)
         record = self.evaluator.score(model, self.preprocess, args, epoch)
         better = self._keep_if_best(model, record, args)
         note = "; kept as the best" if better else ""

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from biomedclip_cli.models.scores import RetrievalScores, ZeroShotScores, retrieval_scores, zero_shot_scores
+from biomedclip_cli.models.scores import (
+    RetrievalScores,
+    ZeroShotScores,
+    retrieval_scores,
+    zero_shot_scores,
+)
+from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import ProblemFound, error
 
 BIOMEDICAL_TEMPLATES = (
@@ -157,26 +163,25 @@ def _load_model(weights: Weights, device: str) -> tuple[Any, Any, Any]:
 
 
 class _Images:
-    """The eval set's images, preprocessed for the model (a map-style dataset for torch's DataLoader)."""
+    """The eval set's images read as training reads them (data/pixels/), preprocessed for the model (a map-style dataset for torch's DataLoader)."""
 
-    def __init__(self, paths: list[str], preprocess: Callable[[Any], Any]) -> None:
-        self.paths, self.preprocess = paths, preprocess
+    def __init__(self, paths: list[str], preprocess: Callable[[Any], Any], pixels: PixelSettings) -> None:
+        self.paths, self.preprocess, self.pixels = paths, preprocess, pixels
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> Any:
-        from PIL import Image
+        from biomedclip_cli.data.pixels.reader import read_rgb
 
-        with Image.open(self.paths[index]) as image:
-            return self.preprocess(image.convert("RGB"))
+        return self.preprocess(read_rgb(self.paths[index], self.pixels))
 
 
-def _image_features(model: Any, preprocess: Any, paths: list[str], device: str, batch_size: int, workers: int,
+def _image_features(model: Any, preprocess: Any, paths: list[str], pixels: PixelSettings, device: str, batch_size: int, workers: int,
                     progress: Callable[[int], None], input_dtype: Any = None) -> Any:
     import torch
 
-    loader = torch.utils.data.DataLoader(_Images(paths, preprocess), batch_size=batch_size, num_workers=workers)
+    loader = torch.utils.data.DataLoader(_Images(paths, preprocess, pixels), batch_size=batch_size, num_workers=workers)
     features = []
     for images in loader:
         features.append(torch.nn.functional.normalize(model.encode_image(images.to(device, dtype=input_dtype)), dim=-1).float().cpu())
@@ -193,17 +198,18 @@ def _text_features(model: Any, tokenizer: Any, texts: list[str], device: str, ba
 
 
 def score_model(model: Any, preprocess: Any, tokenizer: Any, data: EvalSet, classes: Classes | None, templates: Sequence[str], *,
-                device: Any = "cpu", batch_size: int = 64, workers: int = 0, input_dtype: Any = None,
+                pixels: PixelSettings, device: Any = "cpu", batch_size: int = 64, workers: int = 0, input_dtype: Any = None,
                 progress: Callable[[int], None] = lambda n: None) -> tuple[ZeroShotScores | None, RetrievalScores | None]:
     """Zero-shot scores (when the set has labels) and retrieval scores (when it has captions) of a built model in eval mode.
 
-    Shared by `bmclip eval` and the --val-zeroshot evaluation inside training, so that both report the same numbers.
+    Shared by `bmclip eval` and the --val-zeroshot evaluation inside training, so that both report the same numbers;
+    `pixels` reads the images as the run trained on them.
     """
     import open_clip
     import torch
 
     with torch.no_grad():
-        images = _image_features(model, preprocess, data.paths, device, batch_size, workers, progress, input_dtype)
+        images = _image_features(model, preprocess, data.paths, pixels, device, batch_size, workers, progress, input_dtype)
         zero_shot = retrieval = None
         if data.labels is not None and classes is not None:
             classifier = open_clip.build_zero_shot_classifier(model, tokenizer, classes.prompt_names, list(templates), device=device)
@@ -217,10 +223,10 @@ def score_model(model: Any, preprocess: Any, tokenizer: Any, data: EvalSet, clas
     return zero_shot, retrieval
 
 
-def evaluate(weights: Weights, data: EvalSet, classes: Classes | None, templates: Sequence[str], *, device: str = "cpu",
-             batch_size: int = 64, workers: int = 0, progress: Callable[[int], None] = lambda n: None) -> EvalResult:
+def evaluate(weights: Weights, data: EvalSet, classes: Classes | None, templates: Sequence[str], *, pixels: PixelSettings,
+             device: str = "cpu", batch_size: int = 64, workers: int = 0, progress: Callable[[int], None] = lambda n: None) -> EvalResult:
     """Zero-shot scores (when the set has labels) and retrieval scores (when it has captions) of one set of weights."""
     model, preprocess, tokenizer = _load_model(weights, device)
-    zero_shot, retrieval = score_model(model, preprocess, tokenizer, data, classes, templates, device=device, batch_size=batch_size,
-                                       workers=workers, progress=progress)
+    zero_shot, retrieval = score_model(model, preprocess, tokenizer, data, classes, templates, pixels=pixels, device=device,
+                                       batch_size=batch_size, workers=workers, progress=progress)
     return EvalResult(weights, zero_shot, retrieval)

@@ -11,8 +11,19 @@ from pathlib import Path
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.models.config_lookup import brings_own_weights
 from biomedclip_cli.models.evaluation import Weights
+from biomedclip_cli.pixel_policy import (
+    DEFAULT_INTENSITY,
+    DEFAULT_MAX_PIXELS,
+    INTENSITY_FIX,
+    PixelSettings,
+)
 from biomedclip_cli.problems import ProblemFound, error
-from biomedclip_cli.runs.folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints, read_run_config
+from biomedclip_cli.runs.folder import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    epoch_checkpoints,
+    read_run_config,
+)
 
 UNTRAINED = "none"
 
@@ -41,14 +52,32 @@ def run_config(path: Path) -> TrainConfig | None:
     return None
 
 
+def first_run_config(named: Sequence[str]) -> TrainConfig | None:
+    """The bmclip.yaml config of the first named run folder or checkpoint of a run, if any."""
+    for name in named:
+        config = run_config(Path(name)) if Path(name).exists() else None
+        if config is not None:
+            return config
+    return None
+
+
+def pixels_of(intensity: str | None, named: Sequence[str]) -> PixelSettings:
+    """How to read the images: --intensity when given, else as the first named run read its own (its bmclip.yaml), else the defaults."""
+    config = first_run_config(named)
+    recorded = (config.intensity, config.max_pixels) if config is not None else (DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS)
+    try:
+        return PixelSettings.of(intensity or recorded[0], recorded[1])
+    except ValueError as exc:
+        raise ProblemFound(error("--intensity", str(exc), INTENSITY_FIX)) from None
+
+
 def model_of(model: str | None, named: Sequence[str]) -> str:
     """The model to evaluate: --model, or the one recorded in the bmclip.yaml of a named run."""
     if model:
         return model
-    for name in named:
-        config = run_config(Path(name)) if Path(name).exists() else None
-        if config is not None:
-            return config.model
+    config = first_run_config(named)
+    if config is not None:
+        return config.model
     raise ProblemFound(error("--model", "is needed: no run folder among the weights says which model they are for", "pass --model, e.g. --model ViT-B-32"))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from contextlib import ExitStack
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 from biomedclip_cli.data.csv_writer import AtomicCsvWriter
 from biomedclip_cli.data.prepare.rows import MISSING_FILE, UNREADABLE_IMAGE, Reason, Row
 from biomedclip_cli.data.prepare.sources import safe_name
-from biomedclip_cli.data.shard_writer import IMAGE_EXTENSIONS, ShardWriter, jpeg_bytes
+from biomedclip_cli.data.shard_writer import ShardWriter
 
 SHARD_FILE = re.compile(r"\d{6}\.tar")
 IMAGE_COLUMN = "filepath"
@@ -28,18 +27,16 @@ class Destination:
         self._extras = extras
         self.written = 0
 
-    def write(self, row: Row) -> Reason | None:
-        """Write a row; the reason it cannot be written if its image must be re-encoded and cannot be read."""
+    def write(self, row: Row, converted: bytes | None = None) -> Reason | None:
+        """Write a row; the shards get `converted` (the 8-bit PNG the model sees) instead of the image's own bytes when given.
+
+        The reason it cannot be written when its file cannot be read for the shards.
+        """
         if self._shards is not None:
-            image = row.image_bytes if row.image_bytes is not None else _file_bytes(row.image_path)
+            image = converted if converted is not None else row.image_bytes if row.image_bytes is not None else _file_bytes(row.image_path)
             if isinstance(image, Reason):
                 return image
-            ext = row.image_ext
-            if ext not in IMAGE_EXTENSIONS:
-                encoded = _as_jpeg(image)
-                if isinstance(encoded, Reason):
-                    return encoded
-                image, ext = encoded, "jpg"
+            ext = "png" if converted is not None else row.image_ext
             key = f"{self.written:09d}-{safe_name(row.name.rsplit('/', 1)[-1])}"
             self._shards.write(key, image, row.caption, {**row.metadata, "bmclip_source": row.source}, ext)
         if self._csv is not None:
@@ -66,17 +63,6 @@ def _file_bytes(path: Path | None) -> bytes | Reason:
         return Path(path or "").read_bytes()
     except OSError as exc:
         return Reason(MISSING_FILE if isinstance(exc, FileNotFoundError) else UNREADABLE_IMAGE, f"{path}: {exc.strerror or exc}")
-
-
-def _as_jpeg(data: bytes) -> bytes | Reason:
-    """An image in a format open_clip's shard reader does not take (tif, bmp, gif...) re-encoded as JPEG."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return jpeg_bytes(image)
-    except Exception as exc:  # Pillow raises several types for files it cannot decode
-        return Reason(UNREADABLE_IMAGE, str(exc) or type(exc).__name__)
 
 
 def remove_stale_shards(folder: Path | None, keep: set[str]) -> None:

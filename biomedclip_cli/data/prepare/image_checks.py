@@ -1,4 +1,10 @@
-"""Image checks for prepare-csv: decode with Pillow as the trainer will, measure the short side, hash the bytes.
+"""Image checks for prepare-csv: read each image with the trainer's own reader, measure it, hash its bytes.
+
+Every image's header is read, to count what kind of file it is (8-bit, high bit depth, DICOM, EXIF
+rotated, over --max-pixels) and to fill DICOM captions; with --check-images each is also decoded as
+training will decode it. For shards, an image the reader changes (more than 8 bits, DICOM, stored
+rotated, over the bound) or that open_clip cannot read (TIFF, BMP, GIF) is converted here to the
+8-bit PNG the model would see, so that plain open_clip reads the shards right too.
 
 Checks run in worker processes, a batch of rows per task, with a bounded number of batches in flight,
 so the rows come back in input order and memory does not grow with the number of rows.
@@ -19,7 +25,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 
-from biomedclip_cli.data.prepare.rows import DUPLICATE, TOO_SMALL, TRUNCATED_IMAGE, UNREADABLE_IMAGE, Reason, Row
+from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
+from biomedclip_cli.data.prepare.rows import (
+    DICOM_DECODER_MISSING,
+    DUPLICATE,
+    IMAGE_TOO_LARGE,
+    TOO_SMALL,
+    TRUNCATED_IMAGE,
+    UNREADABLE_IMAGE,
+    Reason,
+    Row,
+)
+from biomedclip_cli.data.shard_writer import IMAGE_EXTENSIONS
+from biomedclip_cli.pixel_policy import PixelSettings
 
 BATCH_ROWS = 32
 BATCHES_IN_FLIGHT_PER_WORKER = 4
@@ -27,32 +45,40 @@ BATCHES_IN_FLIGHT_PER_WORKER = 4
 
 @dataclass(frozen=True)
 class CheckSettings:
-    """What to look at in each image: decode it fully, its short side, its content hash."""
+    """What to do with each image: decode it fully, its short side, its content hash, how to read its pixels,
+    DICOM captions, and whether to convert it for shards."""
 
     decode: bool = False
     min_side: int | None = None
     digest: bool = False
-
-    @property
-    def reads_images(self) -> bool:
-        """Whether any check needs the image at all (if not, rows pass through untouched)."""
-        return self.decode or self.min_side is not None or self.digest
+    pixels: PixelSettings = PixelSettings()
+    caption_template: CaptionTemplate | None = None
+    for_shards: bool = False
 
 
 @dataclass(frozen=True)
 class ImageTask:
-    """The picklable part of a row a worker needs: the image file, or the image bytes from a shard."""
+    """The picklable part of a row a worker needs: the image file, or the image bytes from a shard, its format, and whether
+    the row still needs a caption (from DICOM tags)."""
 
     path: str | None
     data: bytes | None
+    ext: str = ""
+    needs_caption: bool = False
 
 
 @dataclass(frozen=True)
 class ImageVerdict:
-    """What the checks found: the reason to reject the image (None if fine) and its content hash if asked."""
+    """What the checks found: the reason to reject the image (None if fine), its content hash if asked, what kind of file it is,
+    its caption from DICOM tags (None: not asked), and the PNG the shards get instead of the file's bytes (None: the bytes as they are)."""
 
     problem: Reason | None = None
     digest: bytes | None = None
+    kind: str | None = None
+    rotated: bool = False
+    reduced: bool = False
+    caption: str | None = None
+    converted: bytes | None = None
 
 
 def available_cores() -> int:
@@ -63,19 +89,32 @@ def available_cores() -> int:
 def _decode_problem(exc: Exception) -> Reason:
     from PIL import UnidentifiedImageError
 
+    from biomedclip_cli.data.pixels.bounds import ImageTooLarge
+    from biomedclip_cli.data.pixels.dicom import MissingDicomDecoder
+
     if isinstance(exc, UnidentifiedImageError):
-        return Reason(UNREADABLE_IMAGE, "not an image format Pillow recognises")
+        return Reason(UNREADABLE_IMAGE, "not an image format Pillow, tifffile or pydicom recognises")
     message = str(exc) or type(exc).__name__
+    if isinstance(exc, ImageTooLarge):
+        return Reason(IMAGE_TOO_LARGE, message)
+    if isinstance(exc, MissingDicomDecoder):
+        return Reason(DICOM_DECODER_MISSING, message)
     return Reason(TRUNCATED_IMAGE if "truncated" in message.lower() else UNREADABLE_IMAGE, message)
 
 
-def inspect_image(task: ImageTask, settings: CheckSettings) -> ImageVerdict:
-    """Check one image: open it (header only unless decoding), compare its short side, decode to RGB, hash.
+def _png(image: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")  # type: ignore[attr-defined]
+    return buffer.getvalue()
 
-    Decoding does what open_clip's transform does (`convert("RGB")`), so an image that passes here
-    cannot crash a training worker. A file that is decoded or hashed is read in one call.
+
+def inspect_image(task: ImageTask, settings: CheckSettings) -> ImageVerdict:
+    """Check one image: read its header (kind, size, DICOM tags), compare its short side, decode it as training will, hash it.
+
+    Decoding uses the trainer's own reader (data/pixels/), so an image that passes here cannot crash
+    a training worker. A file that is decoded or hashed is read in one call.
     """
-    from PIL import Image
+    from biomedclip_cli.data.pixels.reader import ImageKind, image_facts, read_image
 
     data = task.data
     if data is None and (settings.digest or settings.decode):
@@ -85,20 +124,26 @@ def inspect_image(task: ImageTask, settings: CheckSettings) -> ImageVerdict:
         except OSError as exc:
             return ImageVerdict(Reason(UNREADABLE_IMAGE, exc.strerror or str(exc)))
     digest = hashlib.blake2b(data, digest_size=16).digest() if settings.digest and data is not None else None
-    if not (settings.decode or settings.min_side):
-        return ImageVerdict(None, digest)
+    name = task.path or f"image.{task.ext}"
+    source = data if data is not None else name
     try:
-        with Image.open(io.BytesIO(data) if data is not None else task.path or "") as image:
-            if settings.min_side and min(image.size) < settings.min_side:
-                width, height = image.size
-                return ImageVerdict(Reason(TOO_SMALL, f"{width}x{height}, shorter side under {settings.min_side}"), digest)
-            if settings.decode:
-                image.load()
-                if image.mode != "RGB":
-                    image.convert("RGB")
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError... for bad files
-        return ImageVerdict(_decode_problem(exc), digest)
-    return ImageVerdict(None, digest)
+        decoded = read_image(source, settings.pixels, name) if settings.decode else None
+        facts = decoded.facts if decoded is not None else image_facts(source, settings.pixels, name)
+    except Exception as exc:  # Pillow, tifffile and pydicom raise many types; a header alone rejects only where a check was asked for
+        return ImageVerdict(_decode_problem(exc), digest) if settings.decode or settings.min_side else ImageVerdict(None, digest)
+    caption = None
+    if task.needs_caption and settings.caption_template is not None and facts.dicom_header is not None:
+        caption = settings.caption_template.fill(facts.dicom_header)
+    width, height = facts.size
+    if settings.min_side and min(width, height) < settings.min_side:
+        return ImageVerdict(Reason(TOO_SMALL, f"{width}x{height}, shorter side under {settings.min_side}"), digest, facts.kind.value)
+    converted = None
+    if settings.for_shards and (facts.kind is not ImageKind.EIGHT_BIT or facts.rotated or facts.over_bound or task.ext not in IMAGE_EXTENSIONS):
+        try:
+            converted = _png((decoded or read_image(source, settings.pixels, name)).image)
+        except Exception as exc:  # the header read, the pixels did not
+            return ImageVerdict(_decode_problem(exc), digest)
+    return ImageVerdict(None, digest, facts.kind.value, facts.rotated, facts.over_bound, caption, converted)
 
 
 def inspect_batch(tasks: list[ImageTask | None], settings: CheckSettings) -> list[ImageVerdict | None]:
@@ -114,7 +159,8 @@ def inspect_batch(tasks: list[ImageTask | None], settings: CheckSettings) -> lis
 def _task(row: Row) -> ImageTask | None:
     if row.rejected is not None:
         return None
-    return ImageTask(str(row.image_path) if row.image_path is not None else None, row.image_bytes)
+    return ImageTask(str(row.image_path) if row.image_path is not None else None, row.image_bytes, row.image_ext,
+                     row.missing_caption is not None)
 
 
 def _batches(rows: Iterable[Row]) -> Iterator[list[Row]]:
@@ -149,7 +195,7 @@ def _worker_pool(workers: int) -> ProcessPoolExecutor:
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        context.set_forkserver_preload([__name__, "PIL.Image"])
+        context.set_forkserver_preload([__name__, "biomedclip_cli.data.pixels.reader"])
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
 
 
@@ -159,9 +205,6 @@ def inspect_rows(rows: Iterable[Row], settings: CheckSettings, workers: int) -> 
     With one worker the checks run in this process; with more, batches go to a process pool with
     at most `workers * BATCHES_IN_FLIGHT_PER_WORKER` batches outstanding.
     """
-    if not settings.reads_images:
-        yield from ((row, None) for row in rows)
-        return
     if workers <= 1:
         for batch in _batches(rows):
             yield from zip(batch, inspect_batch([_task(row) for row in batch], settings))

@@ -11,15 +11,33 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 
 from biomedclip_cli.data.csv_writer import AtomicCsvWriter
-from biomedclip_cli.data.prepare.destinations import CAPTION_COLUMN, IMAGE_COLUMN, SHARD_FILE, Destination, remove_stale_shards
-from biomedclip_cli.data.prepare.image_checks import CheckSettings, Deduplicator, ImageVerdict, inspect_rows
-from biomedclip_cli.data.prepare.rows import Reason, Row
-from biomedclip_cli.data.prepare.sources import MetadataTable, ReadSettings, ShardSource, Source, open_source
+from biomedclip_cli.data.prepare.destinations import (
+    CAPTION_COLUMN,
+    IMAGE_COLUMN,
+    SHARD_FILE,
+    Destination,
+    remove_stale_shards,
+)
+from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
+from biomedclip_cli.data.prepare.image_checks import (
+    CheckSettings,
+    Deduplicator,
+    ImageVerdict,
+    inspect_rows,
+)
+from biomedclip_cli.data.prepare.rows import EMPTY_CAPTION, Reason, Row
+from biomedclip_cli.data.prepare.sources import (
+    MetadataTable,
+    ReadSettings,
+    ShardSource,
+    Source,
+    open_source,
+)
 from biomedclip_cli.data.shard_writer import SIZES_FILE
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 
@@ -64,7 +82,8 @@ class PrepareRequest:
 
 @dataclass
 class PrepareResult:
-    """What happened to the rows read: how many went to train and val, and the rejected ones by reason."""
+    """What happened to the rows read: how many went to train and val, and the rejected ones by reason; of the images
+    written, how many of each kind (8-bit, high bit depth, DICOM), stored rotated, over --max-pixels, and converted for shards."""
 
     read: int = 0
     train: int = 0
@@ -72,6 +91,10 @@ class PrepareResult:
     rejected: Counter[str] = field(default_factory=Counter)
     train_shards: int = 0
     val_shards: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    rotated: int = 0
+    reduced: int = 0
+    converted: int = 0
 
     @property
     def written(self) -> int:
@@ -194,14 +217,29 @@ def is_validation(group: str, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest, "big") < fraction * 2**64
 
 
-def _problem(row: Row, verdict: ImageVerdict | None, dedupe: Deduplicator | None) -> Reason | None:
+def _checked(row: Row, verdict: ImageVerdict | None, dedupe: Deduplicator | None, template: CaptionTemplate | None) -> Row | Reason:
+    """The row ready to write (its caption from DICOM tags filled in), or why it is rejected."""
     if row.rejected is not None:
         return row.rejected
-    if verdict is None:
-        return None
-    if verdict.problem is not None:
+    if verdict is not None and verdict.problem is not None:
         return verdict.problem
-    return dedupe.problem(verdict.digest, row.source) if dedupe is not None else None
+    if row.missing_caption is not None:
+        if verdict is None or verdict.caption is None or template is None:
+            return row.missing_caption
+        if not verdict.caption:
+            return Reason(EMPTY_CAPTION, template.empty_reason())
+        row = replace(row, caption=verdict.caption, missing_caption=None)
+    duplicate = dedupe.problem(verdict.digest, row.source) if dedupe is not None and verdict is not None else None
+    return duplicate or row
+
+
+def _count_image(result: PrepareResult, verdict: ImageVerdict | None) -> None:
+    if verdict is None or verdict.kind is None:
+        return
+    result.kinds[verdict.kind] += 1
+    result.rotated += verdict.rotated
+    result.reduced += verdict.reduced
+    result.converted += verdict.converted is not None
 
 
 def prepare(request: PrepareRequest, sources: list[Source], progress: Callable[[int], None] = lambda n: None) -> PrepareResult:
@@ -221,11 +259,14 @@ def prepare(request: PrepareRequest, sources: list[Source], progress: Callable[[
                if request.val_fraction else None)
         for row, verdict in inspect_rows(rows, request.checks, request.workers):
             result.read += 1
-            problem = _problem(row, verdict, dedupe)
-            if problem is None:
-                group = row.extras.get(request.group_by or "") or row.source
+            checked = _checked(row, verdict, dedupe, request.checks.caption_template)
+            problem = checked if isinstance(checked, Reason) else None
+            if isinstance(checked, Row):
+                group = checked.extras.get(request.group_by or "") or checked.source
                 goes_to_val = val is not None and is_validation(group, request.seed, request.val_fraction)
-                problem = (val if goes_to_val and val is not None else train).write(row)
+                problem = (val if goes_to_val and val is not None else train).write(checked, verdict.converted if verdict else None)
+                if problem is None:
+                    _count_image(result, verdict)
             if problem is not None:
                 rejects.write([row.source, problem.text()])
                 result.rejected[problem.kind] += 1

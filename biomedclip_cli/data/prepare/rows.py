@@ -19,6 +19,8 @@ UNREADABLE_IMAGE = "unreadable image"
 TRUNCATED_IMAGE = "truncated image"
 TOO_SMALL = "image too small"
 DUPLICATE = "duplicate image"
+IMAGE_TOO_LARGE = "image too large"
+DICOM_DECODER_MISSING = "DICOM decoder missing"
 
 # pandas.read_csv turns these exact values into NaN (pandas._libs.parsers.STR_NA_VALUES), even when quoted,
 # and open_clip's CsvDataset then trains on the caption "nan".
@@ -45,6 +47,8 @@ class Row:
     """One input row: where it came from, its image (a file or bytes from a shard), caption and extra columns.
 
     `rejected` is set when reading the row already showed it cannot be written (e.g. missing file).
+    `missing_caption` is why the row has no caption yet, when its caption may still come from its
+    DICOM tags (--caption-template); the row is rejected with it if none comes.
     """
 
     source: str
@@ -56,6 +60,7 @@ class Row:
     extras: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     rejected: Reason | None = None
+    missing_caption: Reason | None = None
 
 
 def rejected_row(source: str, kind: str, detail: str = "") -> Row:

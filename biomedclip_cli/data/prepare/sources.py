@@ -33,27 +33,28 @@ from biomedclip_cli.data.prepare.rows import (
 )
 from biomedclip_cli.data.prepare.tables import TABLE_SUFFIXES, Table, open_table
 from biomedclip_cli.data.shard_inspection import check_shards, inspect_shards
-from biomedclip_cli.data.shard_writer import IMAGE_EXTENSIONS
+from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
 from biomedclip_cli.hub.biomedica import expand_shortcuts
 from biomedclip_cli.hub.paths import is_hub_url
 from biomedclip_cli.problems import Problem, ProblemFound, error
 
 IMAGE_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp", ".tif": "tif", ".tiff": "tif",
-                  ".bmp": "bmp", ".gif": "gif"}
+                  ".bmp": "bmp", ".gif": "gif", ".dcm": "dcm", ".dicom": "dcm"}
 CAPTION_SUFFIX = ".txt"
-SHARD_IMAGE_KEYS = (*IMAGE_EXTENSIONS, "tif", "tiff", "bmp", "gif")  # open_clip's, then those re-encoded for it
 KEY_COLUMN = "__key__"
 UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
 class ReadSettings:
-    """How to find captions and extra columns in the sources."""
+    """How to find captions and extra columns in the sources; `captions_from_tags`: a row without a caption may get one from
+    its DICOM tags (--caption-template), so it is not rejected while reading."""
 
     image_column: str = "filepath"
     caption_column: str = "caption"
     caption_field: str | None = None
     extra_columns: tuple[str, ...] = ()
+    captions_from_tags: bool = False
 
 
 class Source(Protocol):
@@ -85,11 +86,14 @@ def _read_caption(path: Path) -> str | Reason:
         return Reason(UNREADABLE_CAPTION, exc.strerror or str(exc))
 
 
-def _with_caption(row: Row, caption: str | Reason) -> Row:
+def _with_caption(row: Row, caption: str | Reason, settings: ReadSettings) -> Row:
+    """The row with its caption; without one, rejected, or waiting for its DICOM tags (`captions_from_tags`)."""
     problem = caption if isinstance(caption, Reason) else caption_problem(caption)
-    if problem is not None:
-        return Row(source=row.source, rejected=problem)
-    return replace(row, caption=caption)
+    if problem is None:
+        return replace(row, caption=caption)
+    if settings.captions_from_tags:
+        return replace(row, missing_caption=problem)
+    return Row(source=row.source, rejected=problem)
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class SidecarFolder:
 
     name: str
     root: Path
+    settings: ReadSettings = ReadSettings()
 
     def _pairs(self) -> Iterator[tuple[str, str | None, str | None] | OSError]:
         """(folder, image, caption file) for each image and each lone caption; the error of a folder that cannot be listed."""
@@ -146,11 +151,9 @@ class SidecarFolder:
                 continue
             path = Path(directory, image)
             stem, suffix = os.path.splitext(image)
-            if caption_file is None:
-                yield rejected_row(str(path), NO_CAPTION, f"no {stem}{CAPTION_SUFFIX} beside it")
-                continue
             row = Row(str(path), image_path=path, image_ext=IMAGE_SUFFIXES[suffix.lower()], name=stem)
-            yield _with_caption(row, _read_caption(Path(directory, caption_file)))
+            missing = Reason(NO_CAPTION, f"no {stem}{CAPTION_SUFFIX} beside it")
+            yield _with_caption(row, _read_caption(Path(directory, caption_file)) if caption_file else missing, self.settings)
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ class MetadataTable:
             values = {column: cell_text(record.get(column)) for column in extras}
             row = Row(source, image_path=path, image_ext=IMAGE_SUFFIXES.get(path.suffix.lower(), ""), name=path.stem,
                       extras=values, metadata=dict(values))
-            yield _with_caption(row, cell_text(record.get(settings.caption_column)).strip())
+            yield _with_caption(row, cell_text(record.get(settings.caption_column)).strip(), settings)
 
 
 def _tar_samples(shard: str) -> Iterator[dict[str, Any]]:
@@ -253,12 +256,12 @@ class ShardSource:
         metadata = _json_metadata(sample)
         if isinstance(metadata, Reason):
             return Row(source=source, rejected=metadata)
+        caption: str | Reason
         if settings.caption_field is not None:
-            if settings.caption_field not in metadata:
-                return rejected_row(source, NO_CAPTION, f"json has no field '{settings.caption_field}'")
-            caption: str | Reason = cell_text(metadata[settings.caption_field]).strip()
+            field = settings.caption_field
+            caption = cell_text(metadata[field]).strip() if field in metadata else Reason(NO_CAPTION, f"json has no field '{field}'")
         elif "txt" not in sample:
-            return rejected_row(source, NO_CAPTION, "sample has no txt")
+            caption = Reason(NO_CAPTION, "sample has no txt")
         else:
             try:
                 caption = sample["txt"].decode("utf-8").strip()
@@ -267,7 +270,7 @@ class ShardSource:
         extras = {column: key if column == KEY_COLUMN else cell_text(metadata.get(column)) for column in settings.extra_columns}
         row = Row(source, image_bytes=sample[image_key], image_ext="jpg" if image_key == "jpeg" else image_key, name=name,
                   extras=extras, metadata=metadata)
-        return _with_caption(row, caption)
+        return _with_caption(row, caption, settings)
 
     def rows(self) -> Iterator[Row]:
         """A row per sample, shard after shard; a shard that cannot be read to its end adds one rejected row."""
@@ -304,7 +307,7 @@ def open_source(spec: str, number: int, settings: ReadSettings) -> Source:
     if not path.exists():
         raise ProblemFound(error(spec, "does not exist", "check the path"))
     if path.is_dir():
-        return SidecarFolder(spec, path.absolute())
+        return SidecarFolder(spec, path.absolute(), settings)
     if path.suffix.lower() in TABLE_SUFFIXES:
         return MetadataTable(spec, open_table(path.absolute()), settings)
     raise ProblemFound(error(spec, "is not a folder, a metadata file or shards",
