@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -16,7 +16,8 @@ from biomedclip_cli import __version__, console
 from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, export, models, prepare, report, resume, runs, slurm, train
 from biomedclip_cli.commands.help_text import examples, reflowed_help
 from biomedclip_cli.entry import INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE
-from biomedclip_cli.problems import Problem, ProblemFound, not_installed
+from biomedclip_cli.console import USAGE_EXIT_CODE
+from biomedclip_cli.problems import ProblemFound, not_installed
 
 DEBUG_VARIABLE = "BMCLIP_DEBUG"
 PASSTHROUGH = {"allow_extra_args": True}
@@ -42,24 +43,46 @@ def _root(
     """
 
 
-def _ends_cleanly_on_ctrl_c(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The command, with a Ctrl-C it does not handle itself (a slow preflight, a hub listing) ending it with one line and exit status 130.
+def _known_failure(exc: BaseException) -> tuple[str, int] | None:
+    """The one line and exit status of an exception bmclip knows how to say (KNOWN_FAILURES), or None for any other."""
+    for kind, says in KNOWN_FAILURES:
+        if isinstance(exc, kind):
+            return says(exc)
+    return None
 
-    Typer would end it with status 130 and no word; a command that says more (prepare-csv) catches it first.
+
+KNOWN_FAILURES: tuple[tuple[type[BaseException], Callable[[Any], tuple[str, int]]], ...] = (
+    (ProblemFound, lambda found: (f"bmclip: error: {found.problem.line()}", USAGE_EXIT_CODE)),  # bad input: nothing launched
+    (ModuleNotFoundError, lambda missing: (f"bmclip: error: {not_installed(missing.name or str(missing)).line()}", USAGE_EXIT_CODE)),
+    (KeyboardInterrupt, lambda _: (INTERRUPTED_LINE, INTERRUPTED_EXIT_CODE)),
+)
+
+
+def _saying_known_failures(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The command, with a known failure (KNOWN_FAILURES) ending it with one line on stderr and its exit status.
+
+    Applied to every command by create_app, so command bodies raise ProblemFound and never catch it; a command that says more
+    about one (prepare-csv's Ctrl-C) catches it first.
     """
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            _say_interrupted()
-            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        except (ProblemFound, ModuleNotFoundError, KeyboardInterrupt) as exc:
+            line, status = _known_failure(exc) or ("", 1)
+            _say(line)
+            raise typer.Exit(status) from None
 
     return run
 
 
-def _say_interrupted() -> None:
-    console.err.print(INTERRUPTED_LINE, markup=False)
+def _say(line: str) -> None:
+    """One failure line on stderr, the error prefix in red."""
+    prefix = "bmclip: error: "
+    if line.startswith(prefix):
+        console.print_error(line.removeprefix(prefix))
+    else:
+        console.err.print(line, markup=False)
 
 
 def create_app() -> typer.Typer:
@@ -89,33 +112,27 @@ def create_app() -> typer.Typer:
     ):
         app.command(name, help=reflowed_help(command), epilog=module.EPILOG, context_settings=PASSTHROUGH if passthrough else None)(command)
     for command in app.registered_commands:
-        command.callback = _ends_cleanly_on_ctrl_c(command.callback) if command.callback else None
+        command.callback = _saying_known_failures(command.callback) if command.callback else None
     return app
 
 
 app = create_app()
 
 
-def _exit_with(problem: Problem) -> NoReturn:
-    try:
-        console.fail(problem)
-    except typer.Exit as exit_:
-        raise SystemExit(exit_.exit_code) from None
-
-
 def main() -> None:
-    """Entry point: run the app; a problem below the commands or a module this install lacks becomes one line and exit status 2, a Ctrl-C one line and 130."""
+    """Entry point: run the app. Known failures are said by each command (KNOWN_FAILURES); one raised outside a command (Ctrl-C
+    while Typer parses) is said the same way; anything else is one line and exit status 1 (BMCLIP_DEBUG=1 shows the traceback)."""
     try:
         app(prog_name="bmclip")
-    except ProblemFound as found:
-        _exit_with(found.problem)
-    except ModuleNotFoundError as missing:  # a base install (no [train] extra) running a command that needs torch, Pillow, ...
-        _exit_with(not_installed(missing.name or str(missing)))
-    except KeyboardInterrupt:
-        _say_interrupted()
-        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
     except Exception as exc:
+        known = _known_failure(exc)
+        if known is not None:
+            _say(known[0])
+            raise SystemExit(known[1]) from None
         if os.environ.get(DEBUG_VARIABLE):
             raise
         console.err.print(f"bmclip: error: {type(exc).__name__}: {exc} (set {DEBUG_VARIABLE}=1 to see the traceback)", markup=False)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        _say(INTERRUPTED_LINE)
+        raise SystemExit(INTERRUPTED_EXIT_CODE) from None

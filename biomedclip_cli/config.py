@@ -34,6 +34,8 @@ DEFAULT_MAX_BAD_SAMPLES = 0.01  # past 1% the data as a whole is wrong (an image
 REPORT_TARGETS = ("tensorboard", "wandb")
 KEEP_BEST_METRICS = ("zeroshot-top1", "zeroshot-balanced-accuracy")  # what --keep-best can rank checkpoints by (higher is better)
 RESUME_AUTO = "auto"
+OPEN_CLIP, RANKS, LAUNCHER, BMCLIP = "open_clip", "ranks", "launcher", "bmclip"  # where a field's value goes (see _option)
+CSV_ONLY, WEBDATASET_ONLY = "csv", "webdataset"
 
 
 class DatasetType(str, Enum):
@@ -67,9 +69,15 @@ class Precision(str, Enum):
     fp32 = "fp32"
 
 
-def _option(default: Any, text: str, panel: str, example: str, shown_default: str | None = None, **constraints: Any) -> Any:
-    """A config field that is also a CLI option: help text, help panel, and an example value for messages."""
-    extra = {"panel": panel, "example": example, "shown_default": shown_default}
+def _option(default: Any, text: str, panel: str, example: str, shown_default: str | None = None, *, to: str = OPEN_CLIP,
+            only: str | None = None, **constraints: Any) -> Any:
+    """A config field that is also a CLI option: help text, help panel, an example value for messages, and where its value goes.
+
+    `to` is the field's consumer: OPEN_CLIP (passed to open_clip_train as its flag of the same name, by launch/openclip_args.py;
+    with `only`, for that dataset type alone), RANKS (bmclip's code in every rank, by the rank settings of rank/settings.py),
+    LAUNCHER (torchrun's command line, launch/launcher.py), or BMCLIP (used before launch: preflight resolves it into others).
+    """
+    extra = {"panel": panel, "example": example, "shown_default": shown_default, "to": to, "only": only}
     return Field(default, description=text, json_schema_extra=extra, **constraints)
 
 
@@ -87,31 +95,31 @@ class TrainConfig(BaseModel):
     max_bad_samples: float = _option(
         DEFAULT_MAX_BAD_SAMPLES, "Unreadable samples (image missing, truncated or not an image; empty caption) to skip before the run "
         "stops on purpose: a count (100), or below 1 a fraction of the training samples (0.01 = 1%). Each is listed in the run "
-        "folder's bad-samples.tsv.", DATA, "100", shown_default="0.01 (1% of the samples)", ge=0)
+        "folder's bad-samples.tsv.", DATA, "100", shown_default="0.01 (1% of the samples)", ge=0, to=RANKS)
     intensity: str = _option(
         DEFAULT_INTENSITY, "How images of more than 8 bits (16-bit PNG/TIFF, DICOM) map to the model's 8: auto (a DICOM file's own "
         "window, else each image's 0.5-99.5 percentile window), minmax, percentile:LOW,HIGH, window:CENTER,WIDTH (in the file's units "
         "after rescale, e.g. Hounsfield: window:40,400), or clip (values above 255 saturate). The run folder records it.", DATA,
-        "window:40,400")
+        "window:40,400", to=RANKS)
     max_pixels: int = _option(
         DEFAULT_MAX_PIXELS, "Images with more pixels are read reduced to fit (JPEGs while decoding); other formats over twice this "
-        "are skipped as unreadable.", DATA, "200000000", gt=0)
+        "are skipped as unreadable.", DATA, "200000000", gt=0, to=RANKS)
     dataset_type: DatasetType = _option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
-    csv_img_key: str = _option("filepath", "CSV column holding image paths.", DATA, "filepath")
-    csv_caption_key: str = _option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption")
+    csv_img_key: str = _option("filepath", "CSV column holding image paths.", DATA, "filepath", only=CSV_ONLY)
+    csv_caption_key: str = _option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption", only=CSV_ONLY)
     csv_separator: str | None = _option(
-        None, "CSV separator; sniffed from the header when not given (open_clip's own default is a TAB).", DATA, ",", shown_default="sniffed")
+        None, "CSV separator; sniffed from the header when not given (open_clip's own default is a TAB).", DATA, ",", shown_default="sniffed", only=CSV_ONLY)
     train_num_samples: int | None = _option(
         None, "Samples per epoch; for webdataset read from sizes.json beside the shards (or in the hub repo's folder) when not given.", DATA, "10968539", gt=0)
     val_num_samples: int | None = _option(None, "Validation samples (webdataset).", DATA, "10000", gt=0)
     dataset_resampled: bool | None = _option(
         None, "Sample shards with replacement; on by default for webdataset (BIOMEDICA's shards are clustered).", DATA, "true",
-        shown_default="on for webdataset")
+        shown_default="on for webdataset", only=WEBDATASET_ONLY)
     train_data_upsampling_factors: str | None = _option(
-        None, "Weights of the '::'-joined --train-data sources, e.g. '1::2'; needs --dataset-resampled.", DATA, "1::2")
+        None, "Weights of the '::'-joined --train-data sources, e.g. '1::2'; needs --dataset-resampled.", DATA, "1::2", only=WEBDATASET_ONLY)
     revision: str | None = _option(
         None, "Branch, tag or commit of the hub repo that hf:// data is read from (pins the dataset version).", DATA, "main",
-        shown_default="the repo's default branch")
+        shown_default="the repo's default branch", to=BMCLIP)
 
     # Model
     model: str = _option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.", MODEL, "ViT-B-32")
@@ -124,13 +132,13 @@ class TrainConfig(BaseModel):
         None, "With --lock-text: leave the last N layers of the text tower trainable.", MODEL, "2", shown_default="0", ge=0)
     lora_rank: int | None = _option(
         None, "Fine-tune with LoRA adapters of this rank (through peft) instead of all weights; the towers are frozen.", MODEL, "8",
-        shown_default="off", gt=0)
+        shown_default="off", gt=0, to=RANKS)
     lora_alpha: float | None = _option(None, "LoRA scale numerator (the adapters are scaled by alpha/rank).", MODEL, "16",
-                                       shown_default="2 x --lora-rank", gt=0.0)
-    lora_dropout: float = _option(0.0, "Dropout on the LoRA adapters' input.", MODEL, "0.05", ge=0.0, lt=1.0)
+                                       shown_default="2 x --lora-rank", gt=0.0, to=RANKS)
+    lora_dropout: float = _option(0.0, "Dropout on the LoRA adapters' input.", MODEL, "0.05", ge=0.0, lt=1.0, to=RANKS)
     lora_targets: str | None = _option(
         None, "Comma-separated module names (or name endings) that get LoRA adapters.", MODEL, "attn.qkv,attn.proj",
-        shown_default="the attention projections of both towers")
+        shown_default="the attention projections of both towers", to=RANKS)
     force_patch_dropout: float | None = _option(None, "Override the ViT patch dropout (0 to switch it off).", MODEL, "0.5", ge=0.0, lt=1.0)
     grad_checkpointing: bool = _option(False, "Trade compute for memory with gradient checkpointing.", MODEL, "true")
 
@@ -151,7 +159,7 @@ class TrainConfig(BaseModel):
     preset: Preset = _option(
         Preset.none, "Speed/memory bundle of open_clip options chosen from the hardware: fast (bf16, patch dropout on ViTs, "
         "torch.compile, local loss) or memory (gradient checkpointing, bf16, local loss). Options you give yourself win; "
-        "--dry-run shows the result.", OPTIM, "fast")
+        "--dry-run shows the result.", OPTIM, "fast", to=BMCLIP)
 
     # Output
     logs: str = _option("./logs", "Folder that holds run folders.", OUTPUT, "/scratch/logs")
@@ -164,42 +172,42 @@ class TrainConfig(BaseModel):
         "else start fresh, so the same command can simply be run again after a failure.", OUTPUT, "auto")
     checkpoint_every_samples: int | None = _option(
         None, "Save a checkpoint every N samples (with --total-samples): epochs of N samples drawn with replacement "
-        "(webdataset), for frequent checkpoints on large data.", OUTPUT, "1000000", gt=0)
+        "(webdataset), for frequent checkpoints on large data.", OUTPUT, "1000000", gt=0, to=BMCLIP)
     total_samples: int | None = _option(
-        None, "Samples to train on in all, with --checkpoint-every-samples (sets the number of epochs).", OUTPUT, "24000000", gt=0)
+        None, "Samples to train on in all, with --checkpoint-every-samples (sets the number of epochs).", OUTPUT, "24000000", gt=0, to=BMCLIP)
     val_zeroshot: str | None = _option(
         None, "CSV of labelled images (filepath and label columns) to score zero-shot classification on, as bmclip eval does, "
         "during training (rank 0); the top-1 goes to the console, TensorBoard/W&B and zeroshot.jsonl in the run folder.", OUTPUT,
-        "data/heldout.csv")
-    val_zeroshot_label_column: str = _option("label", "Column of class labels in --val-zeroshot.", OUTPUT, "label")
-    val_zeroshot_every: int = _option(1, "Run the --val-zeroshot evaluation every N epochs (and after the last).", OUTPUT, "2", gt=0)
+        "data/heldout.csv", to=RANKS)
+    val_zeroshot_label_column: str = _option("label", "Column of class labels in --val-zeroshot.", OUTPUT, "label", to=RANKS)
+    val_zeroshot_every: int = _option(1, "Run the --val-zeroshot evaluation every N epochs (and after the last).", OUTPUT, "2", gt=0, to=RANKS)
     keep_best: str | None = _option(
         None, f"Keep the checkpoint with the best --val-zeroshot metric as checkpoints/best.pt: {' or '.join(KEEP_BEST_METRICS)}.",
-        OUTPUT, "zeroshot-top1", shown_default="off")
+        OUTPUT, "zeroshot-top1", shown_default="off", to=RANKS)
     keep_checkpoints: int | None = _option(
         None, "Keep only the newest K epoch checkpoints; older ones are deleted once a newer one is verified complete.", OUTPUT, "3",
-        shown_default="all", gt=0)
+        shown_default="all", gt=0, to=RANKS)
 
     # Launch
     nproc_per_node: int | None = _option(
-        None, "Training processes per node.", LAUNCH, "4", shown_default="one per visible GPU, else 1", gt=0)
+        None, "Training processes per node.", LAUNCH, "4", shown_default="one per visible GPU, else 1", gt=0, to=LAUNCHER)
     gpus: str | None = _option(
-        None, "GPU indices to use, as nvidia-smi lists them (they replace CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3", pattern=r"^\d+(,\d+)*$")
-    nnodes: int = _option(1, "Number of nodes.", LAUNCH, "2", gt=0)
+        None, "GPU indices to use, as nvidia-smi lists them (they replace CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3", pattern=r"^\d+(,\d+)*$", to=LAUNCHER)
+    nnodes: int = _option(1, "Number of nodes.", LAUNCH, "2", gt=0, to=LAUNCHER)
     node_rank: int | None = _option(
         None, "Rank of this node, 0 on the --rdzv-endpoint host: given, the nodes meet by torchrun's static rendezvous there; "
-        "not given, by c10d rendezvous, which numbers the nodes itself.", LAUNCH, "0", shown_default="numbered by the rendezvous", ge=0)
+        "not given, by c10d rendezvous, which numbers the nodes itself.", LAUNCH, "0", shown_default="numbered by the rendezvous", ge=0, to=LAUNCHER)
     rdzv_endpoint: str | None = _option(
         None, "Rendezvous HOST:PORT shared by all nodes, needed with --nnodes above 1 (with --node-rank: node 0's address and port).",
-        LAUNCH, "node001:29400")
+        LAUNCH, "node001:29400", to=LAUNCHER)
     rdzv_id: str | None = _option(
         None, "Rendezvous job id shared by all nodes (c10d rendezvous); give it or --name on every node.", LAUNCH, "biomedica-run",
-        shown_default="the --name")
+        shown_default="the --name", to=LAUNCHER)
     rdzv_timeout: int = _option(
         RDZV_TIMEOUT_SECONDS, "Seconds a node waits at --rdzv-endpoint for all --nnodes nodes before it gives up with what it waited for "
-        "(room for a node that starts late in a queue or loads its software slowly).", LAUNCH, "900", gt=0)
+        "(room for a node that starts late in a queue or loads its software slowly).", LAUNCH, "900", gt=0, to=LAUNCHER)
     master_port: int | None = _option(
-        None, "Port of the rank-0 process on a single node (several nodes meet at --rdzv-endpoint's port).", LAUNCH, "29500", gt=0, lt=65536)
+        None, "Port of the rank-0 process on a single node (several nodes meet at --rdzv-endpoint's port).", LAUNCH, "29500", gt=0, lt=65536, to=LAUNCHER)
 
     extra_args: list[str] = Field(
         default_factory=list,
@@ -259,12 +267,6 @@ class TrainConfig(BaseModel):
         """The run folder <logs>/<name>; only meaningful once the name is resolved."""
         return Path(self.logs) / (self.name or "")
 
-    def lora_scale_alpha(self) -> float | None:
-        """The LoRA alpha in use: --lora-alpha, else twice the rank (the adapters' output scaled by 2); None without LoRA."""
-        if not self.lora_rank:
-            return None
-        return self.lora_alpha if self.lora_alpha is not None else 2.0 * self.lora_rank
-
     def planned_epochs(self) -> int:
         """Epochs the run trains for: ceil(total / every) with --checkpoint-every-samples, else --epochs."""
         if self.checkpoint_every_samples and self.total_samples:
@@ -275,6 +277,20 @@ class TrainConfig(BaseModel):
 OPTION_FIELDS = tuple(name for name in TrainConfig.model_fields if name != "extra_args")
 # Launch settings a SLURM allocation decides: slurm-gen has no flag for them.
 SLURM_DECIDES = ("gpus", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
+
+
+def fields_for(destination: str) -> tuple[str, ...]:
+    """The TrainConfig fields whose values go to `destination` (OPEN_CLIP, RANKS, LAUNCHER or BMCLIP), in field order."""
+    return tuple(name for name, field in TrainConfig.model_fields.items() if _extra(field).get("to") == destination)
+
+
+def dataset_type_only(field_name: str) -> str | None:
+    """The dataset type a field applies to alone (CSV_ONLY, WEBDATASET_ONLY), or None when it applies to all."""
+    return _extra(TrainConfig.model_fields[field_name]).get("only")
+
+
+def _extra(field: Any) -> dict[str, Any]:
+    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
 
 
 def _example(field_name: str) -> str:

@@ -1,15 +1,13 @@
-"""Where bmclip writes: rich consoles for stdout (results) and stderr (messages), and the exit edge."""
+"""Where bmclip writes: rich consoles for stdout (results) and stderr (messages: warnings, errors, progress bars)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn
 
-import typer
 from rich.console import Console
 
-from biomedclip_cli.problems import Problem, Severity
+from biomedclip_cli.problems import Problem, ProblemFound, Severity
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -29,21 +27,15 @@ def print_error(text: str) -> None:
     err.print(text, markup=False)
 
 
-def fail(problem: Problem) -> NoReturn:
-    """Print one error line on stderr and exit with status 2 (bad input; nothing launched)."""
-    print_error(problem.line())
-    raise typer.Exit(USAGE_EXIT_CODE)
-
-
 def report(problems: Iterable[Problem]) -> None:
-    """Print every warning, then stop at the first error, if any."""
+    """Print every warning, then stop at the first error, if any (ProblemFound: the app prints it and exits 2)."""
     problems = list(problems)
     for problem in problems:
         if problem.severity is Severity.WARNING:
             print_warning(problem.line())
     for problem in problems:
         if problem.severity is Severity.ERROR:
-            fail(problem)
+            raise ProblemFound(problem)
 
 
 @contextmanager

@@ -2,9 +2,9 @@
 
     python tests/rank_inputs.py OUT.json [--reader-only] -- WORKER_ARGS...
 
-WORKER_ARGS are what a `bmclip train --dry-run` line passes after `-m biomedclip_cli.launch.worker`.
+WORKER_ARGS are what a `bmclip train --dry-run` line passes after `-m biomedclip_cli.rank.worker`.
 The script reads them as the worker does, has open_clip read its data as the worker has it read
-(bmclip's image reader and sample guard, read_data_as_bmclip), and pulls one epoch from
+(bmclip's image reader and sample guard, rank/patches.py's read_data_as_bmclip), and pulls one epoch from
 open_clip_train's own `get_data` (CSV or webdataset, one process, no data workers). The image
 transform is only ToTensor, so what is recorded is exactly what open_clip's transform gets from the
 reader: each image's size, the values across its middle row and its top-left value, 0..255.
@@ -23,23 +23,20 @@ from open_clip_train.data import get_data
 from open_clip_train.params import parse_args
 from torchvision.transforms import ToTensor
 
-from biomedclip_cli.launch.image_reading import install_image_reader
-from biomedclip_cli.launch.worker import read_data_as_bmclip, split_worker_args
+from biomedclip_cli.rank.patches import read_data_as_bmclip
+from biomedclip_cli.rank.sample_guard import SampleGuard
+from biomedclip_cli.rank.settings import pixel_settings, read_worker_argv
 from biomedclip_cli.models.configs import register_with_open_clip
-from biomedclip_cli.pixel_policy import PixelSettings
 
 
 def main(out: str, worker_args: list[str], reader_only: bool) -> None:
-    options, open_clip_args = split_worker_args(worker_args)
+    settings, open_clip_args = read_worker_argv(worker_args)
     args = parse_args(open_clip_args)
     args.distributed, args.world_size, args.rank, args.local_rank, args.device = False, 1, 0, 0, "cpu"
     args.workers, args.batch_size, args.val_data = 0, 1, None
     register_with_open_clip()
-    pixels = PixelSettings.of(options.intensity, options.max_pixels)
-    if reader_only:
-        install_image_reader(pixels)
-    else:
-        read_data_as_bmclip(Path(args.logs) / args.name, pixels, options.max_bad_samples, args.train_num_samples)
+    guard = None if reader_only else SampleGuard(Path(args.logs) / args.name, settings.max_bad_samples)
+    read_data_as_bmclip(pixel_settings(settings), guard, args.train_num_samples)
     data = get_data(args, (ToTensor(), ToTensor()), epoch=0, tokenizer=open_clip.get_tokenizer(args.model))["train"]
     data.set_epoch(0)
     images = []

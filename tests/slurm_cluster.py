@@ -13,14 +13,16 @@ the other, and `cred_expire=5` lets a requeued job start again after seconds, no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from waiting import wait_until
 
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "scontrol", "sinfo", "scancel")
 INSTALL_HINT = "apt-get install slurm-wlm munge (make test installs them)"
@@ -102,22 +104,23 @@ class SlurmCluster:
         return dict(item.split("=", 1) for item in shown.split() if "=" in item)
 
     def wait_for_end(self, job_id: str, timeout: float) -> dict[str, str]:
-        """Poll the job until it reaches a final state (or fail the test after `timeout` seconds)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Poll the job until it reaches a final state; its fields then (fail the test after `timeout` seconds, naming its state)."""
+
+        def ended() -> dict[str, str] | None:
             fields = self.job(job_id)
-            if fields["JobState"] in FINAL_STATES:
-                return fields
-            time.sleep(1)
-        raise AssertionError(f"job {job_id} still {self.job(job_id)['JobState']} after {timeout} s")
+            return fields if fields["JobState"] in FINAL_STATES else None
+
+        try:
+            return wait_until(ended, f"job {job_id} to end", timeout, poll=1)
+        except AssertionError as late:
+            raise AssertionError(f"{late}: it is still {self.job(job_id)['JobState']}") from None
 
     def stop(self) -> None:
         """Cancel this cluster's jobs, then stop every daemon started for it (newest first), by pid."""
         if self.daemons and self.daemons[-1].poll() is None:
             self.run("scancel", "--full", "--user=root", check=False)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and self.run("squeue", "--noheader", check=False).stdout.strip():
-                time.sleep(1)
+            with contextlib.suppress(AssertionError):  # jobs still queued after 30 s end with the daemons below
+                wait_until(lambda: not self.run("squeue", "--noheader", check=False).stdout.strip(), "the queue to empty", 30, poll=1)
         for daemon in reversed(self.daemons):
             if daemon.poll() is None:
                 daemon.send_signal(signal.SIGTERM)
@@ -149,22 +152,13 @@ def start_cluster(folder: Path, nodes: int = 1, timeout: float = 60) -> SlurmClu
         subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True)
         _start(cluster, "munged", "--foreground", "--force", f"--socket={folder / 'munge.socket'}", f"--key-file={key}",
                f"--pid-file={folder / 'munged.pid'}", f"--log-file={folder / 'munged.log'}", f"--seed-file={folder / 'munged.seed'}")
-        _wait(lambda: (folder / "munge.socket").exists(), timeout, "munged did not create its socket")
+        wait_until(lambda: (folder / "munge.socket").exists(), "munged to create its socket", timeout, poll=0.5)
         _start(cluster, "slurmctld", "-D", "-f", str(conf))
         for name in names:
             _start(cluster, "slurmd", "-D", "-f", str(conf), "-N", name, log_name=f"slurmd-{name}")
-        _wait(lambda: cluster.run("sinfo", "--noheader", "--Node", "--format=%t", check=False).stdout.split() == ["idle"] * nodes, timeout,
-              f"the {nodes} node(s) did not become idle")
+        wait_until(lambda: cluster.run("sinfo", "--noheader", "--Node", "--format=%t", check=False).stdout.split() == ["idle"] * nodes,
+                   f"the {nodes} node(s) to become idle", timeout, poll=0.5)
     except BaseException:
         cluster.stop()
         raise
     return cluster
-
-
-def _wait(ready, timeout: float, failure: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"{failure} within {timeout} s")

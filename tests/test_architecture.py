@@ -9,13 +9,13 @@ from conftest import REPO
 
 PACKAGE = REPO / "biomedclip_cli"
 # Top to bottom; a floor may import itself and anything below it, never above.
-FLOORS = ("cli", "commands", "jobs", "checks", "launch", "runs", "models", "data", "hub", "envinfo", "leaves")
+FLOORS = ("cli", "commands", "jobs", "checks", "launch", "rank", "runs", "models", "data", "hub", "envinfo", "leaves")
 LEAVES = {"__init__", "config", "problems", "console", "partial_files", "pixel_policy"}
-WORKER_MAY_NOT_IMPORT = ("cli", "commands", "jobs", "checks")
+RANKS_MAY_NOT_IMPORT = ("cli", "commands", "jobs", "checks", "launch")  # the parent's floors: a rank runs without them
 
 
 def floor_of(module: str) -> str:
-    """The floor of a dotted module under biomedclip_cli ('launch.worker' -> 'launch', 'config' -> 'leaves')."""
+    """The floor of a dotted module under biomedclip_cli ('rank.worker' -> 'launch', 'config' -> 'leaves')."""
     top = module.split(".")[0]
     return "leaves" if top in LEAVES else "cli" if top in ("__main__", "entry") else top
 
@@ -51,9 +51,11 @@ def test_no_module_imports_a_floor_above_its_own():
     assert not upward, "imports that run back up: " + "; ".join(upward)
 
 
-def test_the_worker_imports_only_what_a_rank_needs():
-    imported = imports_of(PACKAGE / "launch" / "worker.py")
-    assert not [name for name in imported if floor_of(name) in WORKER_MAY_NOT_IMPORT]
+def test_the_rank_package_imports_only_what_a_rank_needs():
+    modules = {name: path for name, path in package_modules().items() if floor_of(name) == "rank"}
+    assert "rank.worker" in modules
+    imported = {name for path in modules.values() for name in imports_of(path)}
+    assert not [name for name in imported if floor_of(name) in RANKS_MAY_NOT_IMPORT]
 
 
 def test_an_import_inside_a_function_that_runs_back_up_is_caught(tmp_path: Path):

@@ -22,7 +22,7 @@ def test_a_checkpoint_every_n_samples_becomes_epochs_of_n_resampled_samples(invo
                     "--total-samples", "4500", "--keep-checkpoints", "2", "--dry-run")
     assert result.exit_code == 0, result.stderr
     own, open_clip = worker_and_open_clip_args(result.stdout)
-    assert own == ["--keep-checkpoints", "2"]
+    assert own == ["--settings", '{"keep_checkpoints":2}']
     args = parse_args(open_clip)
     assert (args.train_num_samples, args.epochs, args.dataset_resampled, args.save_frequency) == (1000, 5, True, 1)
 

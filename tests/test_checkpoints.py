@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import REPO
 from run_folders import save_checkpoint, truncate
+from waiting import wait_until
 
 from biomedclip_cli.runs.checkpoints import incompleteness, looks_complete, newest_complete_checkpoint, prune_checkpoints
 from biomedclip_cli.runs.folder import LOG_FILE, epoch_checkpoints
@@ -76,8 +76,8 @@ def test_pruning_checks_the_newest_without_reading_its_tensors(tmp_path: Path):
 
 SAVE_FOREVER = """
 import sys, torch
-from biomedclip_cli.launch.worker import atomic_checkpoint_save
-save = atomic_checkpoint_save(keep=None)
+from biomedclip_cli.rank.checkpoint_saves import atomic_checkpoint_save
+save = atomic_checkpoint_save(torch.save, keep=None)
 for epoch in range(1, 1000):
     save({"epoch": epoch, "state_dict": {"w": torch.rand(50_000_000)}}, f"{sys.argv[1]}/checkpoints/epoch_{epoch}.pt")
 """
@@ -88,11 +88,9 @@ def test_a_kill_during_a_save_leaves_every_checkpoint_complete_or_absent(tmp_pat
     (tmp_path / "checkpoints").mkdir()
     saver = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(tmp_path)], env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
-        deadline = time.monotonic() + 120
-        while not list((tmp_path / "checkpoints").glob("epoch_2.pt.partial")) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(saver.pid, signal.SIGKILL)
+        wait_until(lambda: list((tmp_path / "checkpoints").glob("epoch_2.pt.partial")), "epoch 2's save to start", 120, poll=0.01)
     finally:
+        os.kill(saver.pid, signal.SIGKILL)
         saver.wait()
     assert (tmp_path / "checkpoints" / "epoch_2.pt.partial").exists(), "killed while writing epoch 2"
     assert [p.name for p in epoch_checkpoints(tmp_path)] in (["epoch_1.pt"], ["epoch_1.pt", "epoch_2.pt"])
@@ -102,9 +100,12 @@ def test_a_kill_during_a_save_leaves_every_checkpoint_complete_or_absent(tmp_pat
 
 @pytest.fixture
 def lookup():
-    from biomedclip_cli.launch.worker import ResumeLookup
+    from open_clip_train.main import get_latest_checkpoint
+    from open_clip_train.params import parse_args
 
-    return ResumeLookup()
+    from biomedclip_cli.rank.checkpoint_saves import ResumeLookup
+
+    return ResumeLookup(parse_args, get_latest_checkpoint)
 
 
 def test_the_worker_resumes_into_an_existing_log_through_open_clips_latest_path(lookup, tmp_path: Path):

@@ -9,13 +9,17 @@ from pathlib import Path
 import pytest
 from run_folders import assert_refused
 
+from biomedclip_cli.models.lora import LoraSettings
+from biomedclip_cli.rank.epoch_hooks import ZeroShotPlan
+from biomedclip_cli.rank.settings import lora_settings, read_worker_argv
+
 
 def worker_and_open_clip_args(invoke, *args: str) -> tuple[list[str], list[str]]:
     """bmclip's worker options and open_clip's arguments in the command `bmclip train ARGS --dry-run` prints."""
     result = invoke("train", *args, "--dry-run")
     assert result.exit_code == 0, result.stderr
     line = shlex.split(result.stdout.strip().splitlines()[-1])
-    words = line[line.index("biomedclip_cli.launch.worker") + 2:]
+    words = line[line.index("biomedclip_cli.rank.worker") + 2:]
     return (words[:words.index("--")], words[words.index("--") + 1:]) if "--" in words else ([], words)
 
 
@@ -51,10 +55,12 @@ def test_lora_and_zero_shot_settings_go_to_bmclips_worker_not_to_open_clip(invok
     own, open_clip_args = worker_and_open_clip_args(
         invoke, "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny", "--lora-rank", "4", "--lora-targets", "attn, c_fc",
         "--val-zeroshot", str(demo_data.heldout_csv), "--val-zeroshot-every", "2", "--keep-best", "zeroshot-balanced-accuracy")
-    lora = json.loads(own[own.index("--lora") + 1])
-    assert lora == {"rank": 4, "alpha": 8.0, "dropout": 0.0, "targets": ["attn", "c_fc"]}, "alpha defaults to twice the rank"
-    plan = json.loads(own[own.index("--val-zeroshot") + 1])
-    assert plan == {"csv": str(demo_data.heldout_csv), "label_column": "label", "every": 2, "keep_best": "zeroshot-balanced-accuracy"}
+    settings, _ = read_worker_argv([*own, "--"])
+    assert lora_settings(settings) == LoraSettings(4, 8.0, 0.0, ("attn", "c_fc")), "alpha defaults to twice the rank"
+    plan = ZeroShotPlan.of(settings)
+    assert plan == ZeroShotPlan(str(demo_data.heldout_csv), "label", 2, "zeroshot-balanced-accuracy")
+    assert json.loads(own[own.index("--settings") + 1]) == {"lora_rank": 4, "lora_targets": "attn, c_fc", "val_zeroshot": str(demo_data.heldout_csv),
+                                                            "val_zeroshot_every": 2, "keep_best": "zeroshot-balanced-accuracy"}
     assert not any(word.startswith(("--lora", "--val-zeroshot", "--keep-best")) for word in open_clip_args)
 
 

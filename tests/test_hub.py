@@ -239,7 +239,7 @@ def test_two_ranks_train_streaming_from_the_hub_mixed_with_local_shards_and_the_
     rank_logs = "".join(log.read_text() for log in (tmp_path / "logs" / "hub" / "ranks").glob("rank-*.log"))
     assert any("bmclip: reading hf://" in line and "retry 1 of 5" in line for line in rank_logs.splitlines()), rank_logs[-3000:]
     assert [r for r in hub.requests_to("cdn") if r.range], "no shard was resumed with a Range request"
-    assert any("biomedclip_cli.launch.worker" in line for line in command_lines), "ps never saw the ranks"
+    assert any("biomedclip_cli.rank.worker" in line for line in command_lines), "ps never saw the ranks"
     assert not [line for line in command_lines if hub.token in line]
     assert hub.token not in stdout + stderr
     assert _files_containing(tmp_path, hub.token) == []
@@ -249,7 +249,7 @@ def test_two_ranks_train_streaming_from_the_hub_mixed_with_local_shards_and_the_
 
 def test_a_rank_without_access_stops_at_once_with_the_clear_line(hub, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", hub.denied_token)
-    result = subprocess.run([sys.executable, "-m", "biomedclip_cli.launch.worker", "--", "--train-data", TWO_SHARDS, "--train-num-samples", "200",
+    result = subprocess.run([sys.executable, "-m", "biomedclip_cli.rank.worker", "--", "--train-data", TWO_SHARDS, "--train-num-samples", "200",
                              "--dataset-type", "webdataset", "--model", "bmclip-tiny"],
                             env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2

@@ -317,7 +317,7 @@ def rank_inputs(tmp_path: Path, *train_args: str, reader_only: bool = False) -> 
                              catch_exceptions=False)
     assert dry.exit_code == 0, dry.stderr
     words = shlex.split(dry.stdout)
-    worker_args = words[words.index("biomedclip_cli.launch.worker") + 1:]
+    worker_args = words[words.index("biomedclip_cli.rank.worker") + 1:]
     out = tmp_path / "inputs.json"
     result = subprocess.run([sys.executable, str(REPO / "tests" / "rank_inputs.py"), str(out), *(["--reader-only"] if reader_only else []),
                              "--", *worker_args[1:]],
@@ -377,7 +377,7 @@ def test_preflight_says_which_policy_applies_to_high_bit_depth_data(invoke, tmp_
             "(a DICOM file's own window, else each image's 0.5-99.5 percentile window)") in result.stderr
     clipped = invoke("train", "--train-data", "train.csv", "--model", "bmclip-tiny", "--dry-run", "--intensity", "clip")
     assert "bmclip: warning: --intensity: clip saturates every value above 255" in clipped.stderr
-    assert "--intensity clip" in clipped.stdout
+    assert '"intensity":"clip"' in clipped.stdout
 
 
 def test_preflight_says_nothing_about_pixels_of_8_bit_data(invoke, tmp_path: Path):
@@ -400,7 +400,7 @@ def test_intensity_in_yaml_is_checked_and_recorded_as_given(invoke, tmp_path: Pa
     Path("train.csv").write_text(f"filepath,caption\n{path},scan\n")
     result = invoke("train", "--config", "run.yaml", "--train-data", "train.csv", "--model", "bmclip-tiny", "--dry-run")
     assert result.exit_code == 0, result.stderr
-    assert "--intensity percentile:1,99 --" in result.stdout
+    assert """--settings '{"intensity":"percentile:1,99"}' --""" in result.stdout
     Path("bad.yaml").write_text("intensity: sharpen\n")
     assert_refused(invoke("train", "--config", "bad.yaml", "--train-data", "train.csv", "--dry-run"),
                    "bad.yaml: intensity: 'sharpen' is not an intensity policy")

@@ -11,12 +11,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import REPO
+from waiting import wait_until
 
 from biomedclip_cli.runs.folder import LAUNCH_FILE, epoch_checkpoints, read_launch_record
 
@@ -44,11 +44,14 @@ class Node:
 
     def wait_for_line(self, text: str) -> None:
         """Return once the process has printed `text` on stderr (fail if it ends or NODE_TIMEOUT passes first)."""
-        deadline = time.monotonic() + NODE_TIMEOUT
-        while text not in self.stderr.read_text(encoding="utf-8", errors="replace"):
+
+        def printed() -> bool:
+            if text in self.stderr.read_text(encoding="utf-8", errors="replace"):
+                return True
             assert self.process.poll() is None, f"the node ended before printing {text!r}:\n{self.errors()}"
-            assert time.monotonic() < deadline, f"the node did not print {text!r}"
-            time.sleep(0.2)
+            return False
+
+        wait_until(printed, f"the node to print {text!r}", NODE_TIMEOUT, poll=0.2)
 
     def finish(self) -> int:
         """Wait for the node to end; its exit status."""

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 from conftest import REPO
 
-CHILD = "from biomedclip_cli.launch.parent_death import die_with_parent; import signal; die_with_parent(signal.SIGKILL); print('child alive')"
+CHILD = "from biomedclip_cli.rank.parent_death import die_with_parent; import signal; die_with_parent(signal.SIGKILL); print('child alive')"
 AS_PID_1 = {
     # bmclip is PID 1 and launches torchrun through run_supervised (its preexec_fn ties the launcher to bmclip).
     "bmclip": f"""
@@ -20,7 +20,7 @@ AS_PID_1 = {
         assert os.getpid() == 1
         sys.exit(run_supervised(LaunchCommand([sys.executable, "-c", {CHILD!r}])))
         """,
-    # torchrun is PID 1 and starts a rank, which ties itself to torchrun (as biomedclip_cli.launch.worker does).
+    # torchrun is PID 1 and starts a rank, which ties itself to torchrun (as biomedclip_cli.rank.worker does).
     "launcher": f"""
         import os, subprocess, sys
         assert os.getpid() == 1

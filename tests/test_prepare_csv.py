@@ -13,7 +13,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from prepare_inputs import (
     write_metadata,
 )
 from typer.testing import CliRunner
+from waiting import wait_until
 
 from biomedclip_cli.cli import app
 from biomedclip_cli.data.prepare.image_checks import CheckSettings
@@ -266,12 +266,15 @@ def test_ctrl_c_leaves_no_half_written_csv(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-m", "biomedclip_cli", "prepare-csv", str(tmp_path / "figures"), "--out", str(out)],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def writing() -> bool:
+        if (tmp_path / "train.csv.partial").exists():
+            return True
+        assert process.poll() is None, process.communicate()
+        return False
+
     try:
-        deadline = time.monotonic() + 240
-        while not (tmp_path / "train.csv.partial").exists():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "prepare-csv never started writing"
-            time.sleep(0.02)
+        wait_until(writing, "prepare-csv to start writing", 240, poll=0.02)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=240)
     finally:

@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_bmclip
 from run_folders import processes_mentioning, truncate
+from waiting import wait_until
 
 from biomedclip_cli.runs.checkpoints import incompleteness
 from biomedclip_cli.runs.folder import LAUNCH_FILE, LOG_FILE, TRAIN_LINE, epoch_checkpoints, read_run_config
@@ -34,13 +34,6 @@ def start_bmclip(*args: str, cwd: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(condition, what: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def log_has(run_dir: Path, text: str) -> bool:
     log = run_dir / LOG_FILE
     return log.exists() and text in log.read_text(errors="replace")
@@ -48,7 +41,7 @@ def log_has(run_dir: Path, text: str) -> bool:
 
 def assert_no_process_left(name: str) -> None:
     """No process of the run (bmclip, torchrun, a rank) is alive a few seconds after the stop."""
-    wait_for(lambda: not processes_mentioning(name), "every process to exit", 20)
+    wait_until(lambda: not processes_mentioning(name), "every process to exit", 20, poll=0.1)
 
 
 def progress_after(run_dir: Path, marker: str) -> list[re.Match]:
@@ -75,7 +68,7 @@ def killed_and_resumed(demo_data, tmp_path_factory) -> KilledAndResumed:
     run_dir = launch_dir / "logs" / name
     train = start_bmclip("train", "--train-data", demo_data.shards, *TINY_RANKS, "--checkpoint-every-samples", "320", "--total-samples", "960",
                          "--keep-checkpoints", "2", "--logs", "logs", "--name", name, cwd=launch_dir)
-    wait_for(lambda: log_has(run_dir, "Train Epoch: 1 [") or train.poll() is not None, "epoch 2 to start")
+    wait_until(lambda: log_has(run_dir, "Train Epoch: 1 [") or train.poll() is not None, "epoch 2 to start", poll=0.1)
     for pid in processes_mentioning(name):
         os.kill(pid, signal.SIGKILL)
     train.communicate()
@@ -120,7 +113,7 @@ def test_a_signal_stops_every_rank_with_128_plus_its_number_and_leaves_a_resumab
     run_dir = tmp_path / name
     train = start_bmclip("train", "--train-data", demo_data.shards, *TINY_RANKS, "--train-num-samples", "160", "--epochs", "3",
                          "--logs", str(tmp_path), "--name", name, cwd=tmp_path)
-    wait_for(lambda: (run_dir / "checkpoints" / "epoch_1.pt").exists() or train.poll() is not None, "the first checkpoint")
+    wait_until(lambda: (run_dir / "checkpoints" / "epoch_1.pt").exists() or train.poll() is not None, "the first checkpoint", poll=0.1)
     train.send_signal(signum)
     _, stderr = train.communicate(timeout=120)
     assert train.returncode == 128 + signum, stderr[-3000:]
@@ -137,7 +130,7 @@ def test_the_same_train_command_with_resume_auto_finishes_a_run_whose_launcher_w
     command = ("train", "--train-data", demo_data.shards, *TINY_RANKS, "--train-num-samples", "160", "--epochs", "2",
                "--logs", "logs", "--name", name, "--resume", "auto")
     first = start_bmclip(*command, cwd=tmp_path)
-    wait_for(lambda: log_has(run_dir, "Train Epoch: 0 [") or first.poll() is not None, "training to start")
+    wait_until(lambda: log_has(run_dir, "Train Epoch: 0 [") or first.poll() is not None, "training to start", poll=0.1)
     first.kill()
     first.communicate()
     assert_no_process_left(name)

@@ -7,13 +7,13 @@ module and stopped at its end.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import run_bmclip
 from slurm_cluster import SlurmCluster, start_cluster, unavailable_reason
+from waiting import wait_until
 
 from biomedclip_cli.runs.folder import epoch_checkpoints
 
@@ -44,13 +44,6 @@ def submit(cluster: SlurmCluster, folder: Path, *args: str) -> tuple[str, Path]:
     job_id = result.stdout.strip()
     assert job_id.isdigit(), result.stdout
     return job_id, folder / "logs" / args[args.index("--name") + 1]
-
-
-def wait_until(ready, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def job_log(run_dir: Path, job_id: str) -> str:
@@ -99,10 +92,11 @@ def test_generated_job_trains_on_two_nodes_through_sbatch(cluster: SlurmCluster,
 def test_two_node_job_requeued_then_cancelled_and_resumed_skips_no_epoch(cluster: SlurmCluster, demo_data, tmp_path: Path):
     job_id, run_dir = submit(cluster, tmp_path, *TWO_NODES, "--train-data", demo_data.shards, "--train-num-samples", "640",
                              "--epochs", "4", "--name", "requeued")
-    wait_until(lambda: second_epoch_started(run_dir), JOB_TIMEOUT, "the first checkpoint")
+    wait_until(lambda: second_epoch_started(run_dir), "the first checkpoint", JOB_TIMEOUT, poll=0.5)
     cluster.run("scontrol", "requeue", job_id)
     cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
-    wait_until(lambda: resumed_from(run_dir) and started_since_last_resume(run_dir, 2), JOB_TIMEOUT, "the requeued job's second checkpoint")
+    wait_until(lambda: resumed_from(run_dir) and started_since_last_resume(run_dir, 2), "the requeued job's second checkpoint", JOB_TIMEOUT,
+               poll=0.5)
     cluster.run("scancel", job_id)
     assert cluster.wait_for_end(job_id, JOB_TIMEOUT)["JobState"] == "CANCELLED"
 
@@ -141,10 +135,10 @@ def assert_resumed(run_dir: Path) -> None:
 def test_time_limit_signal_makes_the_job_requeue_itself_within_the_bound(cluster: SlurmCluster, demo_data, tmp_path: Path):
     job_id, run_dir = submit(cluster, tmp_path, *ONE_NODE, "--train-data", demo_data.shards, "--train-num-samples", "640", "--epochs", "3",
                              "--name", "preempted", "--max-restarts", "1")
-    wait_until(lambda: second_epoch_started(run_dir), JOB_TIMEOUT, "the first checkpoint")
+    wait_until(lambda: second_epoch_started(run_dir), "the first checkpoint", JOB_TIMEOUT, poll=0.5)
     # What SLURM sends --signal-before seconds ahead of the time limit: USR1 to the batch shell only.
     cluster.run("scancel", "--batch", "--signal=USR1", job_id)
-    wait_until(lambda: f"bmclip: job {job_id} (restart 1)" in job_log(run_dir, job_id), JOB_TIMEOUT, "the requeued job to start")
+    wait_until(lambda: f"bmclip: job {job_id} (restart 1)" in job_log(run_dir, job_id), "the requeued job to start", JOB_TIMEOUT, poll=0.5)
     cluster.run("scancel", "--batch", "--signal=USR1", job_id)
     state = cluster.wait_for_end(job_id, JOB_TIMEOUT)
     log = job_log(run_dir, job_id)

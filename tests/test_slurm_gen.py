@@ -144,8 +144,8 @@ def test_a_lora_job_hands_its_settings_to_the_worker_on_every_node(invoke, demo_
     assert bash_syntax_ok(result.stdout)
     argv = launch_argv(result.stdout)
     worker = argv[argv.index(WORKER_MODULE) + 2:]
-    assert json.loads(worker[worker.index("--lora") + 1])["rank"] == 4
-    assert json.loads(worker[worker.index("--val-zeroshot") + 1])["keep_best"] == "zeroshot-top1"
+    settings = json.loads(worker[worker.index("--settings") + 1])
+    assert settings["lora_rank"] == 4 and settings["keep_best"] == "zeroshot-top1"
 
 
 def test_out_writes_the_file_and_the_run_folder_slurm_needs(invoke, demo_data):
@@ -280,7 +280,7 @@ def test_login_node_without_open_clip_train_needs_remote_paths(tmp_path: Path, d
     allowed = run_bmclip(*args, "--remote-paths", cwd=tmp_path, env=environment)
     assert allowed.returncode == 0, allowed.stderr
     assert "open_clip_train: is not installed; it must exist where the job runs" in allowed.stderr
-    assert "-m biomedclip_cli.launch.worker" in allowed.stdout
+    assert "-m biomedclip_cli.rank.worker" in allowed.stdout
 
 
 def test_submit_without_sbatch_says_where_to_run(tmp_path: Path, demo_data):

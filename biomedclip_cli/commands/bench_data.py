@@ -38,10 +38,7 @@ def bench_data(
     from biomedclip_cli.jobs.training import checked_config, load_train_config
     from biomedclip_cli.models.devices import compute_device
 
-    try:
-        given = load_train_config(config_file, overrides or {}, list(ctx.args))
-    except ProblemFound as found:
-        console.fail(found.problem)
+    given = load_train_config(config_file, overrides or {}, list(ctx.args))
     resolved = checked_config(given.model_copy(update={"name": None, "resume": None}), dry_run=True)
     device = compute_device()
     if device == "cpu" and resolved.precision is not Precision.fp32:

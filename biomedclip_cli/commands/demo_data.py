@@ -9,7 +9,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.problems import error
+from biomedclip_cli.problems import ProblemFound, error
 
 EPILOG = examples(("write the demo data, then train the demo", "bmclip demo-data demo-run/data && bmclip train --config examples/demo.yaml"))
 
@@ -29,7 +29,7 @@ def demo_data(
     from biomedclip_cli.data.synthetic import MODALITIES
 
     if (out_dir / "train.csv").exists():
-        console.fail(error("OUT_DIR", f"'{out_dir}' already holds a dataset (train.csv)", "pick another folder or delete it first"))
+        raise ProblemFound(error("OUT_DIR", f"'{out_dir}' already holds a dataset (train.csv)", "pick another folder or delete it first"))
     total = (per_class + heldout_per_class) * len(MODALITIES)
     with console.progress_bar("writing figures", total, unit="images") as advance:
         dataset = write_demo_dataset(out_dir, per_class, heldout_per_class, seed, shard_size, advance)

@@ -10,7 +10,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.problems import error
+from biomedclip_cli.problems import ProblemFound, error
 
 if TYPE_CHECKING:
     from biomedclip_cli.envinfo.environment import Environment
@@ -50,7 +50,7 @@ def env_check(
     from biomedclip_cli.envinfo.environment import examine
 
     if logs.exists() and not logs.is_dir():
-        console.fail(error("--logs", f"'{logs}' is a file, not a folder", "give the folder that will hold the run folders"))
+        raise ProblemFound(error("--logs", f"'{logs}' is a file, not a folder", "give the folder that will hold the run folders"))
     found = examine(logs)
     if as_json:
         typer.echo(json.dumps(found.as_dict(), indent=2))

@@ -66,19 +66,16 @@ def evaluate(
         weights_named,
     )
 
-    try:
-        named = list(checkpoint or ([] if compare else ["none"]))
-        runs = [*named, *([str(compare)] if compare else [])]
-        model_name = model_of(model, runs)
-        pixels = pixels_of(intensity, runs)
-        weights = [weights_named(name, model_name) for name in named]
-        if compare:
-            weights += run_progression(compare, model_name)
-        eval_set = read_eval_set(data, image_column, label_column, caption_column)
-        classes = read_classnames(classnames, eval_set.labels) if eval_set.labels is not None else None
-        prompt_templates = read_templates(templates)
-    except ProblemFound as found:
-        console.fail(found.problem)
+    named = list(checkpoint or ([] if compare else ["none"]))
+    runs = [*named, *([str(compare)] if compare else [])]
+    model_name = model_of(model, runs)
+    pixels = pixels_of(intensity, runs)
+    weights = [weights_named(name, model_name) for name in named]
+    if compare:
+        weights += run_progression(compare, model_name)
+    eval_set = read_eval_set(data, image_column, label_column, caption_column)
+    classes = read_classnames(classnames, eval_set.labels) if eval_set.labels is not None else None
+    prompt_templates = read_templates(templates)
     results = _run(weights, eval_set, classes, prompt_templates, pixels, device, batch_size, workers)
     if as_json:
         typer.echo(json.dumps(_as_json(model_name, data, pixels, results), indent=2))

@@ -31,14 +31,11 @@ def export(
     from biomedclip_cli.runs.export import export_weights
     from biomedclip_cli.runs.weights import model_of, pixels_of, resolve_checkpoint
 
-    try:
-        model_name = model_of(model, [str(checkpoint)])
-        pixels = pixels_of(None, [str(checkpoint)])
-        source = resolve_checkpoint(checkpoint)
-        with console.err.status(f"merging {source}"):
-            exported = export_weights(source, model_name, output)
-    except ProblemFound as found:
-        console.fail(found.problem)
+    model_name = model_of(model, [str(checkpoint)])
+    pixels = pixels_of(None, [str(checkpoint)])
+    source = resolve_checkpoint(checkpoint)
+    with console.err.status(f"merging {source}"):
+        exported = export_weights(source, model_name, output)
     merged = "LoRA adapters merged, " if exported.merged_lora else ""
     console.out.print(f"bmclip: wrote {exported.path} ({merged}{exported.tensors} tensors from {source})", markup=False)
     console.out.print(f"load it with: {exported.load_with}", markup=False)

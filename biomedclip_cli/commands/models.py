@@ -10,6 +10,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.problems import ProblemFound
 
 if TYPE_CHECKING:
     from biomedclip_cli.models.catalog import CatalogEntry
@@ -48,7 +49,7 @@ def list_models(
     for folder in local_dir or []:
         problems = check_local_folder(folder, "--local-dir")
         if problems:
-            console.fail(problems[0])
+            raise ProblemFound(problems[0])
     entries = catalog(filter_text, biomedical_only=biomedical, cached_only=cached, folders=local_dir)
     if as_json:
         typer.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))

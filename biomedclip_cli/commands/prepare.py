@@ -97,13 +97,10 @@ def prepare_csv(
 
     extras = tuple(dict.fromkeys([*(extra_column or []), *([group_by] if group_by else [])]))
     read = ReadSettings(image_column, caption_column, caption_field, extras, captions_from_tags=caption_template is not None)
-    try:
-        pixels = pixel_settings(intensity, max_pixels)
-        template = CaptionTemplate.parse(caption_template) if caption_template is not None else None
-        opened = open_sources(sources, read)
-        outputs = resolve_outputs(out, val_out, rejects, shards, extract_to, val_fraction, opened)
-    except ProblemFound as found:
-        console.fail(found.problem)
+    pixels = pixel_settings(intensity, max_pixels)
+    template = CaptionTemplate.parse(caption_template) if caption_template is not None else None
+    opened = open_sources(sources, read)
+    outputs = resolve_outputs(out, val_out, rejects, shards, extract_to, val_fraction, opened)
     checks = CheckSettings(check_images, min_side, dedupe, pixels, template, for_shards=shards is not None)
     request = PrepareRequest(tuple(sources), outputs, read, checks, val_fraction, seed, group_by, workers or available_cores(),
                              shard_size, overwrite)
@@ -111,8 +108,6 @@ def prepare_csv(
     try:
         with console.progress_bar("checking images" if check_images else "reading images", count_rows(opened), unit="rows") as advance:
             result = prepare(request, opened, advance)
-    except ProblemFound as found:
-        console.fail(found.problem)
     except KeyboardInterrupt:
         console.err.print("bmclip: interrupted; no CSV was finished (its temporary file was removed)", markup=False)
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None

@@ -25,10 +25,7 @@ def report(
     from biomedclip_cli.runs.report import best_checkpoint, status_line
     from biomedclip_cli.runs.report import report as write_report
 
-    try:
-        logs, plots, summary = write_report(run_dir, out)
-    except ProblemFound as found:
-        console.fail(found.problem)
+    logs, plots, summary = write_report(run_dir, out)
     best, why = best_checkpoint(logs)
     console.out.print(f"[bold]{run_dir}[/]: ", end="")
     console.out.print(status_line(logs), markup=False)

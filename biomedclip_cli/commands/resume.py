@@ -26,30 +26,24 @@ EPILOG = examples(
 def resubmit(run_dir: Path, overrides: dict[str, Any], *, dry_run: bool) -> None:
     """Submit a SLURM run's own job file again (it resumes from the run's newest checkpoint) and print the job id."""
     from biomedclip_cli.jobs.slurm import queued_job_problems, submit
-    from biomedclip_cli.jobs.training import exit_if_finished
+    from biomedclip_cli.jobs.training import said_finished
     from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
     from biomedclip_cli.runs.folder import SLURM_SCRIPT_FILE, read_run_config
 
     script = run_dir / SLURM_SCRIPT_FILE
     if overrides:
         shown = ", ".join(f"--{name.replace('_', '-')}" for name in overrides)
-        console.fail(error(shown, f"cannot change the job file '{script}' of a run SLURM launched",
+        raise ProblemFound(error(shown, f"cannot change the job file '{script}' of a run SLURM launched",
                            "write a new one with bmclip slurm-gen (the same --name, the new value), or resume here with --local"))
-    try:
-        config, newest = read_run_config(run_dir), newest_complete_checkpoint(run_dir).checkpoint
-    except ProblemFound as found:
-        console.fail(found.problem)
-    if newest is not None:
-        exit_if_finished(config.model_copy(update={"logs": str(run_dir.parent), "name": run_dir.name, "resume": str(newest)}),
-                         dry_run=dry_run, run_dir=run_dir)
+    config, newest = read_run_config(run_dir), newest_complete_checkpoint(run_dir).checkpoint
+    as_launched_here = {"logs": str(run_dir.parent), "name": run_dir.name, "resume": str(newest)}
+    if newest is not None and said_finished(config.model_copy(update=as_launched_here), dry_run=dry_run, run_dir=run_dir):
+        return
     console.report(queued_job_problems(script))
     if dry_run:
         sys.stdout.write(shlex.join(["sbatch", str(script)]) + "\n")
         return
-    try:
-        job_id = submit(script, option=str(run_dir))
-    except ProblemFound as found:
-        console.fail(found.problem)
+    job_id = submit(script, option=str(run_dir))
     console.err.print(f"bmclip: submitted {script} again as job {job_id}; it resumes from the run's newest complete checkpoint", markup=False)
     sys.stdout.write(job_id + "\n")
 
@@ -77,7 +71,7 @@ def resume(
 
     A run on several nodes is resumed by running the command on each node (with its --node-rank when the nodes met by node rank). A run that bmclip slurm-gen wrote a job file for is submitted again with sbatch, and the job id is printed.
     """
-    from biomedclip_cli.jobs.training import exit_if_finished, launch_and_summarise, prepared_launch
+    from biomedclip_cli.jobs.training import launch_and_summarise, prepared_launch, said_finished
     from biomedclip_cli.runs.folder import SLURM_SCRIPT_FILE
     from biomedclip_cli.runs.resuming import plan_resume
 
@@ -88,13 +82,11 @@ def resume(
     if not local and (run_dir / SLURM_SCRIPT_FILE).is_file():
         resubmit(run_dir, overrides, dry_run=dry_run)
         return
-    try:
-        plan = plan_resume(run_dir, overrides)
-    except ProblemFound as found:
-        console.fail(found.problem)
+    plan = plan_resume(run_dir, overrides)
     console.report(plan.problems)
     assert plan.config is not None
-    exit_if_finished(plan.config, dry_run=dry_run, run_dir=run_dir, cwd=plan.launch_dir)
+    if said_finished(plan.config, dry_run=dry_run, run_dir=run_dir, cwd=plan.launch_dir):
+        return
     resolved, command = prepared_launch(plan.config, dry_run=dry_run, cwd=plan.launch_dir)
     if dry_run:
         sys.stdout.write(command.shell_line() + "\n")

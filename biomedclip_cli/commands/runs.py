@@ -11,7 +11,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.problems import error
+from biomedclip_cli.problems import ProblemFound, error
 
 EPILOG = examples(
     ("the runs under ./logs", "bmclip runs"),
@@ -32,7 +32,7 @@ def runs(
     from biomedclip_cli.runs.status import FAILED, FINISHED, RUNNING, list_runs
 
     if not logs_dir.is_dir():
-        console.fail(error(str(logs_dir), "is not a folder", "pass the --logs folder of your runs (default: ./logs)"))
+        raise ProblemFound(error(str(logs_dir), "is not a folder", "pass the --logs folder of your runs (default: ./logs)"))
     found = list_runs(logs_dir)
     if as_json:
         payload = [{"name": r.name, "folder": str(r.folder), "model": r.model, "epochs_done": r.epochs_done, "epochs_total": r.epochs_total,

@@ -89,12 +89,9 @@ def slurm_gen(
     )
     from biomedclip_cli.jobs.training import announce_defaults, load_train_config, working_folder
 
-    try:
-        given = load_train_config(config_file, overrides or {}, list(ctx.args))
-        if gpus_per_node is None:
-            raise ProblemFound(error("--gpus-per-node", "is missing", "pass the GPUs of each node, e.g. --gpus-per-node 4 (0 for a CPU job, with --nproc-per-node N)"))
-    except ProblemFound as found:
-        console.fail(found.problem)
+    given = load_train_config(config_file, overrides or {}, list(ctx.args))
+    if gpus_per_node is None:
+        raise ProblemFound(error("--gpus-per-node", "is missing", "pass the GPUs of each node, e.g. --gpus-per-node 4 (0 for a CPU job, with --nproc-per-node N)"))
     config, problems = slurm_train_config(given, nodes or given.nnodes)
     problems += out_problems(out)
     folder = (chdir or Path.cwd()).absolute()
@@ -119,10 +116,7 @@ def slurm_gen(
         return
     written = _write(resolved, job, text, out, remote_paths)
     if submit_job:
-        try:
-            job_id = submit(written[-1])
-        except ProblemFound as found:
-            console.fail(found.problem)
+        job_id = submit(written[-1])
         console.err.print(f"bmclip: submitted job {job_id}; its log: {job_run_dir(resolved, job)}/{job.job_name or resolved.name}-{job_id}.out",
                           markup=False)
         sys.stdout.write(f"{job_id}\n")

@@ -41,14 +41,12 @@ def train(
     Every option can also sit in the --config YAML file. Problems with the data, the model or the
     hardware are reported before anything starts.
     """
-    from biomedclip_cli.jobs.training import announce_defaults, exit_if_finished, launch_and_summarise, load_train_config, prepared_launch
+    from biomedclip_cli.jobs.training import announce_defaults, launch_and_summarise, load_train_config, prepared_launch, said_finished
 
-    try:
-        given = load_train_config(config_file, overrides or {}, list(ctx.args))
-    except ProblemFound as found:
-        console.fail(found.problem)
+    given = load_train_config(config_file, overrides or {}, list(ctx.args))
     resolved, command = prepared_launch(given, dry_run=dry_run)
-    exit_if_finished(resolved, dry_run=dry_run)
+    if said_finished(resolved, dry_run=dry_run):
+        return
     if dry_run:
         sys.stdout.write(command.shell_line() + "\n")
         return

@@ -1,6 +1,6 @@
 """The console of a supervised launch: rank 0's view of training relayed to this process's stderr, the rest kept in files.
 
-bmclip creates a FIFO and names it to the ranks (launch/rank_console.py); rank 0 writes its
+bmclip creates a FIFO and names it to the ranks (rank/console.py); rank 0 writes its
 progress there and a thread here copies it to stderr as it comes, bytes unchanged (rich's bar
 included, when stderr is a terminal). The launcher's own output (torchrun's notices, and anything a
 rank prints before it has taken its log file) goes to a file, kept in the run folder afterwards;
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from biomedclip_cli.launch.rank_console import CONSOLE_TTY_VARIABLE, CONSOLE_VARIABLE, RANK_LOGS, VERBOSE_VARIABLE
+from biomedclip_cli.rank.protocol import CONSOLE_TTY_VARIABLE, CONSOLE_VARIABLE, RANK_LOGS, VERBOSE_VARIABLE
 
 READ_CHUNK = 65536
 POLL_S = 0.1

@@ -108,9 +108,9 @@ def train_loader(args: argparse.Namespace, transforms: tuple, tokenizer, pixels:
     """open_clip_train's training data (DataInfo: .dataloader with .num_batches) for these arguments, epoch 0, its images read as a rank reads them."""
     from open_clip_train.data import get_data
 
-    from biomedclip_cli.launch.image_reading import install_image_reader
+    from biomedclip_cli.rank.patches import read_data_as_bmclip
 
-    install_image_reader(pixels)
+    read_data_as_bmclip(pixels)
     data = get_data(args, transforms, epoch=0, tokenizer=tokenizer)["train"]
     data.set_epoch(0)
     return data.dataloader

@@ -15,14 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.checks.hardware import gpus_support_bf16, installed_gpus, run_gpus
 from biomedclip_cli.checks.preflight import preflight
 from biomedclip_cli.config import Preset, TrainConfig, build_config, load_config_file
 from biomedclip_cli.jobs.console_relay import relayed_console
-from biomedclip_cli.launch.handover import handover_environment
+from biomedclip_cli.rank.handover import handover_environment
 from biomedclip_cli.launch.launch_failures import (
     ERROR_FILE_VARIABLE,
     launcher_failure,
@@ -101,8 +100,8 @@ def prepared_launch(config: TrainConfig, *, dry_run: bool, cwd: Path | None = No
     return resolved, torchrun_command(resolved, openclip_argv(resolved), cwd=str(cwd) if cwd else None)
 
 
-def exit_if_finished(config: TrainConfig, *, dry_run: bool, run_dir: Path | None = None, cwd: Path | None = None) -> None:
-    """Say so and exit 0 when the checkpoint to resume from already holds every planned epoch.
+def said_finished(config: TrainConfig, *, dry_run: bool, run_dir: Path | None = None, cwd: Path | None = None) -> bool:
+    """True, having said so, when the checkpoint to resume from already holds every planned epoch (there is nothing to run).
 
     `run_dir` names the run folder as the user gave it (default: the config's); `cwd` is the folder
     the config's relative paths resolve from (default: the current one). Under --dry-run the message
@@ -110,12 +109,13 @@ def exit_if_finished(config: TrainConfig, *, dry_run: bool, run_dir: Path | None
     """
     with working_folder(cwd):
         done = finished_epochs(config)
-    if done is not None:
-        where = console.err if dry_run else console.out
-        shown = run_dir or config.run_dir()
-        where.print(f"bmclip: run '{shown}' has finished: epoch {done} of {config.planned_epochs()} "
-                    f"(train it longer with: bmclip resume {shown} --epochs N)", markup=False)
-        raise typer.Exit(0)
+    if done is None:
+        return False
+    where = console.err if dry_run else console.out
+    shown = run_dir or config.run_dir()
+    where.print(f"bmclip: run '{shown}' has finished: epoch {done} of {config.planned_epochs()} "
+                f"(train it longer with: bmclip resume {shown} --epochs N)", markup=False)
+    return True
 
 
 def announce_defaults(given: TrainConfig, resolved: TrainConfig) -> None:
@@ -134,7 +134,7 @@ def launch_and_summarise(config: TrainConfig, command: LaunchCommand, *, verbose
     """Run the training, print one summary (or why the nodes never met), and return the exit status.
 
     On one node this process writes the run folder's bmclip.yaml and launch.json before launching;
-    on several, global rank 0 writes them once every node has arrived (see launch/handover.py).
+    on several, global rank 0 writes them once every node has arrived (see rank/handover.py).
     The console shows rank 0's progress; every rank's output goes to the run folder's ranks/
     (jobs/console_relay.py), or, with `verbose`, to the console as open_clip prints it.
     The run folder is the config's as seen from the folder the command runs in.

@@ -18,8 +18,8 @@ from pathlib import Path
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.launch.launcher import rendezvous_address
 from biomedclip_cli.problems import Problem, error
+from biomedclip_cli.rank.protocol import ERROR_FILE_VARIABLE
 
-ERROR_FILE_VARIABLE = "TORCHELASTIC_ERROR_FILE"
 # torch's messages when a rendezvous does not complete (torch 2.x, static TCPStore and c10d backends).
 STATIC_HOST_TIMEOUT = re.compile(r"waiting for clients\. (?P<joined>\d+)/(?P<expected>\d+) clients joined")
 CLIENT_TIMEOUT = re.compile(r"client socket has timed out after .* while trying to connect to \((?P<host>[^,]+), (?P<port>\d+)\)")

@@ -7,7 +7,6 @@ same LaunchCommand, so pasting the printed line starts exactly the training bmcl
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import shlex
@@ -17,11 +16,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO
 
-from biomedclip_cli.config import DEFAULT_MAX_BAD_SAMPLES, TrainConfig
-from biomedclip_cli.launch.parent_death import die_with_parent
-from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS
+from biomedclip_cli.config import TrainConfig
+from biomedclip_cli.rank.parent_death import die_with_parent
+from biomedclip_cli.rank.protocol import WORKER_MODULE
+from biomedclip_cli.rank.settings import settings_args
 
-WORKER_MODULE = "biomedclip_cli.launch.worker"
+WORKER_MODULE = "biomedclip_cli.rank.worker"
 LAUNCHER_MODULE = "torch.distributed.run"
 WORKER_KEEP_CHECKPOINTS = "--keep-checkpoints"
 WORKER_MAX_BAD_SAMPLES = "--max-bad-samples"
@@ -93,36 +93,17 @@ def logger_environment(config: TrainConfig) -> dict[str, str]:
     return {}
 
 
-def worker_args(config: TrainConfig) -> list[str]:
-    """bmclip's own options for the worker (before the `--` that starts open_clip's arguments), where not the worker's defaults."""
-    args = [WORKER_KEEP_CHECKPOINTS, str(config.keep_checkpoints)] if config.keep_checkpoints else []
-    if config.max_bad_samples != DEFAULT_MAX_BAD_SAMPLES:
-        args += [WORKER_MAX_BAD_SAMPLES, f"{config.max_bad_samples:g}"]
-    if config.intensity != DEFAULT_INTENSITY:
-        args += [WORKER_INTENSITY, config.intensity]
-    if config.max_pixels != DEFAULT_MAX_PIXELS:
-        args += [WORKER_MAX_PIXELS, str(config.max_pixels)]
-    if config.lora_rank:
-        targets = [name.strip() for name in config.lora_targets.split(",") if name.strip()] if config.lora_targets else None
-        settings = {"rank": config.lora_rank, "alpha": config.lora_scale_alpha(), "dropout": config.lora_dropout, "targets": targets}
-        args += [WORKER_LORA, json.dumps(settings, separators=(",", ":"))]
-    if config.val_zeroshot:
-        plan = {"csv": config.val_zeroshot, "label_column": config.val_zeroshot_label_column, "every": config.val_zeroshot_every,
-                "keep_best": config.keep_best}
-        args += [WORKER_ZERO_SHOT, json.dumps(plan, separators=(",", ":"))]
-    return args
-
-
 def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str | None = None, cwd: str | None = None) -> LaunchCommand:
     """The torch.distributed.run command that starts bmclip's worker in every rank (run in `cwd` when given).
 
     The `--` after the worker module keeps torchrun from reading what follows (torchrun's --logs-specs
-    would otherwise swallow open_clip's --logs); torchrun drops it. The worker's own options, if
-    any, come next and end with a second `--` before open_clip's arguments.
+    would otherwise swallow open_clip's --logs); torchrun drops it. The run's settings for the ranks,
+    if any differ from their defaults, come next (rank/settings.py) and end with a second `--` before
+    open_clip's arguments.
     """
     env = {"CUDA_VISIBLE_DEVICES": config.gpus} if config.gpus else {}
     env.update(logger_environment(config))
-    own = worker_args(config)
+    own = settings_args(config)
     argv = [python or sys.executable, "-m", LAUNCHER_MODULE, *launcher_args(config), "-m", WORKER_MODULE, "--",
             *([*own, "--"] if own else []), *openclip_args]
     return LaunchCommand(argv=argv, env=env, cwd=cwd)

@@ -6,20 +6,12 @@ import contextlib
 import io
 from argparse import Namespace
 
-from biomedclip_cli.config import RESUME_AUTO, DatasetType, TrainConfig, flag
+from biomedclip_cli.config import OPEN_CLIP, RESUME_AUTO, TrainConfig, dataset_type_only, fields_for, flag
 from biomedclip_cli.hub.paths import pin_revision
 from biomedclip_cli.problems import Problem, error
+from biomedclip_cli.rank.protocol import OPEN_CLIP_RESUME_LATEST
 
-LAUNCH_FIELDS = ("nproc_per_node", "gpus", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_timeout", "master_port")
-CSV_FIELDS = ("csv_img_key", "csv_caption_key", "csv_separator")
-WEBDATASET_FIELDS = ("dataset_resampled", "train_data_upsampling_factors")
-DATA_FIELDS = ("train_data", "val_data")
-CHECKPOINT_FIELDS = ("checkpoint_every_samples", "total_samples", "keep_checkpoints")
-FINE_TUNE_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "val_zeroshot", "val_zeroshot_label_column",
-                    "val_zeroshot_every", "keep_best")  # bmclip's worker does these around open_clip_train
-PIXEL_FIELDS = ("intensity", "max_pixels")  # bmclip's image reader inside each rank
-NOT_OPEN_CLIP = (*LAUNCH_FIELDS, *CHECKPOINT_FIELDS, *FINE_TUNE_FIELDS, *PIXEL_FIELDS, "max_bad_samples", "revision", "preset", "extra_args")
-OPEN_CLIP_RESUME_LATEST = "latest"
+DATA_FIELDS = ("train_data", "val_data")  # pinned to --revision inside their hf:// URLs
 
 
 def _value_args(name: str, value: object) -> list[str]:
@@ -33,19 +25,14 @@ def _value_args(name: str, value: object) -> list[str]:
 
 
 def openclip_argv(config: TrainConfig) -> list[str]:
-    """open_clip_train arguments for a resolved config, in field order, then the extra args.
+    """open_clip_train arguments for a resolved config: its fields marked OPEN_CLIP (config.py), in field order, then the extra args.
 
     Values that do not apply to the dataset type (CSV keys for shards, resampling for CSV) are left out.
     The --revision reaches the ranks inside the hf:// data URLs (hf://datasets/<owner>/<name>@<revision>/...).
     """
-    skipped = set(NOT_OPEN_CLIP)
-    if config.dataset_type is not DatasetType.csv:
-        skipped.update(CSV_FIELDS)
-    if config.dataset_type is not DatasetType.webdataset:
-        skipped.update(WEBDATASET_FIELDS)
     argv: list[str] = []
-    for name in TrainConfig.model_fields:
-        if name in skipped:
+    for name in fields_for(OPEN_CLIP):
+        if dataset_type_only(name) not in (None, config.dataset_type.value):
             continue
         value = _open_clip_value(name, getattr(config, name))
         if name in DATA_FIELDS and value:
@@ -65,7 +52,7 @@ def _open_clip_value(name: str, value: object) -> object:
 
 def open_clip_flags() -> set[str]:
     """Every open_clip flag bmclip has its own option for (those must not be repeated after `--`)."""
-    return {flag(name) for name in TrainConfig.model_fields if name not in NOT_OPEN_CLIP}
+    return {flag(name) for name in fields_for(OPEN_CLIP)}
 
 
 def _abbreviated_flag(arg: str, owned: set[str], parsed: Namespace) -> str | None:

@@ -1,6 +1,6 @@
 """The --val-zeroshot results of a run: one JSON line per evaluated epoch, and which epoch's checkpoint is kept as the best.
 
-Rank 0 writes them during training (launch/zero_shot_hook.py); the summary, `bmclip report` and a
+Rank 0 writes them during training (rank/epoch_hooks.py); the summary, `bmclip report` and a
 resumed run read them, so a resume goes on comparing against the best epoch of the first attempt.
 """
 

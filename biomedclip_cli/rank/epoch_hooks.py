@@ -10,7 +10,6 @@ The other ranks wait for rank 0 at open_clip's end-of-epoch barrier.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -18,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from biomedclip_cli.launch.rank_console import TO_CONSOLE
+from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.models.lora import parameters_line
+from biomedclip_cli.rank.console import TO_CONSOLE
 from biomedclip_cli.partial_files import partial_path
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.runs.zero_shot_log import (
@@ -42,10 +42,11 @@ class ZeroShotPlan:
     keep_best: str | None
 
     @classmethod
-    def from_json(cls, text: str) -> ZeroShotPlan:
-        """The plan as the launcher passes it to the worker."""
-        values = json.loads(text)
-        return cls(values["csv"], values["label_column"], int(values["every"]), values.get("keep_best"))
+    def of(cls, settings: TrainConfig) -> ZeroShotPlan | None:
+        """The plan a run's settings ask for (--val-zeroshot and its options), or None without --val-zeroshot."""
+        if settings.val_zeroshot is None:
+            return None
+        return cls(settings.val_zeroshot, settings.val_zeroshot_label_column, settings.val_zeroshot_every, settings.keep_best)
 
 
 class ZeroShotEvaluator:
@@ -86,8 +87,17 @@ class ZeroShotEvaluator:
         return ZeroShotRecord(epoch, scores.top1, scores.balanced_accuracy, scores.top5, scores.samples, len(scores.classnames))
 
 
+def steps_per_epoch(data: dict, args: argparse.Namespace) -> int:
+    """Optimizer steps in one epoch of open_clip's training data (batches over gradient accumulation)."""
+    return int(data["train"].dataloader.num_batches // args.accum_freq)
+
+
 class EpochHooks:
-    """open_clip's train_one_epoch with bmclip's additions before the first epoch and after each one (see the module docstring)."""
+    """open_clip's train_one_epoch with bmclip's additions before the first epoch and after each one (see the module docstring).
+
+    Before the first epoch run (rank 0): the trainable parameters, and when it is not epoch 0 (a
+    resume) the global step it continues at. After each epoch: --val-zeroshot when due, --keep-best.
+    """
 
     def __init__(self, train_one_epoch: Callable[..., Any], run_dir: Path | None, plan: ZeroShotPlan | None,
                  checkpoint_entries: dict[str, Any], save: Callable[..., None], pixels: PixelSettings) -> None:
@@ -116,6 +126,9 @@ class EpochHooks:
 
         if self.first_call and is_master(args):
             logging.info(f"bmclip: {parameters_line(unwrap_model(model))}", extra={TO_CONSOLE: True})
+            if epoch > 0:
+                steps = steps_per_epoch(data, args)
+                logging.info(f"bmclip: continuing at epoch {epoch}, step {epoch * steps} of {args.epochs * steps}")
         self.first_call = False
         result = self.train_one_epoch(model, data, loss, epoch, optimizer, scaler, scheduler, dist_model, args, **kwargs)
         completed = epoch + 1
@@ -139,8 +152,7 @@ class EpochHooks:
         if args.wandb:
             import wandb
 
-            steps_per_epoch = data["train"].dataloader.num_batches // args.accum_freq
-            wandb.log({**{f"val/{name}": value for name, value in metrics.items()}, "epoch": epoch}, step=steps_per_epoch * epoch)
+            wandb.log({**{f"val/{name}": value for name, value in metrics.items()}, "epoch": epoch}, step=steps_per_epoch(data, args) * epoch)
         if self.run_dir is not None:
             append_record(self.run_dir, record)
 

@@ -23,12 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from biomedclip_cli.rank.protocol import CONSOLE_TTY_VARIABLE, CONSOLE_VARIABLE, RANK_LOGS, VERBOSE_VARIABLE
 from biomedclip_cli.runs.folder import TRAIN_LINE
 
-CONSOLE_VARIABLE = "BMCLIP_CONSOLE"
-CONSOLE_TTY_VARIABLE = "BMCLIP_CONSOLE_TTY"
-VERBOSE_VARIABLE = "BMCLIP_VERBOSE"
-RANK_LOGS = "ranks"
 PLAIN_INTERVAL_S = 30.0
 START_EPOCH = re.compile(r"^Start epoch (\d+)$")
 EVAL_LINE = re.compile(r"^Eval Epoch: (\d+) (.*)$")

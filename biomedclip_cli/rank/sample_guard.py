@@ -1,5 +1,7 @@
 """Inside every rank: skip the samples open_clip cannot read, list each one, and stop on purpose past --max-bad-samples.
 
+This module holds the replacements; rank/patches.py puts them in place.
+
 open_clip's CSV dataset raises on the first unreadable image, which ends that rank and leaves the
 others blocked in a collective until gloo or NCCL gives up. Its webdataset pipeline already skips
 what fails to decode, but silently and without naming the sample. Here, in both:
@@ -19,10 +21,8 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import open_clip_train.data as open_clip_data
-import webdataset.autodecode
 
 from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
 from biomedclip_cli.runs.bad_samples import (
@@ -90,47 +90,60 @@ def caption_problem(caption: object) -> str | None:
     return "empty caption" if not text.strip() else None
 
 
-def guard_csv_dataset(guard: SampleGuard) -> None:
-    """Make open_clip's CsvDataset skip unreadable rows (each replaced by the next readable one) and remember its file."""
-    dataset = open_clip_data.CsvDataset
-    original_init, original_getitem = dataset.__init__, dataset.__getitem__
+def remembering_source(init: Callable[..., None]) -> Callable[..., None]:
+    """CsvDataset.__init__ that also keeps the file the dataset was read from (the bad-sample list names it)."""
 
-    def init(self: Any, input_filename: str, *args: Any, **kwargs: Any) -> None:
-        original_init(self, input_filename, *args, **kwargs)
+    def init_and_remember(self: Any, input_filename: str, *args: Any, **kwargs: Any) -> None:
+        init(self, input_filename, *args, **kwargs)
         self.bmclip_source = str(input_filename)
 
-    def getitem(self: Any, idx: int) -> Any:
+    return init_and_remember
+
+
+def skipping_unreadable_rows(getitem: Callable[[Any, int], Any], guard: SampleGuard) -> Callable[[Any, int], Any]:
+    """CsvDataset.__getitem__ that replaces an unreadable row (image or caption) by the next readable one, recording each it skips."""
+
+    def readable_item(self: Any, idx: int) -> Any:
         for offset in range(len(self)):
             index = (idx + offset) % len(self)
             reason = caption_problem(self.captions[index])
             if reason is None:
                 try:
-                    return original_getitem(self, index)
+                    return getitem(self, index)
                 except Exception as exn:  # any failure to open, decode or transform one image makes that row unreadable
                     reason = f"{type(exn).__name__}: {exn}"
             guard.skip(self.bmclip_source, str(self.images[index]), reason, len(self))
         raise TooManyBadSamples(f"no row of {self.bmclip_source} can be read; {PREPARE_HINT}")
 
-    dataset.__init__, dataset.__getitem__ = init, getitem
+    return readable_item
 
 
-def guard_webdataset(guard: SampleGuard, samples: int) -> None:
-    """Make open_clip's webdataset pipeline name and count what it drops: decoding failures, and samples without image or caption."""
-    decoder = webdataset.autodecode.Decoder
-    original_decode = decoder.decode
-    original_handler = open_clip_data.log_and_continue
+def naming_failures(decode: Callable[[Any, dict], dict]) -> Callable[[Any, dict], dict]:
+    """webdataset's Decoder.decode whose failures carry the shard and sample they came from (UnreadableSample)."""
 
-    def decode(self: Any, sample: dict) -> dict:
+    def decode_or_name(self: Any, sample: dict) -> dict:
         try:
-            return original_decode(self, sample)
+            return decode(self, sample)
         except Exception as exn:
             raise UnreadableSample(str(sample.get("__url__", "?")), str(sample.get("__key__", "?")), f"{type(exn).__name__}: {exn}") from exn
 
-    def handler(exn: Exception) -> bool:
+    return decode_or_name
+
+
+def recording_handler(handler: Callable[[Exception], bool], guard: SampleGuard, samples: int) -> Callable[[Exception], bool]:
+    """open_clip's webdataset error handler (log and continue), recording an UnreadableSample before passing over it."""
+
+    def record_and_continue(exn: Exception) -> bool:
         if isinstance(exn, UnreadableSample):
             guard.skip(exn.source, exn.key, exn.reason, samples)
             return True
-        return original_handler(exn)
+        return handler(exn)
+
+    return record_and_continue
+
+
+def listing_filter(guard: SampleGuard, samples: int) -> Callable[[dict], bool]:
+    """open_clip's sample filter (an image among the members bmclip reads, and a caption), recording each sample it drops and why."""
 
     def has_image_and_caption(sample: dict) -> bool:
         images = [ext for ext in SHARD_IMAGE_KEYS if ext in sample]
@@ -141,13 +154,4 @@ def guard_webdataset(guard: SampleGuard, samples: int) -> None:
             guard.skip(str(sample.get("__url__", "?")), str(sample.get("__key__", "?")), reason, samples)
         return reason is None
 
-    decoder.decode = decode
-    open_clip_data.log_and_continue = handler
-    open_clip_data.filter_no_caption_or_no_image = has_image_and_caption
-
-
-def install_sample_guard(run_dir: Path, max_bad_samples: float, train_num_samples: int | None) -> None:
-    """Guard open_clip's CSV and webdataset readers for this run (see the module docstring)."""
-    guard = SampleGuard(run_dir, max_bad_samples)
-    guard_csv_dataset(guard)
-    guard_webdataset(guard, train_num_samples or 0)
+    return has_image_and_caption

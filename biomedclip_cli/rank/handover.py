@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
+from biomedclip_cli.rank.protocol import LAUNCH_RECORD_VARIABLE, RUN_CONFIG_VARIABLE
 from biomedclip_cli.runs.folder import LaunchRecord, publish_run_state
 
-RUN_CONFIG_VARIABLE = "BMCLIP_RUN_CONFIG"
-LAUNCH_RECORD_VARIABLE = "BMCLIP_LAUNCH_RECORD"
 
 
 def handover_environment(config_text: str, record: LaunchRecord) -> dict[str, str]:
