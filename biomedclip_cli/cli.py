@@ -15,8 +15,8 @@ import typer
 from biomedclip_cli import __version__, console
 from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, export, models, prepare, report, resume, runs, slurm, train
 from biomedclip_cli.commands.help_text import examples, reflowed_help
-from biomedclip_cli.entry import INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE
 from biomedclip_cli.console import USAGE_EXIT_CODE
+from biomedclip_cli.entry import INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE
 from biomedclip_cli.problems import ProblemFound, not_installed
 
 DEBUG_VARIABLE = "BMCLIP_DEBUG"

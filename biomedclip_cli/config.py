@@ -12,20 +12,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from biomedclip_cli.pixel_policy import (
-    DEFAULT_INTENSITY,
-    DEFAULT_MAX_PIXELS,
-    canonical_intensity,
-)
+from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS, canonical_intensity
 from biomedclip_cli.problems import Problem, ProblemFound, error
 
 DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
@@ -277,6 +266,24 @@ class TrainConfig(BaseModel):
 OPTION_FIELDS = tuple(name for name in TrainConfig.model_fields if name != "extra_args")
 # Launch settings a SLURM allocation decides: slurm-gen has no flag for them.
 SLURM_DECIDES = ("gpus", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
+
+
+class ResolvedConfig(TrainConfig):
+    """A TrainConfig whose `auto` values preflight has decided: what a run launches with, and what its bmclip.yaml records.
+
+    Built by validating every value together (checks/preflight.py), so the config's rules run on the resolved values; the
+    fields preflight always decides are no longer optional, and no `auto` enum is left.
+    """
+
+    name: str = Field(min_length=1)
+    nproc_per_node: int = Field(gt=0)
+    lr: float = Field(gt=0.0)
+
+    @model_validator(mode="after")
+    def _nothing_left_to_decide(self) -> ResolvedConfig:
+        if self.dataset_type is DatasetType.auto or self.precision is Precision.auto:
+            raise ValueError("dataset_type and precision must be decided before a run launches")
+        return self
 
 
 def fields_for(destination: str) -> tuple[str, ...]:

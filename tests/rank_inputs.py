@@ -23,10 +23,10 @@ from open_clip_train.data import get_data
 from open_clip_train.params import parse_args
 from torchvision.transforms import ToTensor
 
+from biomedclip_cli.models.configs import register_with_open_clip
 from biomedclip_cli.rank.patches import read_data_as_bmclip
 from biomedclip_cli.rank.sample_guard import SampleGuard
 from biomedclip_cli.rank.settings import pixel_settings, read_worker_argv
-from biomedclip_cli.models.configs import register_with_open_clip
 
 
 def main(out: str, worker_args: list[str], reader_only: bool) -> None:

@@ -18,16 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_bmclip
-from prepare_inputs import (
-    GOOD_FIGURES,
-    Figures,
-    encoded,
-    figure,
-    metadata_records,
-    write_biomedica_shards,
-    write_figures,
-    write_metadata,
-)
+from prepare_inputs import GOOD_FIGURES, Figures, encoded, figure, metadata_records, write_biomedica_shards, write_figures, write_metadata
 from typer.testing import CliRunner
 from waiting import wait_until
 

@@ -9,58 +9,24 @@ from pathlib import Path
 
 from biomedclip_cli.checks.hardware import check_hardware
 from biomedclip_cli.checks.loggers import check_loggers
-from biomedclip_cli.config import (
-    RESUME_AUTO,
-    DatasetType,
-    Precision,
-    Preset,
-    TrainConfig,
-)
-from biomedclip_cli.data.csv_inspection import (
-    check_csv_columns,
-    check_image_paths,
-    read_csv_head,
-)
+from pydantic import ValidationError
+
+from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, ResolvedConfig, TrainConfig, flag
+from biomedclip_cli.data.csv_inspection import check_csv_columns, check_image_paths, read_csv_head
 from biomedclip_cli.data.locations import is_remote, sources, suffix_type
-from biomedclip_cli.data.pixel_survey import (
-    SURVEY_IMAGES,
-    SampleImage,
-    survey_findings,
-    survey_images,
-)
-from biomedclip_cli.data.shard_inspection import (
-    ShardSet,
-    check_first_samples,
-    check_shards,
-    inspect_shards,
-    read_source_starts,
-)
+from biomedclip_cli.data.pixel_survey import SURVEY_IMAGES, SampleImage, survey_findings, survey_images
+from biomedclip_cli.data.shard_inspection import ShardSet, check_first_samples, check_shards, inspect_shards, read_source_starts
 from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
 from biomedclip_cli.hub.biomedica import expand_shortcuts
 from biomedclip_cli.hub.paths import is_hub_url
 from biomedclip_cli.hub.remote_shards import check_hub_file_urls
 from biomedclip_cli.launch.launcher import rendezvous_address
-from biomedclip_cli.launch.openclip_args import (
-    OPEN_CLIP_RESUME_LATEST,
-    check_extra_args,
-    openclip_argv,
-    parse_with_open_clip,
-)
+from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
 from biomedclip_cli.launch.presets import Hardware, PresetChoice, preset_choice
-from biomedclip_cli.models.config_lookup import (
-    HUB_PREFIX,
-    LOCAL_PREFIX,
-    brings_own_weights,
-    local_folder,
-)
-from biomedclip_cli.models.validation import (
-    check_model,
-    check_pretrained_file,
-    check_val_zeroshot,
-    image_tower_is_vit,
-)
+from biomedclip_cli.models.config_lookup import HUB_PREFIX, LOCAL_PREFIX, brings_own_weights, local_folder
+from biomedclip_cli.models.validation import check_model, check_pretrained_file, check_val_zeroshot, image_tower_is_vit
 from biomedclip_cli.pixel_policy import PixelSettings
-from biomedclip_cli.problems import Problem, Severity, error, warning
+from biomedclip_cli.problems import Problem, ProblemFound, Severity, error, warning
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.runs.folder import CHECKPOINT_DIR, read_launch_record
 
@@ -70,14 +36,64 @@ RUN_MARKERS = ("bmclip.yaml", "out.log", CHECKPOINT_DIR)
 RESUME_FROM_RUN_FOLDER = (RESUME_AUTO, OPEN_CLIP_RESUME_LATEST)
 
 
+@dataclass(frozen=True)
+class LaunchSite:
+    """Where a run will launch, as preflight judges it: the node's GPUs, and how much of that this machine can check.
+
+    `gpus` are the GPUs of one node (installed here: `installed_gpus` as nvidia-smi lists them, None when not checked;
+    `bf16` whether they compute in bfloat16, None when unknown). `dry_run`: the command is only printed, so hardware and W&B
+    login problems are warnings (commands are often prepared away from the GPUs). `elsewhere` (slurm-gen --remote-paths):
+    what is only absent from this machine is a warning, and a CSV not readable here needs --csv-separator. `slurm`: a SLURM
+    job, whose srun gives the nodes their rendezvous, prepared without torch (its job resolves --resume auto each time it starts).
+    """
+
+    gpus: int
+    installed_gpus: int | None = None
+    bf16: bool | None = None
+    dry_run: bool = False
+    elsewhere: bool = False
+    slurm: bool = False
+
+
 @dataclass
 class Preflight:
-    """The resolved config and everything found wrong with it (errors first stop the launch), and lines worth saying before it starts."""
+    """The plan's config, resolved and validated as a whole (None when a problem kept it from resolving), everything found wrong
+    (errors stop the launch), what --preset chose, and lines worth saying before the run starts."""
 
-    config: TrainConfig
+    config: ResolvedConfig | None
     problems: list[Problem] = field(default_factory=list)
     preset: PresetChoice | None = None
     notes: list[str] = field(default_factory=list)
+
+
+class Resolution:
+    """The values preflight has decided so far on top of the config as given; `view()` is the config with them."""
+
+    def __init__(self, given: TrainConfig) -> None:
+        self.given = given
+        self.values: dict[str, object] = {}
+        self.problems: list[Problem] = []
+        self.first_images: list[SampleImage] = []
+
+    def update(self, values: dict[str, object]) -> None:
+        """Decide these values (later decisions win)."""
+        self.values.update(values)
+
+    def view(self) -> TrainConfig:
+        """The config as given with the values decided so far (not validated: preflight's helpers read it, resolved() validates)."""
+        return self.given.model_copy(update=self.values)
+
+    def resolved(self) -> ResolvedConfig | None:
+        """Every value validated together as a ResolvedConfig, so the config's rules run on what resolution made; None, with the
+        problem added, when they break one."""
+        try:
+            return ResolvedConfig.model_validate({**self.given.model_dump(), **self.values})
+        except ProblemFound as found:
+            self.problems.append(found.problem)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            self.problems.append(error(flag(str(first["loc"][0])) if first["loc"] else "config", str(first["msg"])))
+        return None
 
 
 def default_run_name(model: str, now: datetime) -> str:
@@ -190,26 +206,28 @@ def _revision_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
-def _data_updates(config: TrainConfig, problems: list[Problem], first_images: list[SampleImage]) -> dict[str, object]:
+def _resolve_data(state: Resolution) -> None:
+    """BIOMEDICA shortcuts expanded, the dataset type decided, and the CSV's separator or the shards' sample count found."""
+    problems = state.problems
+    config = state.view()
     if config.train_data is None and config.dataset_type is not DatasetType.synthetic:
         problems.append(error("--train-data", "is missing", "pass a CSV file or a shard pattern, e.g. --train-data data/train.csv"))
-        return {}
+        return
     expanded = _expanded_shortcuts(config, problems)
     if expanded is None:
-        return {}
-    config = config.model_copy(update=expanded)
-    problems.extend(_revision_problems(config))
-    dataset_type = _resolve_dataset_type(config, problems)
+        return
+    state.update(expanded)
+    problems.extend(_revision_problems(state.view()))
+    dataset_type = _resolve_dataset_type(state.view(), problems)
     if dataset_type is None:
-        return expanded
-    resolved = config.model_copy(update={"dataset_type": dataset_type})
+        return
+    state.update({"dataset_type": dataset_type})
     if dataset_type is DatasetType.csv:
-        return {**expanded, "dataset_type": dataset_type, **_csv_updates(resolved, problems, first_images)}
-    if dataset_type is DatasetType.webdataset:
-        return {**expanded, "dataset_type": dataset_type, **_webdataset_updates(resolved, problems, first_images)}
-    if config.train_num_samples is None:
+        state.update(_csv_updates(state.view(), problems, state.first_images))
+    elif dataset_type is DatasetType.webdataset:
+        state.update(_webdataset_updates(state.view(), problems, state.first_images))
+    elif config.train_num_samples is None:
         problems.append(error("--train-num-samples", "is needed for synthetic data", "e.g. --train-num-samples 1024"))
-    return {**expanded, "dataset_type": dataset_type}
 
 
 def _launch_updates(config: TrainConfig, gpus: int) -> dict[str, object]:
@@ -225,7 +243,7 @@ def _launch_updates(config: TrainConfig, gpus: int) -> dict[str, object]:
     return updates
 
 
-def _hub_model_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, object]:
+def _hub_model_updates(config: TrainConfig, given: set[str], problems: list[Problem]) -> dict[str, object]:
     """`--pretrained hf-hub:ID` (or local-dir:FOLDER) names a whole model: open_clip takes it as the model, with no --pretrained.
 
     A local-dir: folder that exists here is made absolute, so that resume, eval and SLURM jobs started
@@ -233,7 +251,7 @@ def _hub_model_updates(config: TrainConfig, problems: list[Problem]) -> dict[str
     """
     updates: dict[str, object] = {}
     if brings_own_weights(config.pretrained or ""):
-        if "model" in config.model_fields_set and config.model != config.pretrained:
+        if "model" in given and config.model != config.pretrained:
             problems.append(warning("--model", f"'{config.model}' is replaced by {config.pretrained}, which brings its own architecture",
                                     f"drop --model, or pass --model {config.pretrained}"))
         updates = {"model": config.pretrained, "pretrained": None}
@@ -290,9 +308,10 @@ def _resume_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, o
     return {"resume": None}
 
 
-def _preset(config: TrainConfig, given: set[str], nproc_per_node: int, gpus: int, bf16: bool | None) -> PresetChoice:
-    """What --preset sets for this node, leaving alone the fields in `given` (what the user typed: the fields_set of the config as given)."""
-    hardware = Hardware(gpus=gpus, bf16=bf16, world_size=nproc_per_node * config.nnodes)
+def _preset(config: TrainConfig, given: set[str], site: LaunchSite, nproc_per_node: int) -> PresetChoice:
+    """What --preset sets for this node, leaving alone the fields in `given` (what the user typed: the fields_set of the config as
+    given); `config` still holds the values it may decide (precision auto)."""
+    hardware = Hardware(gpus=site.gpus, bf16=site.bf16, world_size=nproc_per_node * config.nnodes)
     vit = image_tower_is_vit(config.model) if config.preset is not Preset.none else None
     return preset_choice(config, given, hardware, vit)
 
@@ -345,62 +364,71 @@ def _multi_node_problems(config: TrainConfig) -> list[Problem]:
     return problems
 
 
-def preflight(config: TrainConfig, *, gpus: int, dry_run: bool, remote_paths: bool = False, without_torch: bool = False,
-              bf16: bool | None = None, installed_gpus: int | None = None, srun_rendezvous: bool = False) -> Preflight:
-    """Resolve `auto` values and --preset for a run on `gpus` GPUs of a node and check everything a launch depends on.
+def preflight(config: TrainConfig, site: LaunchSite) -> Preflight:
+    """Resolve the config's `auto` values and --preset for a run at `site`, and check everything a launch depends on.
 
-    Hardware and W&B login problems are warnings under `dry_run` (commands are often prepared away from the GPUs).
-    `remote_paths=True` (a job prepared here to run elsewhere) checks them but makes what is only
-    absent from this machine a warning; a CSV that could not be read here then needs --csv-separator.
-    `without_torch=True` leaves out the checks that load files with torch (a --pretrained file's
-    shapes, the checkpoint --resume auto picks): slurm-gen imports no torch, and its job resolves
-    --resume auto each time it starts.
-    `bf16` says whether those GPUs compute in bfloat16 (None: unknown, so presets keep amp).
-    `installed_gpus` is how many GPUs nvidia-smi lists on this machine, whose indices --gpus names (None: not checked).
-    `srun_rendezvous=True` (a SLURM job) leaves out the multi-node launch checks: srun gives the nodes their rendezvous.
+    The result is one ResolvedConfig, validated as a whole; every problem found is in the list (see LaunchSite for how the site
+    turns some into warnings).
     """
-    problems: list[Problem] = [] if srun_rendezvous else _multi_node_problems(config)
+    state = Resolution(config)
+    problems = state.problems
+    problems += [] if site.slurm else _multi_node_problems(config)
     if config.resume == RESUME_AUTO and config.name is None:
         problems.append(warning("--resume", "auto without --name starts a new run folder each time",
                                 "pass --name so that running the command again finds its checkpoints"))
-    config = config.model_copy(update=_cadence_updates(config, problems))
-    first_images: list[SampleImage] = []
-    updates = _data_updates(config, problems, first_images)
-    notes: list[str] = []
-    if not without_torch and first_images:
-        pixels = PixelSettings.of(config.intensity, config.max_pixels)
-        pixel_problems, note = survey_findings(survey_images(first_images, pixels), "--train-data", pixels)
-        problems.extend(pixel_problems)
-        notes += [note] if note else []
-    updates.update(_hub_model_updates(config, problems))
-    model_choice = config.model_copy(update=updates)
+    state.update(_cadence_updates(config, problems))
+    _resolve_data(state)
+    notes = _pixel_notes(state) if not site.slurm else []
+    state.update(_hub_model_updates(state.view(), config.model_fields_set, problems))
+    model_choice = state.view()
     model_problems = check_model(model_choice)
-    if not without_torch and not any(p.severity is Severity.ERROR for p in model_problems):
+    if not site.slurm and not any(p.severity is Severity.ERROR for p in model_problems):
         model_problems += check_pretrained_file(model_choice)
     problems.extend(model_problems)
     problems.extend(check_val_zeroshot(model_choice))
-    updates.update(_launch_updates(model_choice, gpus))
-    chosen = _preset(model_choice, set(config.model_fields_set), int(updates.get("nproc_per_node", config.nproc_per_node or 1)), gpus, bf16)
-    updates.update(chosen.updates)
-    resolved = config.model_copy(update=updates)
-    problems.extend(_cadence_problems(resolved))
-    hardware = check_hardware(resolved, gpus, installed_gpus)
-    problems.extend([p.as_warning() for p in hardware] if dry_run else hardware)
-    loggers = check_loggers(resolved)
-    problems.extend([p.as_warning() for p in loggers] if dry_run else loggers)
-    problems.extend(check_extra_args(resolved))
-    if not without_torch:
-        resolved = resolved.model_copy(update=_resume_updates(resolved, problems))
-    problems.extend(_run_folder_problems(resolved))
-    running = _still_running_problems(resolved)
-    problems.extend([p.as_warning() for p in running] if dry_run else running)
-    if not any(p.severity is Severity.ERROR and not (remote_paths and p.local_only) for p in problems):
+    launch = _launch_updates(model_choice, site.gpus)
+    state.update(launch)
+    chosen = _preset(model_choice, config.model_fields_set, site, int(launch.get("nproc_per_node", model_choice.nproc_per_node or 1)))
+    state.update(chosen.updates)  # over the launch defaults: --preset fast's bf16 over amp
+    view = state.view()
+    problems.extend(_cadence_problems(view))
+    problems.extend(_as_warnings(check_hardware(view, site.gpus, site.installed_gpus), site.dry_run))
+    problems.extend(_as_warnings(check_loggers(view), site.dry_run))
+    problems.extend(check_extra_args(view))
+    if not site.slurm:
+        state.update(_resume_updates(view, problems))
+        view = state.view()
+    problems.extend(_run_folder_problems(view))
+    problems.extend(_as_warnings(_still_running_problems(view), site.dry_run))
+    resolved = state.resolved() if not _stops(problems, site) else None
+    if resolved is not None and not _stops(problems, site):
         parsed = parse_with_open_clip(openclip_argv(resolved))
         if isinstance(parsed, Problem):
             problems.append(parsed)
-    if remote_paths:
-        problems = [_expected_elsewhere(p) if p.local_only else p for p in problems] + _unsniffed_separator(resolved)
+    if site.elsewhere:
+        problems[:] = [_expected_elsewhere(p) if p.local_only else p for p in problems] + _unsniffed_separator(view)
     return Preflight(resolved, problems, chosen if config.preset is not Preset.none else None, notes)
+
+
+def _stops(problems: list[Problem], site: LaunchSite) -> bool:
+    """Whether an error stops the launch at this site (one only absent here does not stop a job that runs elsewhere)."""
+    return any(p.severity is Severity.ERROR and not (site.elsewhere and p.local_only) for p in problems)
+
+
+def _as_warnings(problems: list[Problem], dry_run: bool) -> list[Problem]:
+    """Problems of the machine a command runs on, as warnings when the command is only printed here."""
+    return [p.as_warning() for p in problems] if dry_run else problems
+
+
+def _pixel_notes(state: Resolution) -> list[str]:
+    """The line saying which intensity policy applies to the first training images, when they are 16-bit or DICOM; its problems."""
+    if not state.first_images:
+        return []
+    config = state.given
+    pixels = PixelSettings.of(config.intensity, config.max_pixels)
+    pixel_problems, note = survey_findings(survey_images(state.first_images, pixels), "--train-data", pixels)
+    state.problems.extend(pixel_problems)
+    return [note] if note else []
 
 
 def _expected_elsewhere(problem: Problem) -> Problem:

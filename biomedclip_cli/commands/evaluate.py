@@ -54,17 +54,8 @@ def evaluate(
 
     Reports top-1/top-5 and balanced accuracy, per-class recall and the confusion matrix; retrieval Recall@1/5/10 and median rank, image to text and text to image.
     """
-    from biomedclip_cli.models.evaluation import (
-        read_classnames,
-        read_eval_set,
-        read_templates,
-    )
-    from biomedclip_cli.runs.weights import (
-        model_of,
-        pixels_of,
-        run_progression,
-        weights_named,
-    )
+    from biomedclip_cli.models.evaluation import read_classnames, read_eval_set, read_templates
+    from biomedclip_cli.runs.weights import model_of, pixels_of, run_progression, weights_named
 
     named = list(checkpoint or ([] if compare else ["none"]))
     runs = [*named, *([str(compare)] if compare else [])]

@@ -10,11 +10,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.commands.pixel_options import (
-    IntensityOpt,
-    MaxPixelsOpt,
-    pixel_settings,
-)
+from biomedclip_cli.commands.pixel_options import IntensityOpt, MaxPixelsOpt, pixel_settings
 from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS
 from biomedclip_cli.problems import ProblemFound
 
@@ -85,14 +81,7 @@ def prepare_csv(
     """
     from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
     from biomedclip_cli.data.prepare.image_checks import CheckSettings, available_cores
-    from biomedclip_cli.data.prepare.pipeline import (
-        PrepareRequest,
-        check_request,
-        count_rows,
-        open_sources,
-        prepare,
-        resolve_outputs,
-    )
+    from biomedclip_cli.data.prepare.pipeline import PrepareRequest, check_request, count_rows, open_sources, prepare, resolve_outputs
     from biomedclip_cli.data.prepare.sources import ReadSettings
 
     extras = tuple(dict.fromkeys([*(extra_column or []), *([group_by] if group_by else [])]))

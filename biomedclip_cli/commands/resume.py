@@ -82,14 +82,15 @@ def resume(
     if not local and (run_dir / SLURM_SCRIPT_FILE).is_file():
         resubmit(run_dir, overrides, dry_run=dry_run)
         return
-    plan = plan_resume(run_dir, overrides)
-    console.report(plan.problems)
-    assert plan.config is not None
-    if said_finished(plan.config, dry_run=dry_run, run_dir=run_dir, cwd=plan.launch_dir):
+    resumed = plan_resume(run_dir, overrides)
+    console.report(resumed.problems)
+    if resumed.config is None:  # plan_resume leaves it out only with an error, which report raised
+        raise AssertionError("no config to resume and no error said why")
+    if said_finished(resumed.config, dry_run=dry_run, run_dir=run_dir, cwd=resumed.launch_dir):
         return
-    resolved, command = prepared_launch(plan.config, dry_run=dry_run, cwd=plan.launch_dir)
+    plan = prepared_launch(resumed.config, dry_run=dry_run, cwd=resumed.launch_dir)
     if dry_run:
-        sys.stdout.write(command.shell_line() + "\n")
+        sys.stdout.write(plan.launch.shell_line() + "\n")
         return
-    console.err.print(f"bmclip: resuming from {resolved.resume}", markup=False)
-    raise typer.Exit(launch_and_summarise(resolved, command, verbose=verbose))
+    console.err.print(f"bmclip: resuming from {plan.config.resume}", markup=False)
+    raise typer.Exit(launch_and_summarise(plan, verbose=verbose))

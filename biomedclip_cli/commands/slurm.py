@@ -75,7 +75,7 @@ def slurm_gen(
 
     Takes the train options and --config file of bmclip train, checked the same way, plus the job's resources. The job logs to its run folder, requeues itself before its time limit and resumes from its newest checkpoint.
     """
-    from biomedclip_cli.checks.preflight import preflight
+    from biomedclip_cli.checks.preflight import LaunchSite, preflight
     from biomedclip_cli.jobs.slurm import (
         SlurmJob,
         job_problems,
@@ -87,7 +87,7 @@ def slurm_gen(
         submit,
         syntax_problem,
     )
-    from biomedclip_cli.jobs.training import announce_defaults, load_train_config, working_folder
+    from biomedclip_cli.jobs.training import announce_defaults, load_train_config, reported, working_folder
 
     given = load_train_config(config_file, overrides or {}, list(ctx.args))
     if gpus_per_node is None:
@@ -99,13 +99,14 @@ def slurm_gen(
         problems.append(error("--chdir", f"folder '{folder}' does not exist here",
                               "create it, or (without --submit) pass --remote-paths if it exists only on the cluster"))
     with working_folder(folder if folder.is_dir() else None):  # relative paths mean what they will mean in the job
-        checked = preflight(config, gpus=gpus_per_node, dry_run=False, remote_paths=remote_paths, without_torch=True, srun_rendezvous=True)
-    resolved = checked.config
+        checked = preflight(config, LaunchSite(gpus_per_node, elsewhere=remote_paths, slurm=True))
+    console.report(problems)
+    resolved = reported(checked)
     job = SlurmJob(nodes=config.nnodes, gpus_per_node=gpus_per_node, chdir=str(folder), cpus_per_task=cpus_per_task, partition=partition,
                    account=account, time=time, mem=mem, qos=qos, constraint=constraint, job_name=job_name, signal_before=signal_before,
                    max_restarts=max_restarts, extra_sbatch=tuple(sbatch or ()), setup=tuple(setup or ()),
                    venv=str(venv) if venv else None, conda_env=conda_env, python="python" if venv or conda_env else sys.executable)
-    console.report([*problems, *checked.problems, *job_problems(resolved, job)])
+    console.report(job_problems(resolved, job))
     text = render_sbatch(resolved, job)
     console.report([*secret_problems(text), *filter(None, [syntax_problem(text)])])
     announce_defaults(given, resolved)

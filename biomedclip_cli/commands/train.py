@@ -44,14 +44,14 @@ def train(
     from biomedclip_cli.jobs.training import announce_defaults, launch_and_summarise, load_train_config, prepared_launch, said_finished
 
     given = load_train_config(config_file, overrides or {}, list(ctx.args))
-    resolved, command = prepared_launch(given, dry_run=dry_run)
-    if said_finished(resolved, dry_run=dry_run):
+    plan = prepared_launch(given, dry_run=dry_run)
+    if said_finished(plan.config, dry_run=dry_run):
         return
     if dry_run:
-        sys.stdout.write(command.shell_line() + "\n")
+        sys.stdout.write(plan.launch.shell_line() + "\n")
         return
-    announce_defaults(given, resolved)
-    raise typer.Exit(launch_and_summarise(resolved, command, verbose=verbose))
+    announce_defaults(given, plan.config)
+    raise typer.Exit(launch_and_summarise(plan, verbose=verbose))
 
 
 train_command = with_config_options(TrainConfig, OPTION_FIELDS)(train)

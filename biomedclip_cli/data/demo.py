@@ -14,12 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from biomedclip_cli.data.csv_writer import AtomicCsvWriter
-from biomedclip_cli.data.medical_files import (
-    DicomImage,
-    dicom_bytes,
-    png16_bytes,
-    tiff16_bytes,
-)
+from biomedclip_cli.data.medical_files import DicomImage, dicom_bytes, png16_bytes, tiff16_bytes
 from biomedclip_cli.data.shard_writer import ShardWriter, jpeg_bytes, shard_pattern
 from biomedclip_cli.data.synthetic import MODALITIES, Storage, SyntheticSample, generate
 

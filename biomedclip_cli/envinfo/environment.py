@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from biomedclip_cli.envinfo.compat import packaged_table
-from biomedclip_cli.envinfo.machine_checks import Check, Status, disk_check, driver_check, hf_token_check, nccl_check, python_check, recommendation_check
+from biomedclip_cli.envinfo.machine_checks import (
+    Check,
+    Status,
+    disk_check,
+    driver_check,
+    hf_token_check,
+    nccl_check,
+    python_check,
+    recommendation_check,
+)
 from biomedclip_cli.envinfo.nvidia_smi import DriverReport, probe
 from biomedclip_cli.envinfo.policy import Advice, advise
 from biomedclip_cli.envinfo.stack_checks import installed_checks

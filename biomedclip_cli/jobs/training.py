@@ -15,29 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
 from biomedclip_cli import console
 from biomedclip_cli.checks.hardware import gpus_support_bf16, installed_gpus, run_gpus
-from biomedclip_cli.checks.preflight import preflight
-from biomedclip_cli.config import Preset, TrainConfig, build_config, load_config_file
+from biomedclip_cli.checks.preflight import LaunchSite, Preflight, preflight
+from biomedclip_cli.config import Preset, ResolvedConfig, TrainConfig, build_config, load_config_file
 from biomedclip_cli.jobs.console_relay import relayed_console
+from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE, launcher_failure, rendezvous_problem
+from biomedclip_cli.launch.launcher import run_supervised
+from biomedclip_cli.launch.plan import RunPlan
 from biomedclip_cli.rank.handover import handover_environment
-from biomedclip_cli.launch.launch_failures import (
-    ERROR_FILE_VARIABLE,
-    launcher_failure,
-    rendezvous_problem,
-)
-from biomedclip_cli.launch.launcher import (
-    LaunchCommand,
-    run_supervised,
-    torchrun_command,
-)
-from biomedclip_cli.launch.openclip_args import openclip_argv
-from biomedclip_cli.runs.bad_samples import (
-    BAD_SAMPLES_FILE,
-    merge_bad_samples,
-    recorded_bad_samples,
-)
+from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, merge_bad_samples, recorded_bad_samples
 from biomedclip_cli.runs.folder import (
     LOG_FILE,
     LaunchRecord,
@@ -76,28 +63,35 @@ def load_train_config(config_file: Path | None, overrides: dict[str, Any], extra
     return build_config(file_values, overrides, extra_args, config_file)
 
 
-def checked_config(config: TrainConfig, *, dry_run: bool) -> TrainConfig:
+def checked_config(config: TrainConfig, *, dry_run: bool) -> ResolvedConfig:
     """Preflight the config for this machine, print its problems (exit 2 on an error) and what --preset chose; the resolved config."""
     installed = installed_gpus()
     used = run_gpus(installed, config.gpus)
     bf16 = gpus_support_bf16(used) if config.preset is not Preset.none else None
-    checked = preflight(config, gpus=len(used), dry_run=dry_run, bf16=bf16, installed_gpus=len(installed))
+    checked = preflight(config, LaunchSite(len(used), len(installed), bf16, dry_run=dry_run))
+    return reported(checked)
+
+
+def reported(checked: Preflight) -> ResolvedConfig:
+    """Print a preflight's warnings and notes and what --preset chose; its resolved config (ProblemFound at its first error)."""
     console.report(checked.problems)
     for note in checked.notes:
         console.err.print(f"bmclip: {note}", markup=False)
     if checked.preset is not None:
         console.err.print(f"bmclip: {checked.preset.summary()}", markup=False)
+    if checked.config is None:  # preflight leaves it out only after an error, which report raised
+        raise AssertionError("preflight resolved no config and reported no error")
     return checked.config
 
 
-def prepared_launch(config: TrainConfig, *, dry_run: bool, cwd: Path | None = None) -> tuple[TrainConfig, LaunchCommand]:
-    """Preflight the config for this machine (see checked_config) and build the launch command.
+def prepared_launch(config: TrainConfig, *, dry_run: bool, cwd: Path | None = None) -> RunPlan:
+    """Preflight the config for this machine (see checked_config) and plan its launch.
 
     With `cwd`, the config is checked as seen from that folder and the command runs there (its dry-run line starts with `cd`).
     """
     with working_folder(cwd):
         resolved = checked_config(config, dry_run=dry_run)
-    return resolved, torchrun_command(resolved, openclip_argv(resolved), cwd=str(cwd) if cwd else None)
+    return RunPlan.of(resolved, cwd=str(cwd) if cwd else None)
 
 
 def said_finished(config: TrainConfig, *, dry_run: bool, run_dir: Path | None = None, cwd: Path | None = None) -> bool:
@@ -130,7 +124,7 @@ def _shown(value: object) -> str:
     return str(getattr(value, "value", value))
 
 
-def launch_and_summarise(config: TrainConfig, command: LaunchCommand, *, verbose: bool = False) -> int:
+def launch_and_summarise(plan: RunPlan, *, verbose: bool = False) -> int:
     """Run the training, print one summary (or why the nodes never met), and return the exit status.
 
     On one node this process writes the run folder's bmclip.yaml and launch.json before launching;
@@ -139,6 +133,7 @@ def launch_and_summarise(config: TrainConfig, command: LaunchCommand, *, verbose
     (jobs/console_relay.py), or, with `verbose`, to the console as open_clip prints it.
     The run folder is the config's as seen from the folder the command runs in.
     """
+    config, command = plan.config, plan.launch
     folder = Path(command.cwd or Path.cwd()).resolve()
     run_dir = folder / config.run_dir()
     with working_folder(folder):

@@ -13,12 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from biomedclip_cli.models.scores import (
-    RetrievalScores,
-    ZeroShotScores,
-    retrieval_scores,
-    zero_shot_scores,
-)
+from biomedclip_cli.models.scores import RetrievalScores, ZeroShotScores, retrieval_scores, zero_shot_scores
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import ProblemFound, error
 

@@ -10,7 +10,16 @@ from typing import Any
 
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.hub.paths import cached_hub_file
-from biomedclip_cli.models.config_lookup import HUB_CONFIG_FILE, HUB_PREFIX, WEIGHT_SUFFIXES, brings_own_weights, folder_weights, known_model_names, local_folder, model_config
+from biomedclip_cli.models.config_lookup import (
+    HUB_CONFIG_FILE,
+    HUB_PREFIX,
+    WEIGHT_SUFFIXES,
+    brings_own_weights,
+    folder_weights,
+    known_model_names,
+    local_folder,
+    model_config,
+)
 from biomedclip_cli.problems import Problem, error, warning
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")

@@ -19,17 +19,10 @@ from typing import Any
 
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.models.lora import parameters_line
-from biomedclip_cli.rank.console import TO_CONSOLE
 from biomedclip_cli.partial_files import partial_path
 from biomedclip_cli.pixel_policy import PixelSettings
-from biomedclip_cli.runs.zero_shot_log import (
-    BEST_CHECKPOINT,
-    BestCheckpoint,
-    ZeroShotRecord,
-    append_record,
-    read_best,
-    write_best,
-)
+from biomedclip_cli.rank.console import TO_CONSOLE
+from biomedclip_cli.runs.zero_shot_log import BEST_CHECKPOINT, BestCheckpoint, ZeroShotRecord, append_record, read_best, write_best
 
 
 @dataclass(frozen=True)
@@ -55,11 +48,7 @@ class ZeroShotEvaluator:
     def __init__(self, plan: ZeroShotPlan, model_name: str, pixels: PixelSettings) -> None:
         import open_clip
 
-        from biomedclip_cli.models.evaluation import (
-            read_classnames,
-            read_eval_set,
-            read_templates,
-        )
+        from biomedclip_cli.models.evaluation import read_classnames, read_eval_set, read_templates
 
         self.data = read_eval_set(Path(plan.csv), "filepath", plan.label_column, None)
         self.classes = read_classnames(None, self.data.labels or [])

@@ -20,7 +20,6 @@ from biomedclip_cli.rank.protocol import LAUNCH_RECORD_VARIABLE, RUN_CONFIG_VARI
 from biomedclip_cli.runs.folder import LaunchRecord, publish_run_state
 
 
-
 def handover_environment(config_text: str, record: LaunchRecord) -> dict[str, str]:
     """The variables that carry bmclip.yaml's text and this node's launch record to its ranks."""
     return {RUN_CONFIG_VARIABLE: config_text, LAUNCH_RECORD_VARIABLE: json.dumps(asdict(record))}

@@ -19,19 +19,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
-from biomedclip_cli.runs.bad_samples import (
-    BAD_SAMPLES_FILE,
-    BadSample,
-    bad_sample_limit,
-    record_bad_sample,
-    recorded_bad_samples,
-)
+from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, BadSample, bad_sample_limit, record_bad_sample, recorded_bad_samples
 
 PREPARE_HINT = "bmclip prepare-csv --check-images finds them before training"
 EXACT_CHECKS = 1000

@@ -11,19 +11,9 @@ from pathlib import Path
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.models.config_lookup import brings_own_weights
 from biomedclip_cli.models.evaluation import Weights
-from biomedclip_cli.pixel_policy import (
-    DEFAULT_INTENSITY,
-    DEFAULT_MAX_PIXELS,
-    INTENSITY_FIX,
-    PixelSettings,
-)
+from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS, INTENSITY_FIX, PixelSettings
 from biomedclip_cli.problems import ProblemFound, error
-from biomedclip_cli.runs.folder import (
-    CHECKPOINT_DIR,
-    CONFIG_FILE,
-    epoch_checkpoints,
-    read_run_config,
-)
+from biomedclip_cli.runs.folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints, read_run_config
 
 UNTRAINED = "none"
 

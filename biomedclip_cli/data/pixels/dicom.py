@@ -17,11 +17,7 @@ from typing import IO, Any
 import numpy as np
 
 from biomedclip_cli.data.pixels.bounds import check_decodable
-from biomedclip_cli.data.pixels.windowing import (
-    UnitWindow,
-    linear_window,
-    sigmoid_window,
-)
+from biomedclip_cli.data.pixels.windowing import UnitWindow, linear_window, sigmoid_window
 
 DICOM_MAGIC_OFFSET, DICOM_MAGIC = 128, b"DICM"
 DICOM_SUFFIXES = (".dcm", ".dicom")

@@ -16,28 +16,11 @@ from itertools import chain
 from pathlib import Path
 
 from biomedclip_cli.data.csv_writer import AtomicCsvWriter
-from biomedclip_cli.data.prepare.destinations import (
-    CAPTION_COLUMN,
-    IMAGE_COLUMN,
-    SHARD_FILE,
-    Destination,
-    remove_stale_shards,
-)
+from biomedclip_cli.data.prepare.destinations import CAPTION_COLUMN, IMAGE_COLUMN, SHARD_FILE, Destination, remove_stale_shards
 from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
-from biomedclip_cli.data.prepare.image_checks import (
-    CheckSettings,
-    Deduplicator,
-    ImageVerdict,
-    inspect_rows,
-)
+from biomedclip_cli.data.prepare.image_checks import CheckSettings, Deduplicator, ImageVerdict, inspect_rows
 from biomedclip_cli.data.prepare.rows import EMPTY_CAPTION, Reason, Row
-from biomedclip_cli.data.prepare.sources import (
-    MetadataTable,
-    ReadSettings,
-    ShardSource,
-    Source,
-    open_source,
-)
+from biomedclip_cli.data.prepare.sources import MetadataTable, ReadSettings, ShardSource, Source, open_source
 from biomedclip_cli.data.shard_writer import SIZES_FILE
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 
