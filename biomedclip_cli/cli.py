@@ -111,8 +111,8 @@ def create_app() -> typer.Typer:
         ("export", export, export.export, False),
     ):
         app.command(name, help=reflowed_help(command), epilog=module.EPILOG, context_settings=PASSTHROUGH if passthrough else None)(command)
-    for command in app.registered_commands:
-        command.callback = _saying_known_failures(command.callback) if command.callback else None
+    for info in app.registered_commands:
+        info.callback = _saying_known_failures(info.callback) if info.callback else None
     return app
 
 

@@ -8,11 +8,13 @@ Fields left as ``None`` or ``auto`` are resolved by preflight from the data and 
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS, canonical_intensity
 from biomedclip_cli.problems import Problem, ProblemFound, error
@@ -66,8 +68,27 @@ def _option(default: Any, text: str, panel: str, example: str, shown_default: st
     with `only`, for that dataset type alone), RANKS (bmclip's code in every rank, by the rank settings of rank/settings.py),
     LAUNCHER (torchrun's command line, launch/launcher.py), or BMCLIP (used before launch: preflight resolves it into others).
     """
-    extra = {"panel": panel, "example": example, "shown_default": shown_default, "to": to, "only": only}
+    extra: dict[str, JsonValue] = {"panel": panel, "example": example, "shown_default": shown_default, "to": to, "only": only}
     return Field(default, description=text, json_schema_extra=extra, **constraints)
+
+
+@dataclass(frozen=True)
+class OptionMeta:
+    """What _option records on a field beyond pydantic's own: its help panel, an example value, the default shown in --help
+    (None: the field's own), where its value goes and the dataset type it applies to alone."""
+
+    panel: str | None = None
+    example: str = ""
+    shown_default: str | None = None
+    to: str = OPEN_CLIP
+    only: str | None = None
+
+
+def option_meta(field: FieldInfo) -> OptionMeta:
+    """The _option record of a field (of any model whose fields are made with _option); the defaults for other fields."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    text = {key: str(value) for key, value in extra.items() if value is not None}
+    return OptionMeta(text.get("panel"), text.get("example", ""), text.get("shown_default"), text.get("to", OPEN_CLIP), text.get("only"))
 
 
 class TrainConfig(BaseModel):
@@ -288,22 +309,19 @@ class ResolvedConfig(TrainConfig):
 
 def fields_for(destination: str) -> tuple[str, ...]:
     """The TrainConfig fields whose values go to `destination` (OPEN_CLIP, RANKS, LAUNCHER or BMCLIP), in field order."""
-    return tuple(name for name, field in TrainConfig.model_fields.items() if _extra(field).get("to") == destination)
+    return tuple(name for name, field in TrainConfig.model_fields.items()
+                 if isinstance(field.json_schema_extra, dict) and option_meta(field).to == destination)
 
 
 def dataset_type_only(field_name: str) -> str | None:
     """The dataset type a field applies to alone (CSV_ONLY, WEBDATASET_ONLY), or None when it applies to all."""
-    return _extra(TrainConfig.model_fields[field_name]).get("only")
-
-
-def _extra(field: Any) -> dict[str, Any]:
-    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return option_meta(TrainConfig.model_fields[field_name]).only
 
 
 def _example(field_name: str) -> str:
     """The example value of a field, or nothing for a switch."""
     field = TrainConfig.model_fields[field_name]
-    return "" if field.annotation is bool else str((field.json_schema_extra or {}).get("example", ""))
+    return "" if field.annotation is bool else option_meta(field).example
 
 
 def flag(field_name: str) -> str:
@@ -374,7 +392,7 @@ def _problem_from_validation(exc: ValidationError, cli_keys: set[str], config_pa
     got = first.get("input")
     if got is not None and not isinstance(got, dict) and f"(got {got!r})" not in message:
         message += f" (got {got!r})"
-    example = (field.json_schema_extra or {}).get("example") if field else None
+    example = option_meta(field).example if field else None
     fix = f"for example {flag(field_name)} {example}" if example else "see bmclip train --help"
     return error(subject, message, fix)
 

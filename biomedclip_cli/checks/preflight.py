@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from biomedclip_cli.checks.hardware import check_hardware
-from biomedclip_cli.checks.loggers import check_loggers
 from pydantic import ValidationError
 
+from biomedclip_cli.checks.hardware import check_hardware
+from biomedclip_cli.checks.loggers import check_loggers
 from biomedclip_cli.config import RESUME_AUTO, DatasetType, Precision, Preset, ResolvedConfig, TrainConfig, flag
 from biomedclip_cli.data.csv_inspection import check_csv_columns, check_image_paths, read_csv_head
 from biomedclip_cli.data.locations import is_remote, sources, suffix_type
@@ -388,7 +388,8 @@ def preflight(config: TrainConfig, site: LaunchSite) -> Preflight:
     problems.extend(check_val_zeroshot(model_choice))
     launch = _launch_updates(model_choice, site.gpus)
     state.update(launch)
-    chosen = _preset(model_choice, config.model_fields_set, site, int(launch.get("nproc_per_node", model_choice.nproc_per_node or 1)))
+    nproc_per_node = launch.get("nproc_per_node", model_choice.nproc_per_node)
+    chosen = _preset(model_choice, config.model_fields_set, site, nproc_per_node if isinstance(nproc_per_node, int) else 1)
     state.update(chosen.updates)  # over the launch defaults: --preset fast's bf16 over amp
     view = state.view()
     problems.extend(_cadence_problems(view))

@@ -14,7 +14,7 @@ from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_op
 from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
 from biomedclip_cli.pixel_policy import PixelSettings
-from biomedclip_cli.problems import ProblemFound, warning
+from biomedclip_cli.problems import warning
 
 EPILOG = examples(
     ("measure the data pipeline and the model of a config", "bmclip bench-data --config train.yaml"),

@@ -15,7 +15,7 @@ import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from biomedclip_cli.config import flag
+from biomedclip_cli.config import flag, option_meta
 
 OVERRIDES_PARAMETER = "overrides"
 
@@ -38,16 +38,16 @@ def _cli_type(annotation: Any) -> type:
 
 
 def _option_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
-    extra = field.json_schema_extra or {}
+    meta = option_meta(field)
     cli_type = _cli_type(field.annotation)
     declared = f"{flag(name)}/--no-{flag(name)[2:]}" if cli_type is bool else flag(name)
-    shown = extra.get("shown_default")
+    shown = meta.shown_default
     if shown is None and field.default not in (None, ""):
         shown = field.default.value if isinstance(field.default, Enum) else str(field.default)
     option = typer.Option(
         declared,
         help=field.description,
-        rich_help_panel=extra.get("panel"),
+        rich_help_panel=meta.panel,
         show_default=shown if shown is not None else False,
         metavar=None if cli_type is bool or issubclass(cli_type, Enum) else cli_type.__name__.upper(),
     )

@@ -10,7 +10,6 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.problems import ProblemFound
 
 if TYPE_CHECKING:
     from biomedclip_cli.models.evaluation import Classes, EvalResult, EvalSet, Weights

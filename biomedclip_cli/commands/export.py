@@ -9,7 +9,6 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.problems import ProblemFound
 
 EPILOG = examples(
     ("the newest checkpoint of a LoRA run, merged, as one open_clip file", "bmclip export demo-run/logs/lora --output lora-merged.pt"),

@@ -12,7 +12,6 @@ from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.commands.pixel_options import IntensityOpt, MaxPixelsOpt, pixel_settings
 from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS
-from biomedclip_cli.problems import ProblemFound
 
 if TYPE_CHECKING:
     from biomedclip_cli.data.prepare.pipeline import PrepareRequest, PrepareResult

@@ -9,7 +9,6 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.problems import ProblemFound
 
 EPILOG = examples(("plots and a summary page: open demo-run/logs/demo/report/index.html", "bmclip report demo-run/logs/demo"))
 

@@ -47,9 +47,9 @@ def runs(
     from rich.text import Text
 
     table = Table(title=f"runs in {logs_dir}", title_justify="left")
-    for column, justify in (("name", "left"), ("model", "left"), ("epochs", "right"), ("last checkpoint", "left"), ("status", "left"),
-                            ("last loss", "right")):
-        table.add_column(column, justify=justify, overflow="fold")
+    right = ("epochs", "last loss")
+    for column in ("name", "model", "epochs", "last checkpoint", "status", "last loss"):
+        table.add_column(column, justify="right" if column in right else "left", overflow="fold")
     for r in found:
         status = Text(r.status, style={RUNNING: "cyan", FINISHED: "green", FAILED: "red"}[r.status])
         if r.detail:

@@ -11,7 +11,7 @@ import typer
 from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.config import OPTION_FIELDS, SLURM_DECIDES, TrainConfig
+from biomedclip_cli.config import OPTION_FIELDS, SLURM_DECIDES, ResolvedConfig, TrainConfig
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ EPILOG = examples(
 )
 
 
-def _print_written(config: TrainConfig, job: SlurmJob, written: list[Path]) -> None:
+def _print_written(config: ResolvedConfig, job: SlurmJob, written: list[Path]) -> None:
     from biomedclip_cli.jobs.slurm import LOG_PATTERN, default_cpus_per_task, job_run_dir
 
     gpus = f" and {job.gpus_per_node} GPUs" if job.gpus_per_node else ""
@@ -125,14 +125,14 @@ def slurm_gen(
     _print_written(resolved, job, written)
 
 
-def _create_run_folder_warning(config: TrainConfig, job: SlurmJob) -> Problem:
+def _create_run_folder_warning(config: ResolvedConfig, job: SlurmJob) -> Problem:
     from biomedclip_cli.jobs.slurm import job_run_dir
 
     return warning("--logs", f"run folder '{job_run_dir(config, job)}' does not exist yet, and SLURM does not create the folder of its log",
                    "create it before sbatch (or let --out/--submit create it)")
 
 
-def _write(config: TrainConfig, job: SlurmJob, text: str, out: Path | None, remote_paths: bool) -> list[Path]:
+def _write(config: ResolvedConfig, job: SlurmJob, text: str, out: Path | None, remote_paths: bool) -> list[Path]:
     """Write --out (when given) and the run folder with bmclip.yaml and the script, which SLURM needs before the job starts.
 
     With --remote-paths the run folder is created only where the job's folder exists here.

@@ -7,12 +7,10 @@ from typing import Any
 
 import typer
 
-from biomedclip_cli import console
 from biomedclip_cli.commands.config_options import ConfigFileOpt, DryRunOpt, VerboseOpt, with_config_options
 from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.config import OPTION_FIELDS, TrainConfig
 from biomedclip_cli.hub.biomedica import shortcut_help
-from biomedclip_cli.problems import ProblemFound
 
 EPILOG = examples(
     ("check everything and print the command, run nothing", "bmclip train --train-data data/train.csv --model ViT-B-32 --dry-run"),

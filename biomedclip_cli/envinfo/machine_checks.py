@@ -94,7 +94,8 @@ def _required_by_torch() -> set[str]:
         requirements = importlib.metadata.requires("torch") or []
     except importlib.metadata.PackageNotFoundError:
         return set()
-    return {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement).group()).lower() for requirement in requirements}
+    names = (re.match(r"[A-Za-z0-9._-]+", requirement) for requirement in requirements)
+    return {re.sub(r"[-_.]+", "-", name.group()).lower() for name in names if name is not None}
 
 
 def nccl_check() -> Check:

@@ -147,7 +147,7 @@ def probe() -> DriverReport:
         return DriverReport(SmiStatus.MISSING, message="nvidia-smi is not on PATH")
     try:
         banner, query = _run([[executable], _query_command(executable, FIELDS)])
-        fields = FIELDS
+        fields: tuple[str, ...] = FIELDS
         if query.returncode != 0 and "compute_cap" in query.stdout + query.stderr:
             fields = OLD_DRIVER_FIELDS
             (query,) = _run([_query_command(executable, fields)])

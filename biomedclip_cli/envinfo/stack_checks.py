@@ -96,7 +96,7 @@ def torchvision_check(torch: ModuleType, table: CompatTable) -> Check:
     if parse_version(torchvision.__version__)[:3] != parse_version(release.torchvision):
         return Check("torchvision", Status.FAIL, f"{name} is not the release for torch {release.torch} (that is {release.torchvision})", fix)
     vision_cuda = getattr(getattr(torchvision, "version", None), "cuda", None)
-    vision_cuda = (int(vision_cuda) // 1000, int(vision_cuda) % 1000 // 10) if str(vision_cuda or "").isdigit() else _cuda(vision_cuda)
+    vision_cuda = (int(str(vision_cuda)) // 1000, int(str(vision_cuda)) % 1000 // 10) if str(vision_cuda or "").isdigit() else _cuda(vision_cuda)
     torch_cuda = _cuda(torch.version.cuda)
     if vision_cuda and torch_cuda and vision_cuda != torch_cuda:
         return Check("torchvision", Status.FAIL, f"{name} is built for CUDA {dotted(vision_cuda)}, torch for CUDA {dotted(torch_cuda)}", fix)

@@ -20,12 +20,13 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from biomedclip_cli.checks.preflight import RESUME_FROM_RUN_FOLDER, default_run_name
-from biomedclip_cli.config import RESUME_AUTO, SLURM_DECIDES, TrainConfig, config_to_yaml
+from biomedclip_cli.config import RESUME_AUTO, SLURM_DECIDES, ResolvedConfig, TrainConfig, config_to_yaml
 from biomedclip_cli.launch.launcher import RDZV_HOST_VARIABLE, RDZV_PORT_VARIABLE, SRUN_ARGS, WORKER_MODULE, srun_words
 from biomedclip_cli.launch.openclip_args import openclip_argv
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
@@ -94,17 +95,17 @@ def slurm_train_config(config: TrainConfig, nodes: int) -> tuple[TrainConfig, li
     return config.model_copy(update=updates), problems
 
 
-def job_run_dir(config: TrainConfig, job: SlurmJob) -> Path:
+def job_run_dir(config: ResolvedConfig, job: SlurmJob) -> Path:
     """The run folder as the job sees it: <logs>/<name>, under the job's working folder when relative."""
     return Path(job.chdir) / config.run_dir()
 
 
-def default_cpus_per_task(config: TrainConfig) -> int:
+def default_cpus_per_task(config: ResolvedConfig) -> int:
     """CPUs for each node's one task, which runs all its ranks: a core per rank and per data-loading worker."""
-    return (config.nproc_per_node or 1) * (config.workers + 1)
+    return config.nproc_per_node * (config.workers + 1)
 
 
-def sbatch_options(config: TrainConfig, job: SlurmJob) -> dict[str, str | None]:
+def sbatch_options(config: ResolvedConfig, job: SlurmJob) -> dict[str, str | None]:
     """The job's `#SBATCH` options, name -> value (None for a flag), from the resources and the config."""
     options: dict[str, str | None] = {
         "nodes": str(job.nodes),
@@ -155,7 +156,7 @@ def _launch_lines(words: list[str]) -> list[str]:
     return [" ".join(group) for group in groups]
 
 
-def render_sbatch(config: TrainConfig, job: SlurmJob) -> str:
+def render_sbatch(config: ResolvedConfig, job: SlurmJob) -> str:
     """The whole sbatch script for a resolved config (deterministic: the same inputs give the same text)."""
     options = sbatch_options(config, job)
     launch = _launch_lines(srun_words(config, openclip_argv(config), python=job.python))
@@ -222,7 +223,7 @@ def _seconds(time_limit: str) -> int | None:
     return (parts[0] * 60 + parts[1]) * 60 + parts[2]
 
 
-def job_problems(config: TrainConfig, job: SlurmJob) -> list[Problem]:
+def job_problems(config: ResolvedConfig, job: SlurmJob) -> list[Problem]:
     """Problems with the job's resources and with values that cannot go on an `#SBATCH` line."""
     problems: list[Problem] = []
     if job.venv is not None and job.conda_env is not None:
@@ -262,7 +263,7 @@ def _sbatch_key_problems(job: SlurmJob) -> list[Problem]:
     return []
 
 
-def secret_problems(text: str, environment: dict[str, str] | None = None) -> list[Problem]:
+def secret_problems(text: str, environment: Mapping[str, str] | None = None) -> list[Problem]:
     """A problem if the job text holds a credential: a Hugging Face token, or the value of a credential variable set here."""
     environment = os.environ if environment is None else environment
     leaked = [name for name in SECRET_VARIABLES if len(environment.get(name, "")) >= 8 and environment[name] in text]
@@ -325,7 +326,7 @@ def queued_job_problems(script: Path) -> list[Problem]:
     return [error(str(script.parent), f"job {jobs[0]} ({name}) is still {jobs[1].lower()}", f"wait for it to end, or cancel it first: scancel {jobs[0]}")]
 
 
-def write_job_files(config: TrainConfig, job: SlurmJob, text: str) -> Path:
+def write_job_files(config: ResolvedConfig, job: SlurmJob, text: str) -> Path:
     """Create the run folder (SLURM does not create the folder of its log) with bmclip.yaml and the script; return the script."""
     run_dir = job_run_dir(config, job)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from biomedclip_cli.config import DatasetType, Preset, TrainConfig
+from biomedclip_cli.config import DatasetType, Preset, ResolvedConfig
 from biomedclip_cli.launch.openclip_args import openclip_argv, parse_with_open_clip
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import Problem, ProblemFound
@@ -54,7 +54,7 @@ class Verdict:
     advice: list[str]
 
 
-def open_clip_args(config: TrainConfig, device: str) -> argparse.Namespace:
+def open_clip_args(config: ResolvedConfig, device: str) -> argparse.Namespace:
     """open_clip_train's arguments for a resolved config, completed as its main() completes them for a single process."""
     parsed = parse_with_open_clip(openclip_argv(config))
     if isinstance(parsed, Problem):
@@ -153,7 +153,7 @@ def measure_steps(model, args: argparse.Namespace, batch: tuple, steps: int, adv
     scaler = torch.amp.GradScaler(device=device.type) if args.precision == "amp" and device.type == "cuda" else None
     autocast = get_autocast(args.precision, device_type=device.type)
     trained = torch.compile(model) if args.torchcompile else model
-    trained.train()
+    model.train()
 
     def step() -> None:
         optimizer.zero_grad()
@@ -181,10 +181,10 @@ def measure_steps(model, args: argparse.Namespace, batch: tuple, steps: int, adv
     return StepRate(len(images) * steps / elapsed, steps, str(device))
 
 
-def verdict(config: TrainConfig, data: DataRate, model: StepRate, cpu_cores: int | None = None) -> Verdict:
+def verdict(config: ResolvedConfig, data: DataRate, model: StepRate, cpu_cores: int | None = None) -> Verdict:
     """Compare the loader with the model and say what to change (workers, shards, or the model side)."""
     cores = cpu_cores or os.cpu_count() or 1
-    processes = config.nproc_per_node or 1
+    processes = config.nproc_per_node
     ratio = data.samples_per_second / model.samples_per_second
     advice: list[str] = []
     if ratio >= HEADROOM:

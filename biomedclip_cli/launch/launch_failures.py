@@ -18,7 +18,6 @@ from pathlib import Path
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.launch.launcher import rendezvous_address
 from biomedclip_cli.problems import Problem, error
-from biomedclip_cli.rank.protocol import ERROR_FILE_VARIABLE
 
 # torch's messages when a rendezvous does not complete (torch 2.x, static TCPStore and c10d backends).
 STATIC_HOST_TIMEOUT = re.compile(r"waiting for clients\. (?P<joined>\d+)/(?P<expected>\d+) clients joined")
@@ -53,9 +52,10 @@ def launcher_failure(error_file: Path) -> LauncherFailure | None:
     except (OSError, ValueError):
         return None
     message = record.get("message") if isinstance(record, dict) else None
-    extra: dict = {}
+    extra: dict[str, object] = {}
     if isinstance(message, dict):
-        extra = message.get("extraInfo") if isinstance(message.get("extraInfo"), dict) else {}
+        info = message.get("extraInfo")
+        extra = info if isinstance(info, dict) else {}
         message = message.get("message")
     if not isinstance(message, str) or not message.strip():
         return None
@@ -69,13 +69,13 @@ def rendezvous_problem(config: TrainConfig, failure: str) -> Problem | None:
     waited = f"within --rdzv-timeout {config.rdzv_timeout} s"
     expected = config.nnodes
     if match := STATIC_HOST_TIMEOUT.search(failure):
-        joined, expected = int(match["joined"]), int(match["expected"])
-        what = f"{joined} of {expected} nodes joined at {endpoint} {waited}"
+        expected = int(match["expected"])
+        what = f"{int(match['joined'])} of {expected} nodes joined at {endpoint} {waited}"
     elif match := CLIENT_TIMEOUT.search(failure):
         what = f"node 0 did not answer at {match['host']}:{match['port']} {waited}, so 1 of {expected} nodes (this one) had joined"
     elif failure.startswith(C10D_TIMEOUT):
-        joined = "1" if expected == 2 else "fewer than"
-        what = f"{joined} of {expected} nodes joined the rendezvous '{config.rdzv_id or config.name}' at {endpoint} {waited}"
+        arrived = "1" if expected == 2 else "fewer than"
+        what = f"{arrived} of {expected} nodes joined the rendezvous '{config.rdzv_id or config.name}' at {endpoint} {waited}"
     elif failure.startswith(C10D_UNREACHABLE):
         what = f"the rendezvous host at {endpoint} could not be reached {waited}, so 1 of {expected} nodes (this one) had joined"
     else:

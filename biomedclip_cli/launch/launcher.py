@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO
 
-from biomedclip_cli.config import TrainConfig
+from biomedclip_cli.config import ResolvedConfig
 from biomedclip_cli.rank.parent_death import die_with_parent
 from biomedclip_cli.rank.protocol import WORKER_MODULE
 from biomedclip_cli.rank.settings import settings_args
@@ -58,7 +58,7 @@ def rendezvous_address(endpoint: str) -> tuple[str, int | None] | None:
     return match.group("host"), int(port) if port is not None else None
 
 
-def launcher_args(config: TrainConfig) -> list[str]:
+def launcher_args(config: ResolvedConfig) -> list[str]:
     """torch.distributed.run's own flags for the config's launch settings.
 
     Without --rdzv-endpoint the run is on one node: --standalone, so runs side by side never fight
@@ -69,7 +69,7 @@ def launcher_args(config: TrainConfig) -> list[str]:
     seconds without all its peers (c10d's read timeout too: a node started before the rendezvous
     host would otherwise stop trying to reach it after torch's 60 s).
     """
-    args = [f"--nproc-per-node={config.nproc_per_node or 1}"]
+    args = [f"--nproc-per-node={config.nproc_per_node}"]
     if config.rdzv_endpoint is None:
         if config.master_port is not None:
             return args + ["--master-addr=127.0.0.1", f"--master-port={config.master_port}"]
@@ -83,7 +83,7 @@ def launcher_args(config: TrainConfig) -> list[str]:
                    f"--rdzv-conf=timeout={config.rdzv_timeout}"]
 
 
-def logger_environment(config: TrainConfig) -> dict[str, str]:
+def logger_environment(config: ResolvedConfig) -> dict[str, str]:
     """WANDB_DIR set to the run folder when logging to W&B, so its files (offline runs too) land beside the checkpoints, not in ./wandb.
 
     A WANDB_DIR the user exported is left alone.
@@ -93,7 +93,7 @@ def logger_environment(config: TrainConfig) -> dict[str, str]:
     return {}
 
 
-def torchrun_command(config: TrainConfig, openclip_args: list[str], python: str | None = None, cwd: str | None = None) -> LaunchCommand:
+def torchrun_command(config: ResolvedConfig, openclip_args: list[str], python: str | None = None, cwd: str | None = None) -> LaunchCommand:
     """The torch.distributed.run command that starts bmclip's worker in every rank (run in `cwd` when given).
 
     The `--` after the worker module keeps torchrun from reading what follows (torchrun's --logs-specs
@@ -119,7 +119,7 @@ SLURM_RENDEZVOUS = {
 SRUN_ARGS = ("srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1")
 
 
-def srun_words(config: TrainConfig, openclip_args: list[str], python: str = "python") -> list[str]:
+def srun_words(config: ResolvedConfig, openclip_args: list[str], python: str = "python") -> list[str]:
     """The shell words of a SLURM job's launch: srun starts one torch.distributed.run per node.
 
     Every node's launcher meets the others at the c10d rendezvous on the allocation's first node

@@ -35,7 +35,7 @@ def openclip_argv(config: TrainConfig) -> list[str]:
         if dataset_type_only(name) not in (None, config.dataset_type.value):
             continue
         value = _open_clip_value(name, getattr(config, name))
-        if name in DATA_FIELDS and value:
+        if name in DATA_FIELDS and isinstance(value, str) and value:
             value = pin_revision(value, config.revision)
         argv += _value_args(name, value)
     return argv + list(config.extra_args)

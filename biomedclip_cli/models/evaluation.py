@@ -176,7 +176,8 @@ def _image_features(model: Any, preprocess: Any, paths: list[str], pixels: Pixel
                     progress: Callable[[int], None], input_dtype: Any = None) -> Any:
     import torch
 
-    loader = torch.utils.data.DataLoader(_Images(paths, preprocess, pixels), batch_size=batch_size, num_workers=workers)
+    dataset: Any = _Images(paths, preprocess, pixels)  # a map-style dataset by duck typing (torch is imported only here)
+    loader: Any = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     features = []
     for images in loader:
         features.append(torch.nn.functional.normalize(model.encode_image(images.to(device, dtype=input_dtype)), dim=-1).float().cpu())

@@ -64,7 +64,8 @@ def add_lora(model: Any, settings: LoraSettings) -> Any:
     targets = list(settings.targets or default_targets(model))
     if not targets:
         raise ValueError("no attention projections found to put LoRA adapters on; name the modules with --lora-targets")
-    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets)
+    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,  # type: ignore[arg-type]
+                        target_modules=targets)  # peft annotates lora_alpha as int and scales by any number
     tuner = LoraModel(model, config, "default")
     for name, parameter in model.named_parameters():
         if name in ALWAYS_TRAINED:

@@ -60,7 +60,9 @@ class ReadSettings:
 class Source(Protocol):
     """One input: its name, the columns it offers for extras (None if it has none), its rows."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The SOURCE argument as the user gave it."""
 
     def columns(self) -> list[str] | None:
         """Columns (or JSON fields) the source can fill extra columns from; None for sidecar folders."""
@@ -89,7 +91,7 @@ def _read_caption(path: Path) -> str | Reason:
 def _with_caption(row: Row, caption: str | Reason, settings: ReadSettings) -> Row:
     """The row with its caption; without one, rejected, or waiting for its DICOM tags (`captions_from_tags`)."""
     problem = caption if isinstance(caption, Reason) else caption_problem(caption)
-    if problem is None:
+    if problem is None and isinstance(caption, str):
         return replace(row, caption=caption)
     if settings.captions_from_tags:
         return replace(row, missing_caption=problem)
