@@ -20,10 +20,11 @@ from biomedclip_cli.checks.hardware import gpus_support_bf16, installed_gpus, ru
 from biomedclip_cli.checks.preflight import LaunchSite, Preflight, preflight
 from biomedclip_cli.config import Preset, ResolvedConfig, TrainConfig, build_config, load_config_file
 from biomedclip_cli.jobs.console_relay import relayed_console
-from biomedclip_cli.launch.launch_failures import ERROR_FILE_VARIABLE, launcher_failure, rendezvous_problem
+from biomedclip_cli.launch.launch_failures import launcher_failure, rendezvous_problem
 from biomedclip_cli.launch.launcher import run_supervised
 from biomedclip_cli.launch.plan import RunPlan
 from biomedclip_cli.rank.handover import handover_environment
+from biomedclip_cli.rank.protocol import ERROR_FILE_VARIABLE
 from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, merge_bad_samples, recorded_bad_samples
 from biomedclip_cli.runs.folder import (
     LOG_FILE,

@@ -18,17 +18,10 @@ from typing import IO
 
 from biomedclip_cli.config import ResolvedConfig
 from biomedclip_cli.rank.parent_death import die_with_parent
-from biomedclip_cli.rank.protocol import WORKER_MODULE
+from biomedclip_cli.rank.protocol import WORKER_MODULE  # noqa: F401 - the worker's name, for the parent's floors and the tests
 from biomedclip_cli.rank.settings import settings_args
 
-WORKER_MODULE = "biomedclip_cli.rank.worker"
 LAUNCHER_MODULE = "torch.distributed.run"
-WORKER_KEEP_CHECKPOINTS = "--keep-checkpoints"
-WORKER_MAX_BAD_SAMPLES = "--max-bad-samples"
-WORKER_LORA = "--lora"  # the LoRA settings as JSON (models/lora.py LoraSettings)
-WORKER_ZERO_SHOT = "--val-zeroshot"  # the zero-shot evaluation as JSON (launch/zero_shot_hook.py ZeroShotPlan)
-WORKER_INTENSITY = "--intensity"
-WORKER_MAX_PIXELS = "--max-pixels"
 ENDPOINT_PATTERN = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)(?::(?P<port>\d+))?")
 
 
