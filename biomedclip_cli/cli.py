@@ -102,7 +102,7 @@ def create_app() -> typer.Typer:
         ("prepare-csv", prepare, prepare.prepare_csv, False),
         ("demo-data", demo_data, demo_data.demo_data, False),
         ("train", train, train.train_command, True),
-        ("resume", resume, resume.resume, False),
+        ("resume", resume, resume.resume_command, False),
         ("runs", runs, runs.runs, False),
         ("slurm-gen", slurm, slurm.slurm_gen_command, True),
         ("bench-data", bench_data, bench_data.bench_data_command, True),

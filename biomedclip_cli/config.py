@@ -25,7 +25,7 @@ DEFAULT_MAX_BAD_SAMPLES = 0.01  # past 1% the data as a whole is wrong (an image
 REPORT_TARGETS = ("tensorboard", "wandb")
 KEEP_BEST_METRICS = ("zeroshot-top1", "zeroshot-balanced-accuracy")  # what --keep-best can rank checkpoints by (higher is better)
 RESUME_AUTO = "auto"
-OPEN_CLIP, RANKS, LAUNCHER, BMCLIP = "open_clip", "ranks", "launcher", "bmclip"  # where a field's value goes (see _option)
+OPEN_CLIP, RANKS, LAUNCHER, BMCLIP = "open_clip", "ranks", "launcher", "bmclip"  # where a field's value goes (see option)
 CSV_ONLY, WEBDATASET_ONLY = "csv", "webdataset"
 
 
@@ -60,35 +60,38 @@ class Precision(str, Enum):
     fp32 = "fp32"
 
 
-def _option(default: Any, text: str, panel: str, example: str, shown_default: str | None = None, *, to: str = OPEN_CLIP,
-            only: str | None = None, **constraints: Any) -> Any:
+def option(default: Any, text: str, panel: str, example: str, shown_default: str | None = None, *, to: str = OPEN_CLIP,
+           only: str | None = None, metavar: str | None = None, **constraints: Any) -> Any:
     """A config field that is also a CLI option: help text, help panel, an example value for messages, and where its value goes.
 
     `to` is the field's consumer: OPEN_CLIP (passed to open_clip_train as its flag of the same name, by launch/openclip_args.py;
     with `only`, for that dataset type alone), RANKS (bmclip's code in every rank, by the rank settings of rank/settings.py),
     LAUNCHER (torchrun's command line, launch/launcher.py), or BMCLIP (used before launch: preflight resolves it into others).
     """
-    extra: dict[str, JsonValue] = {"panel": panel, "example": example, "shown_default": shown_default, "to": to, "only": only}
+    extra: dict[str, JsonValue] = {"panel": panel, "example": example, "shown_default": shown_default, "to": to, "only": only,
+                                   "metavar": metavar}
     return Field(default, description=text, json_schema_extra=extra, **constraints)
 
 
 @dataclass(frozen=True)
 class OptionMeta:
-    """What _option records on a field beyond pydantic's own: its help panel, an example value, the default shown in --help
-    (None: the field's own), where its value goes and the dataset type it applies to alone."""
+    """What option() records on a field beyond pydantic's own: its help panel, an example value, the default shown in --help
+    (None: the field's own), where its value goes, the dataset type it applies to alone, and its metavar (None: from its type)."""
 
     panel: str | None = None
     example: str = ""
     shown_default: str | None = None
     to: str = OPEN_CLIP
     only: str | None = None
+    metavar: str | None = None
 
 
 def option_meta(field: FieldInfo) -> OptionMeta:
-    """The _option record of a field (of any model whose fields are made with _option); the defaults for other fields."""
+    """The option() record of a field (of any model whose fields are made with option()); the defaults for other fields."""
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     text = {key: str(value) for key, value in extra.items() if value is not None}
-    return OptionMeta(text.get("panel"), text.get("example", ""), text.get("shown_default"), text.get("to", OPEN_CLIP), text.get("only"))
+    return OptionMeta(text.get("panel"), text.get("example", ""), text.get("shown_default"), text.get("to", OPEN_CLIP), text.get("only"),
+                      text.get("metavar"))
 
 
 class TrainConfig(BaseModel):
@@ -97,126 +100,126 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)  # the schema is built at the first validation, not for --help
 
     # Data
-    train_data: str | None = _option(
+    train_data: str | None = option(
         None, "Training data: a CSV/TSV file, or webdataset shards as a brace pattern ('shards/{000000..000099}.tar'), local or on the "
         "Hugging Face hub ('hf://datasets/<owner>/<name>/<folder>/{000000..000099}.tar'), or a BIOMEDICA set by name (listed below); "
         "'::' joins several sources.", DATA, "biomedica:commercial")
-    val_data: str | None = _option(None, "Validation data, same forms as --train-data.", DATA, "data/val.csv")
-    max_bad_samples: float = _option(
+    val_data: str | None = option(None, "Validation data, same forms as --train-data.", DATA, "data/val.csv")
+    max_bad_samples: float = option(
         DEFAULT_MAX_BAD_SAMPLES, "Unreadable samples (image missing, truncated or not an image; empty caption) to skip before the run "
         "stops on purpose: a count (100), or below 1 a fraction of the training samples (0.01 = 1%). Each is listed in the run "
         "folder's bad-samples.tsv.", DATA, "100", shown_default="0.01 (1% of the samples)", ge=0, to=RANKS)
-    intensity: str = _option(
+    intensity: str = option(
         DEFAULT_INTENSITY, "How images of more than 8 bits (16-bit PNG/TIFF, DICOM) map to the model's 8: auto (a DICOM file's own "
         "window, else each image's 0.5-99.5 percentile window), minmax, percentile:LOW,HIGH, window:CENTER,WIDTH (in the file's units "
         "after rescale, e.g. Hounsfield: window:40,400), or clip (values above 255 saturate). The run folder records it.", DATA,
         "window:40,400", to=RANKS)
-    max_pixels: int = _option(
+    max_pixels: int = option(
         DEFAULT_MAX_PIXELS, "Images with more pixels are read reduced to fit (JPEGs while decoding); other formats over twice this "
         "are skipped as unreadable.", DATA, "200000000", gt=0, to=RANKS)
-    dataset_type: DatasetType = _option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
-    csv_img_key: str = _option("filepath", "CSV column holding image paths.", DATA, "filepath", only=CSV_ONLY)
-    csv_caption_key: str = _option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption", only=CSV_ONLY)
-    csv_separator: str | None = _option(
+    dataset_type: DatasetType = option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
+    csv_img_key: str = option("filepath", "CSV column holding image paths.", DATA, "filepath", only=CSV_ONLY)
+    csv_caption_key: str = option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption", only=CSV_ONLY)
+    csv_separator: str | None = option(
         None, "CSV separator; sniffed from the header when not given (open_clip's own default is a TAB).", DATA, ",", shown_default="sniffed", only=CSV_ONLY)
-    train_num_samples: int | None = _option(
+    train_num_samples: int | None = option(
         None, "Samples per epoch; for webdataset read from sizes.json beside the shards (or in the hub repo's folder) when not given.", DATA, "10968539", gt=0)
-    val_num_samples: int | None = _option(None, "Validation samples (webdataset).", DATA, "10000", gt=0)
-    dataset_resampled: bool | None = _option(
+    val_num_samples: int | None = option(None, "Validation samples (webdataset).", DATA, "10000", gt=0)
+    dataset_resampled: bool | None = option(
         None, "Sample shards with replacement; on by default for webdataset (BIOMEDICA's shards are clustered).", DATA, "true",
         shown_default="on for webdataset", only=WEBDATASET_ONLY)
-    train_data_upsampling_factors: str | None = _option(
+    train_data_upsampling_factors: str | None = option(
         None, "Weights of the '::'-joined --train-data sources, e.g. '1::2'; needs --dataset-resampled.", DATA, "1::2", only=WEBDATASET_ONLY)
-    revision: str | None = _option(
+    revision: str | None = option(
         None, "Branch, tag or commit of the hub repo that hf:// data is read from (pins the dataset version).", DATA, "main",
         shown_default="the repo's default branch", to=BMCLIP)
 
     # Model
-    model: str = _option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.", MODEL, "ViT-B-32")
-    pretrained: str | None = _option(None, "Pretrained weights: an open_clip tag (e.g. openai) or a checkpoint file.", MODEL, "openai")
-    lock_image: bool = _option(False, "Freeze the image tower (LiT-style fine-tuning of the text side).", MODEL, "true")
-    lock_image_unlocked_groups: int | None = _option(
+    model: str = option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.", MODEL, "ViT-B-32")
+    pretrained: str | None = option(None, "Pretrained weights: an open_clip tag (e.g. openai) or a checkpoint file.", MODEL, "openai")
+    lock_image: bool = option(False, "Freeze the image tower (LiT-style fine-tuning of the text side).", MODEL, "true")
+    lock_image_unlocked_groups: int | None = option(
         None, "With --lock-image: leave the last N layer groups of the image tower trainable.", MODEL, "2", shown_default="0", ge=0)
-    lock_text: bool = _option(False, "Freeze the text tower.", MODEL, "true")
-    lock_text_unlocked_layers: int | None = _option(
+    lock_text: bool = option(False, "Freeze the text tower.", MODEL, "true")
+    lock_text_unlocked_layers: int | None = option(
         None, "With --lock-text: leave the last N layers of the text tower trainable.", MODEL, "2", shown_default="0", ge=0)
-    lora_rank: int | None = _option(
+    lora_rank: int | None = option(
         None, "Fine-tune with LoRA adapters of this rank (through peft) instead of all weights; the towers are frozen.", MODEL, "8",
         shown_default="off", gt=0, to=RANKS)
-    lora_alpha: float | None = _option(None, "LoRA scale numerator (the adapters are scaled by alpha/rank).", MODEL, "16",
+    lora_alpha: float | None = option(None, "LoRA scale numerator (the adapters are scaled by alpha/rank).", MODEL, "16",
                                        shown_default="2 x --lora-rank", gt=0.0, to=RANKS)
-    lora_dropout: float = _option(0.0, "Dropout on the LoRA adapters' input.", MODEL, "0.05", ge=0.0, lt=1.0, to=RANKS)
-    lora_targets: str | None = _option(
+    lora_dropout: float = option(0.0, "Dropout on the LoRA adapters' input.", MODEL, "0.05", ge=0.0, lt=1.0, to=RANKS)
+    lora_targets: str | None = option(
         None, "Comma-separated module names (or name endings) that get LoRA adapters.", MODEL, "attn.qkv,attn.proj",
         shown_default="the attention projections of both towers", to=RANKS)
-    force_patch_dropout: float | None = _option(None, "Override the ViT patch dropout (0 to switch it off).", MODEL, "0.5", ge=0.0, lt=1.0)
-    grad_checkpointing: bool = _option(False, "Trade compute for memory with gradient checkpointing.", MODEL, "true")
+    force_patch_dropout: float | None = option(None, "Override the ViT patch dropout (0 to switch it off).", MODEL, "0.5", ge=0.0, lt=1.0)
+    grad_checkpointing: bool = option(False, "Trade compute for memory with gradient checkpointing.", MODEL, "true")
 
     # Optimisation
-    batch_size: int = _option(64, "Batch size per process (per GPU).", OPTIM, "256", gt=0)
-    epochs: int = _option(32, "Number of epochs.", OPTIM, "32", gt=0)
-    lr: float | None = _option(
+    batch_size: int = option(64, "Batch size per process (per GPU).", OPTIM, "256", gt=0)
+    epochs: int = option(32, "Number of epochs.", OPTIM, "32", gt=0)
+    lr: float | None = option(
         None, "Learning rate; 5e-4 from scratch, 5e-6 when fine-tuning from --pretrained.", OPTIM, "5e-6",
         shown_default="5e-4, or 5e-6 with --pretrained", gt=0.0)
-    wd: float = _option(0.2, "Weight decay.", OPTIM, "0.1", ge=0.0)
-    warmup: int = _option(1000, "Warmup steps (BIOMEDICA's recipe; open_clip's own default is 10000).", OPTIM, "1000", ge=0)
-    precision: Precision = _option(Precision.auto, "Floating-point precision.", OPTIM, "amp")
-    accum_freq: int = _option(1, "Gradient accumulation: update every N batches.", OPTIM, "4", gt=0)
-    seed: int = _option(0, "Random seed.", OPTIM, "0")
-    local_loss: bool = _option(False, "Compute the loss against local features only (less memory across GPUs).", OPTIM, "true")
-    gather_with_grad: bool = _option(False, "Gather features with gradients across GPUs (use with --local-loss).", OPTIM, "true")
-    torchcompile: bool = _option(False, "Compile the model with torch.compile (slower start, faster steps on GPUs).", OPTIM, "true")
-    preset: Preset = _option(
+    wd: float = option(0.2, "Weight decay.", OPTIM, "0.1", ge=0.0)
+    warmup: int = option(1000, "Warmup steps (BIOMEDICA's recipe; open_clip's own default is 10000).", OPTIM, "1000", ge=0)
+    precision: Precision = option(Precision.auto, "Floating-point precision.", OPTIM, "amp")
+    accum_freq: int = option(1, "Gradient accumulation: update every N batches.", OPTIM, "4", gt=0)
+    seed: int = option(0, "Random seed.", OPTIM, "0")
+    local_loss: bool = option(False, "Compute the loss against local features only (less memory across GPUs).", OPTIM, "true")
+    gather_with_grad: bool = option(False, "Gather features with gradients across GPUs (use with --local-loss).", OPTIM, "true")
+    torchcompile: bool = option(False, "Compile the model with torch.compile (slower start, faster steps on GPUs).", OPTIM, "true")
+    preset: Preset = option(
         Preset.none, "Speed/memory bundle of open_clip options chosen from the hardware: fast (bf16, patch dropout on ViTs, "
         "torch.compile, local loss) or memory (gradient checkpointing, bf16, local loss). Options you give yourself win; "
         "--dry-run shows the result.", OPTIM, "fast", to=BMCLIP)
 
     # Output
-    logs: str = _option("./logs", "Folder that holds run folders.", OUTPUT, "/scratch/logs")
-    name: str | None = _option(None, "Run folder name under --logs.", OUTPUT, "vit-b-32-biomedica", shown_default="<date>-<time>-<model>")
-    save_frequency: int = _option(1, "Save a checkpoint every N epochs (the last epoch is always saved).", OUTPUT, "1", ge=0)
-    report_to: str = _option("", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard", shown_default="none")
-    workers: int = _option(4, "Data-loading processes per training process.", OUTPUT, "8", ge=0)
-    resume: str | None = _option(
+    logs: str = option("./logs", "Folder that holds run folders.", OUTPUT, "/scratch/logs")
+    name: str | None = option(None, "Run folder name under --logs.", OUTPUT, "vit-b-32-biomedica", shown_default="<date>-<time>-<model>")
+    save_frequency: int = option(1, "Save a checkpoint every N epochs (the last epoch is always saved).", OUTPUT, "1", ge=0)
+    report_to: str = option("", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard", shown_default="none")
+    workers: int = option(4, "Data-loading processes per training process.", OUTPUT, "8", ge=0)
+    resume: str | None = option(
         None, "Continue from a checkpoint file; or 'auto' (also 'latest'): from this run folder's newest complete checkpoint if it has one, "
         "else start fresh, so the same command can simply be run again after a failure.", OUTPUT, "auto")
-    checkpoint_every_samples: int | None = _option(
+    checkpoint_every_samples: int | None = option(
         None, "Save a checkpoint every N samples (with --total-samples): epochs of N samples drawn with replacement "
         "(webdataset), for frequent checkpoints on large data.", OUTPUT, "1000000", gt=0, to=BMCLIP)
-    total_samples: int | None = _option(
+    total_samples: int | None = option(
         None, "Samples to train on in all, with --checkpoint-every-samples (sets the number of epochs).", OUTPUT, "24000000", gt=0, to=BMCLIP)
-    val_zeroshot: str | None = _option(
+    val_zeroshot: str | None = option(
         None, "CSV of labelled images (filepath and label columns) to score zero-shot classification on, as bmclip eval does, "
         "during training (rank 0); the top-1 goes to the console, TensorBoard/W&B and zeroshot.jsonl in the run folder.", OUTPUT,
         "data/heldout.csv", to=RANKS)
-    val_zeroshot_label_column: str = _option("label", "Column of class labels in --val-zeroshot.", OUTPUT, "label", to=RANKS)
-    val_zeroshot_every: int = _option(1, "Run the --val-zeroshot evaluation every N epochs (and after the last).", OUTPUT, "2", gt=0, to=RANKS)
-    keep_best: str | None = _option(
+    val_zeroshot_label_column: str = option("label", "Column of class labels in --val-zeroshot.", OUTPUT, "label", to=RANKS)
+    val_zeroshot_every: int = option(1, "Run the --val-zeroshot evaluation every N epochs (and after the last).", OUTPUT, "2", gt=0, to=RANKS)
+    keep_best: str | None = option(
         None, f"Keep the checkpoint with the best --val-zeroshot metric as checkpoints/best.pt: {' or '.join(KEEP_BEST_METRICS)}.",
         OUTPUT, "zeroshot-top1", shown_default="off", to=RANKS)
-    keep_checkpoints: int | None = _option(
+    keep_checkpoints: int | None = option(
         None, "Keep only the newest K epoch checkpoints; older ones are deleted once a newer one is verified complete.", OUTPUT, "3",
         shown_default="all", gt=0, to=RANKS)
 
     # Launch
-    nproc_per_node: int | None = _option(
+    nproc_per_node: int | None = option(
         None, "Training processes per node.", LAUNCH, "4", shown_default="one per visible GPU, else 1", gt=0, to=LAUNCHER)
-    gpus: str | None = _option(
+    gpus: str | None = option(
         None, "GPU indices to use, as nvidia-smi lists them (they replace CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3", pattern=r"^\d+(,\d+)*$", to=LAUNCHER)
-    nnodes: int = _option(1, "Number of nodes.", LAUNCH, "2", gt=0, to=LAUNCHER)
-    node_rank: int | None = _option(
+    nnodes: int = option(1, "Number of nodes.", LAUNCH, "2", gt=0, to=LAUNCHER)
+    node_rank: int | None = option(
         None, "Rank of this node, 0 on the --rdzv-endpoint host: given, the nodes meet by torchrun's static rendezvous there; "
         "not given, by c10d rendezvous, which numbers the nodes itself.", LAUNCH, "0", shown_default="numbered by the rendezvous", ge=0, to=LAUNCHER)
-    rdzv_endpoint: str | None = _option(
+    rdzv_endpoint: str | None = option(
         None, "Rendezvous HOST:PORT shared by all nodes, needed with --nnodes above 1 (with --node-rank: node 0's address and port).",
         LAUNCH, "node001:29400", to=LAUNCHER)
-    rdzv_id: str | None = _option(
+    rdzv_id: str | None = option(
         None, "Rendezvous job id shared by all nodes (c10d rendezvous); give it or --name on every node.", LAUNCH, "biomedica-run",
         shown_default="the --name", to=LAUNCHER)
-    rdzv_timeout: int = _option(
+    rdzv_timeout: int = option(
         RDZV_TIMEOUT_SECONDS, "Seconds a node waits at --rdzv-endpoint for all --nnodes nodes before it gives up with what it waited for "
         "(room for a node that starts late in a queue or loads its software slowly).", LAUNCH, "900", gt=0, to=LAUNCHER)
-    master_port: int | None = _option(
+    master_port: int | None = option(
         None, "Port of the rank-0 process on a single node (several nodes meet at --rdzv-endpoint's port).", LAUNCH, "29500", gt=0, lt=65536, to=LAUNCHER)
 
     extra_args: list[str] = Field(

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.options import ConfigFileOpt, with_config_options
 from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import warning

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.commands.config_options import DryRunOpt, VerboseOpt
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.options import DryRunOpt, RunDirArg, VerboseOpt, with_config_options
+from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.problems import ProblemFound, error
 
 EPILOG = examples(
@@ -49,21 +50,12 @@ def resubmit(run_dir: Path, overrides: dict[str, Any], *, dry_run: bool) -> None
 
 
 def resume(
-    run_dir: Annotated[Path, typer.Argument(help="The run folder <logs>/<name> (bmclip runs lists them).", metavar="RUN_DIR", show_default=False)],
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Train to this many epochs in all (extends a finished run).", show_default=False)] = None,
-    total_samples: Annotated[Optional[int], typer.Option(
-        min=1, help="Train on this many samples in all (runs with --checkpoint-every-samples).", show_default=False)] = None,
-    nproc_per_node: Annotated[Optional[int], typer.Option(min=1, help="Training processes per node.", show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Batch size per process (changes the schedule).", show_default=False)] = None,
-    node_rank: Annotated[Optional[int], typer.Option(
-        min=0, help="This node's rank in a run on several nodes that met by --node-rank (run it on each node with its own).",
-        show_default=False)] = None,
-    rdzv_endpoint: Annotated[Optional[str], typer.Option(
-        help="Where the nodes meet now, HOST:PORT, when not where the run's first launch met.", show_default=False)] = None,
+    run_dir: RunDirArg,
     local: Annotated[bool, typer.Option(
         "--local", help="Resume a run that SLURM launched here on this machine, not by submitting its job file again.")] = False,
     dry_run: DryRunOpt = False,
     verbose: VerboseOpt = False,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
     """Continue a stopped run from its newest complete checkpoint, with the settings it was launched with.
 
@@ -75,10 +67,7 @@ def resume(
     from biomedclip_cli.runs.folder import SLURM_SCRIPT_FILE
     from biomedclip_cli.runs.resuming import plan_resume
 
-    overrides: dict[str, Any] = {name: value for name, value in
-                                 {"epochs": epochs, "total_samples": total_samples, "nproc_per_node": nproc_per_node,
-                                  "batch_size": batch_size, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}.items()
-                                 if value is not None}
+    overrides = overrides or {}
     if not local and (run_dir / SLURM_SCRIPT_FILE).is_file():
         resubmit(run_dir, overrides, dry_run=dry_run)
         return
@@ -94,3 +83,8 @@ def resume(
         return
     console.err.print(f"bmclip: resuming from {plan.config.resume}", markup=False)
     raise typer.Exit(launch_and_summarise(plan, verbose=verbose))
+
+
+# The train options a resume may change (the rest come from the run's bmclip.yaml), with train's own help.
+RESUMABLE = ("epochs", "total_samples", "batch_size", "nproc_per_node", "node_rank", "rdzv_endpoint")
+resume_command = with_config_options(TrainConfig, RESUMABLE, default_shown="the run's own")(resume)

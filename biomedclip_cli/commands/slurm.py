@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from biomedclip_cli import console
-from biomedclip_cli.commands.config_options import ConfigFileOpt, with_config_options
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.options import ConfigFileOpt, with_config_options
 from biomedclip_cli.config import OPTION_FIELDS, SLURM_DECIDES, ResolvedConfig, TrainConfig
+from biomedclip_cli.jobs.slurm_job import JOB, JOB_OPTIONS, SlurmJob
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 
-if TYPE_CHECKING:
-    from biomedclip_cli.jobs.slurm import SlurmJob
-
 SLURM_FIELDS = tuple(name for name in OPTION_FIELDS if name not in (*SLURM_DECIDES, "nnodes"))
-JOB = "SLURM job"
 
 EPILOG = examples(
     ("4 nodes of 8 GPUs, written to job.sbatch", "bmclip slurm-gen -c train.yaml --nodes 4 --gpus-per-node 8 --out job.sbatch"),
@@ -41,34 +38,12 @@ def _print_written(config: ResolvedConfig, job: SlurmJob, written: list[Path]) -
 def slurm_gen(
     ctx: typer.Context,
     config_file: ConfigFileOpt = None,
-    nodes: Annotated[Optional[int], typer.Option(min=1, help="Nodes to train on.", show_default="--nnodes of the config, else 1",
-                                                 rich_help_panel=JOB)] = None,
-    gpus_per_node: Annotated[Optional[int], typer.Option(min=0, help="GPUs of each node (0: a CPU job; set its ranks with --nproc-per-node).",
-                                                         show_default="required", rich_help_panel=JOB)] = None,
-    partition: Annotated[Optional[str], typer.Option(help="SLURM partition.", rich_help_panel=JOB)] = None,
-    account: Annotated[Optional[str], typer.Option(help="SLURM account to charge.", rich_help_panel=JOB)] = None,
-    time: Annotated[Optional[str], typer.Option(help="Time limit, e.g. 2-00:00:00 or 90 (minutes).", rich_help_panel=JOB)] = None,
-    cpus_per_task: Annotated[Optional[int], typer.Option(min=1, help="CPUs of each node's task (one task a node runs all its ranks).",
-                                                         show_default="processes x (workers + 1)", rich_help_panel=JOB)] = None,
-    mem: Annotated[Optional[str], typer.Option(help="Memory a node, e.g. 256G.", rich_help_panel=JOB)] = None,
-    qos: Annotated[Optional[str], typer.Option(help="SLURM quality of service.", rich_help_panel=JOB)] = None,
-    constraint: Annotated[Optional[str], typer.Option(help="SLURM node features, e.g. a100.", rich_help_panel=JOB)] = None,
-    job_name: Annotated[Optional[str], typer.Option(help="Job name (%x in the log's name).", show_default="the run name", rich_help_panel=JOB)] = None,
-    setup: Annotated[Optional[list[str]], typer.Option(help="A shell line run before training, e.g. 'module load cuda/12.4' (repeatable; shell code, written as given).",
-                                                       rich_help_panel=JOB)] = None,
-    venv: Annotated[Optional[Path], typer.Option(help="Virtual environment the job activates.", rich_help_panel=JOB)] = None,
-    conda_env: Annotated[Optional[str], typer.Option(help="Conda environment the job activates.", rich_help_panel=JOB)] = None,
-    chdir: Annotated[Optional[Path], typer.Option(help="Folder the job runs in; relative paths of the config are read from there.",
-                                                  show_default="this folder", rich_help_panel=JOB)] = None,
-    signal_before: Annotated[int, typer.Option(min=1, help="Seconds before the time limit at which the job requeues itself.", rich_help_panel=JOB)] = 120,
-    max_restarts: Annotated[int, typer.Option(min=0, help="Most times the job requeues itself.", rich_help_panel=JOB)] = 3,
-    sbatch: Annotated[Optional[list[str]], typer.Option("--sbatch", help="Any other sbatch option as KEY=VALUE, e.g. mail-type=END (repeatable).",
-                                                        metavar="KEY=VALUE", rich_help_panel=JOB)] = None,
     remote_paths: Annotated[bool, typer.Option(help="Paths (and open_clip_train) that exist only on the cluster: warn instead of failing.",
                                                rich_help_panel=JOB)] = False,
     out: Annotated[Optional[Path], typer.Option(help="Write the job file here (its folder must exist) and create the run folder (with a copy); without it the file goes to stdout.",
                                                 rich_help_panel=JOB)] = None,
     submit_job: Annotated[bool, typer.Option("--submit", help="Also submit the job with sbatch and print its id.", rich_help_panel=JOB)] = False,
+    job_values: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Write an sbatch file that trains this config on a SLURM cluster: srun starts torch.distributed.run on every node.
@@ -77,7 +52,6 @@ def slurm_gen(
     """
     from biomedclip_cli.checks.preflight import LaunchSite, preflight
     from biomedclip_cli.jobs.slurm import (
-        SlurmJob,
         job_problems,
         job_run_dir,
         out_problems,
@@ -90,22 +64,22 @@ def slurm_gen(
     from biomedclip_cli.jobs.training import announce_defaults, load_train_config, reported, working_folder
 
     given = load_train_config(config_file, overrides or {}, list(ctx.args))
-    if gpus_per_node is None:
+    job_values = job_values or {}
+    if "gpus_per_node" not in job_values:
         raise ProblemFound(error("--gpus-per-node", "is missing", "pass the GPUs of each node, e.g. --gpus-per-node 4 (0 for a CPU job, with --nproc-per-node N)"))
-    config, problems = slurm_train_config(given, nodes or given.nnodes)
+    config, problems = slurm_train_config(given, job_values.get("nodes", given.nnodes))
     problems += out_problems(out)
-    folder = (chdir or Path.cwd()).absolute()
+    folder = Path(job_values.get("chdir") or Path.cwd()).absolute()
     if not folder.is_dir() and (submit_job or not remote_paths):
         problems.append(error("--chdir", f"folder '{folder}' does not exist here",
                               "create it, or (without --submit) pass --remote-paths if it exists only on the cluster"))
     with working_folder(folder if folder.is_dir() else None):  # relative paths mean what they will mean in the job
-        checked = preflight(config, LaunchSite(gpus_per_node, elsewhere=remote_paths, slurm=True))
+        checked = preflight(config, LaunchSite(job_values["gpus_per_node"], elsewhere=remote_paths, slurm=True))
     console.report(problems)
     resolved = reported(checked)
-    job = SlurmJob(nodes=config.nnodes, gpus_per_node=gpus_per_node, chdir=str(folder), cpus_per_task=cpus_per_task, partition=partition,
-                   account=account, time=time, mem=mem, qos=qos, constraint=constraint, job_name=job_name, signal_before=signal_before,
-                   max_restarts=max_restarts, extra_sbatch=tuple(sbatch or ()), setup=tuple(setup or ()),
-                   venv=str(venv) if venv else None, conda_env=conda_env, python="python" if venv or conda_env else sys.executable)
+    environment = job_values.get("venv") or job_values.get("conda_env")
+    job = SlurmJob.model_validate({**job_values, "nodes": config.nnodes, "chdir": str(folder),
+                                   "python": "python" if environment else sys.executable})
     console.report(job_problems(resolved, job))
     text = render_sbatch(resolved, job)
     console.report([*secret_problems(text), *filter(None, [syntax_problem(text)])])
@@ -150,4 +124,4 @@ def _write(config: ResolvedConfig, job: SlurmJob, text: str, out: Path | None, r
     return written
 
 
-slurm_gen_command = with_config_options(TrainConfig, SLURM_FIELDS)(slurm_gen)
+slurm_gen_command = with_config_options(TrainConfig, SLURM_FIELDS)(with_config_options(SlurmJob, JOB_OPTIONS, into="job_values")(slurm_gen))

@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from biomedclip_cli.commands.config_options import ConfigFileOpt, DryRunOpt, VerboseOpt, with_config_options
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.options import ConfigFileOpt, DryRunOpt, VerboseOpt, with_config_options
 from biomedclip_cli.config import OPTION_FIELDS, TrainConfig
 from biomedclip_cli.hub.biomedica import shortcut_help
 

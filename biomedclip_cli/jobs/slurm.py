@@ -21,12 +21,12 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from biomedclip_cli.checks.preflight import RESUME_FROM_RUN_FOLDER, default_run_name
 from biomedclip_cli.config import RESUME_AUTO, SLURM_DECIDES, ResolvedConfig, TrainConfig, config_to_yaml
+from biomedclip_cli.jobs.slurm_job import SlurmJob
 from biomedclip_cli.launch.launcher import RDZV_HOST_VARIABLE, RDZV_PORT_VARIABLE, SRUN_ARGS, WORKER_MODULE, srun_words
 from biomedclip_cli.launch.openclip_args import openclip_argv
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
@@ -45,30 +45,6 @@ BMCLIP_SBATCH_OPTIONS = frozenset({
     "nodes", "ntasks-per-node", "cpus-per-task", "job-name", "chdir", "output", "open-mode", "requeue", "signal", "wait-all-nodes",
     "gres", "partition", "account", "time", "mem", "qos", "constraint", "ntasks", "gpus", "gpus-per-node", "gpus-per-task",
 })
-
-
-@dataclass(frozen=True)
-class SlurmJob:
-    """What the job asks SLURM for, and how its shell prepares the environment before training."""
-
-    nodes: int
-    gpus_per_node: int
-    chdir: str
-    cpus_per_task: int | None = None
-    partition: str | None = None
-    account: str | None = None
-    time: str | None = None
-    mem: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    job_name: str | None = None
-    signal_before: int = 120
-    max_restarts: int = 3
-    extra_sbatch: tuple[str, ...] = ()
-    setup: tuple[str, ...] = ()
-    venv: str | None = None
-    conda_env: str | None = None
-    python: str = "python"
 
 
 def slurm_train_config(config: TrainConfig, nodes: int) -> tuple[TrainConfig, list[Problem]]:
@@ -125,7 +101,7 @@ def sbatch_options(config: ResolvedConfig, job: SlurmJob) -> dict[str, str | Non
         value = getattr(job, name)
         if value is not None:
             options[name] = value
-    for item in job.extra_sbatch:
+    for item in job.sbatch:
         key, _, value = item.partition("=")
         options[key.removeprefix("--")] = value if "=" in item else None
     return options
@@ -253,7 +229,7 @@ def job_problems(config: ResolvedConfig, job: SlurmJob) -> list[Problem]:
 
 
 def _sbatch_key_problems(job: SlurmJob) -> list[Problem]:
-    for item in job.extra_sbatch:
+    for item in job.sbatch:
         key = item.partition("=")[0].removeprefix("--")
         if not SBATCH_KEY_PATTERN.match(key):
             return [error("--sbatch", f"'{item}' is not KEY=VALUE with an sbatch option name as KEY", "e.g. --sbatch mail-type=END")]

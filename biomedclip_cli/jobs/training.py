@@ -25,23 +25,10 @@ from biomedclip_cli.launch.launcher import run_supervised
 from biomedclip_cli.launch.plan import RunPlan
 from biomedclip_cli.rank.handover import handover_environment
 from biomedclip_cli.rank.protocol import ERROR_FILE_VARIABLE
-from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, merge_bad_samples, recorded_bad_samples
-from biomedclip_cli.runs.folder import (
-    LOG_FILE,
-    LaunchRecord,
-    checkpoint_epoch,
-    epoch_checkpoints,
-    node_logs,
-    publish_run_state,
-    published_since,
-    read_launch_record,
-    record_exit,
-    run_config_text,
-    this_launch,
-    train_progress,
-)
+from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, merge_bad_samples
+from biomedclip_cli.runs.folder import LOG_FILE, LaunchRecord, published_since, run_config_text, this_launch
 from biomedclip_cli.runs.resuming import finished_epochs
-from biomedclip_cli.runs.zero_shot_log import read_best, read_records
+from biomedclip_cli.runs.run_folder import RunFolder
 
 ANNOUNCED_DEFAULTS = ("model", "batch_size", "epochs", "lr", "warmup", "precision", "nproc_per_node")
 
@@ -136,13 +123,14 @@ def launch_and_summarise(plan: RunPlan, *, verbose: bool = False) -> int:
     """
     config, command = plan.config, plan.launch
     folder = Path(command.cwd or Path.cwd()).resolve()
-    run_dir = folder / config.run_dir()
+    run_folder = RunFolder(folder / config.run_dir())
+    run_dir = run_folder.path
     with working_folder(folder):
         config_text = run_config_text(config)
     record = this_launch(folder, config.nnodes)
     private: dict[str, str] = {}
     if config.nnodes == 1:
-        publish_run_state(run_dir, config_text, record)
+        run_folder.publish(config_text, record)
     else:
         private = handover_environment(config_text, record)
     console.err.print(f"bmclip: launching {_launch_scope(config)}: {command.shell_line()}", markup=False)
@@ -154,10 +142,10 @@ def launch_and_summarise(plan: RunPlan, *, verbose: bool = False) -> int:
         relay.keep_in(run_dir)
         for line in relay.errors() if status != 0 else []:
             console.print_error(line)
-    owner = read_launch_record(run_dir)
+    owner = run_folder.launch_record()
     holds_rank_0 = owner is not None and owner.same_launch(record)
     if holds_rank_0:
-        record_exit(run_dir, status)
+        run_folder.record_exit(status)
         merge_bad_samples(run_dir)
     problem = rendezvous_problem(config, failure.message) if failure is not None and config.nnodes > 1 else None
     if problem is not None:
@@ -204,7 +192,7 @@ def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | N
     if owner is None:
         _print_rows(title, {"run folder": f"{run_dir} on node 0's machine (this node sees no state of this job in it)", **_cause_row(cause)})
         return
-    logs = [run_dir / LOG_FILE, *node_logs(run_dir)]
+    logs = [run_dir / LOG_FILE, *RunFolder(run_dir).node_logs()]
     _print_rows(title, {"run folder": str(run_dir), "node 0": f"bmclip process {owner.pid} on {owner.host}",
                         **_run_state_rows(config, run_dir, " (as node 0 wrote them)"), **_cause_row(cause),
                         "logs": ", ".join(str(log) for log in logs)})
@@ -215,23 +203,20 @@ def _cause_row(cause: str | None) -> dict[str, str]:
 
 
 def _run_state_rows(config: TrainConfig, run_dir: Path, source: str) -> dict[str, str]:
-    progress = train_progress(run_dir)
-    checkpoints = epoch_checkpoints(run_dir)
-    rows = {"last checkpoint": str(checkpoints[-1]) if checkpoints else "none",
-            "epochs done": f"{checkpoint_epoch(checkpoints[-1]) if checkpoints else 0} of {config.epochs}{source}"}
-    if progress:
-        rows["final loss"] = f"{progress[-1].loss:.4f} (first logged {progress[0].loss:.4f})"
-        rows["samples/s"] = f"{progress[-1].samples_per_second:.1f}"
-    zero_shot = read_records(run_dir)
-    if zero_shot:
-        last = zero_shot[-1]
+    state = RunFolder(run_dir).snapshot()
+    rows = {"last checkpoint": str(state.last_checkpoint) if state.last_checkpoint else "none",
+            "epochs done": f"{state.epochs_done} of {config.epochs}{source}"}
+    if state.progress:
+        rows["final loss"] = f"{state.progress[-1].loss:.4f} (first logged {state.progress[0].loss:.4f})"
+        rows["samples/s"] = f"{state.progress[-1].samples_per_second:.1f}"
+    if state.zero_shot:
+        last = state.zero_shot[-1]
         rows["zero-shot top-1"] = f"{last.top1:.3f} after epoch {last.epoch} ({last.images} images, {last.classes} classes)"
-    best = read_best(run_dir)
-    if best is not None:
+    if state.best is not None:
+        best = state.best
         rows["best checkpoint"] = f"{run_dir / best.checkpoint} (epoch {best.epoch}, {best.metric} {best.value:.3f})"
-    skipped = recorded_bad_samples(run_dir)
-    if skipped:
-        rows["bad samples"] = f"{len(skipped)} skipped, listed in {run_dir / BAD_SAMPLES_FILE}"
+    if state.bad_samples:
+        rows["bad samples"] = f"{len(state.bad_samples)} skipped, listed in {run_dir / BAD_SAMPLES_FILE}"
     return rows
 
 

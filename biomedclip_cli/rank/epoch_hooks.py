@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.models.lora import parameters_line
-from biomedclip_cli.partial_files import partial_path
+from biomedclip_cli.partial_files import partial_path, publish
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.rank.console import TO_CONSOLE
 from biomedclip_cli.runs.zero_shot_log import BEST_CHECKPOINT, BestCheckpoint, ZeroShotRecord, append_record, read_best, write_best
@@ -155,7 +154,7 @@ class EpochHooks:
         target = self.run_dir / BEST_CHECKPOINT
         partial = partial_path(target)
         self.save({"epoch": record.epoch, "name": args.name, "state_dict": model.state_dict(), **self.checkpoint_entries}, partial)
-        os.replace(partial, target)
+        publish(partial, target)
         self.best = BestCheckpoint(metric, value, record.epoch, BEST_CHECKPOINT)
         write_best(self.run_dir, self.best)
         return True

@@ -10,12 +10,11 @@ listed once.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from biomedclip_cli.partial_files import partial_path
+from biomedclip_cli.partial_files import write_atomically
 
 BAD_SAMPLES_FILE = "bad-samples.tsv"
 BAD_SAMPLES_PARTS = "bad-samples"
@@ -78,10 +77,7 @@ def merge_bad_samples(run_dir: Path) -> list[BadSample]:
     samples = recorded_bad_samples(run_dir)
     parts = sorted((run_dir / BAD_SAMPLES_PARTS).glob("*.tsv"))
     if samples:
-        target = run_dir / BAD_SAMPLES_FILE
-        partial = partial_path(target)
-        partial.write_text("\n".join([HEADER, *(sample.line() for sample in samples)]) + "\n", encoding="utf-8")
-        os.replace(partial, target)
+        write_atomically(run_dir / BAD_SAMPLES_FILE, "\n".join([HEADER, *(sample.line() for sample in samples)]) + "\n")
     for part in parts:
         part.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # absent, or a part written since (a process still running)

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from biomedclip_cli.config import RESUME_AUTO, TrainConfig, build_config, config_to_yaml, load_config_file
-from biomedclip_cli.partial_files import partial_path
+from biomedclip_cli.partial_files import write_atomically
 from biomedclip_cli.problems import ProblemFound, error
 
 CONFIG_FILE = "bmclip.yaml"
@@ -108,28 +108,26 @@ class LaunchRecord:
 
 def this_launch(cwd: Path, nodes: int = 1) -> LaunchRecord:
     """The record of a launch by this process from `cwd` (relative paths are resolved there), starting now."""
-    return LaunchRecord(str(cwd), socket.gethostname(), os.getpid(), _now(), nodes=nodes)
+    return LaunchRecord(str(cwd), socket.gethostname(), os.getpid(), now(), nodes=nodes)
 
 
-def _now() -> str:
+def now() -> str:
+    """This moment as launch records write it (ISO, to the second)."""
     return datetime.now().isoformat(timespec="seconds")
 
 
 def publish_run_state(run_dir: Path, config_text: str, record: LaunchRecord) -> None:
-    """Write the run's bmclip.yaml and launch.json (each replaced whole, never half-written), as the launch of `record`."""
+    """Write the run's bmclip.yaml and launch.json (each replaced whole and synced, never half-written), as the launch of `record`."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    published = replace(record, published=_now())
-    for name, text in ((CONFIG_FILE, config_text), (LAUNCH_FILE, published.to_json())):
-        partial = partial_path(run_dir / name)
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, run_dir / name)
+    write_atomically(run_dir / CONFIG_FILE, config_text)
+    write_atomically(run_dir / LAUNCH_FILE, replace(record, published=now()).to_json())
 
 
 def record_exit(run_dir: Path, status: int) -> None:
-    """Add the launch's exit status to <run>/launch.json."""
+    """Add the launch's exit status to <run>/launch.json (replaced whole and synced, like every state file)."""
     record = read_launch_record(run_dir)
     if record is not None:
-        (run_dir / LAUNCH_FILE).write_text(replace(record, exit_status=status).to_json(), encoding="utf-8")
+        write_atomically(run_dir / LAUNCH_FILE, replace(record, exit_status=status).to_json())
 
 
 def read_launch_record(run_dir: Path) -> LaunchRecord | None:

@@ -15,19 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from biomedclip_cli.problems import ProblemFound, error
-from biomedclip_cli.runs.folder import (
-    CONFIG_FILE,
-    LOG_FILE,
-    REPORT_DIR,
-    RESULTS_FILE,
-    TENSORBOARD_DIR,
-    checkpoint_epoch,
-    epoch_checkpoints,
-    read_params,
-    read_run_config,
-    train_progress,
-)
-from biomedclip_cli.runs.zero_shot_log import ZeroShotRecord, read_best, read_records
+from biomedclip_cli.runs.folder import CONFIG_FILE, LOG_FILE, REPORT_DIR, RESULTS_FILE, TENSORBOARD_DIR, TrainProgress, checkpoint_epoch
+from biomedclip_cli.runs.run_folder import RunFolder
+from biomedclip_cli.runs.zero_shot_log import BestCheckpoint, ZeroShotRecord
 
 PLOT_SIZE_INCHES = (8.0, 4.5)
 PLOT_DPI = 100
@@ -62,6 +52,8 @@ class RunLogs:
     params: dict[str, str] = field(default_factory=dict)
     checkpoints: list[Path] = field(default_factory=list)
     zero_shot: list[ZeroShotRecord] = field(default_factory=list)
+    best: BestCheckpoint | None = None
+    epochs_done: int = 0  # the epoch of the newest complete checkpoint, as `bmclip runs` and the summary count it
 
 
 def _tensorboard_curves(folder: Path) -> dict[str, Curve]:
@@ -74,8 +66,7 @@ def _tensorboard_curves(folder: Path) -> dict[str, Curve]:
             for stem, (tag, _, _) in TRAIN_CURVES.items() if tag in tags}
 
 
-def _log_curves(run_dir: Path) -> dict[str, Curve]:
-    progress = train_progress(run_dir)
+def _log_curves(progress: list[TrainProgress]) -> dict[str, Curve]:
     xs = [p.epoch + p.samples_seen / p.samples_per_epoch for p in progress]
     values = {"loss": [p.loss for p in progress], "lr": [p.lr for p in progress],
               "samples_per_second": [p.samples_per_second for p in progress]}
@@ -102,14 +93,18 @@ def read_run_logs(run_dir: Path) -> RunLogs:
         raise ProblemFound(error("RUN_DIR", f"'{run_dir}' is not a folder", "pass the <logs>/<name> folder of a run"))
     if not any((run_dir / name).exists() for name in (CONFIG_FILE, LOG_FILE)):
         raise ProblemFound(error("RUN_DIR", f"'{run_dir}' has neither {CONFIG_FILE} nor {LOG_FILE}", "pass the <logs>/<name> folder of a bmclip train run"))
+    folder = RunFolder(run_dir)
+    config = folder.config() if (run_dir / CONFIG_FILE).is_file() else None  # a broken bmclip.yaml is said, not skipped
+    state = folder.snapshot()
     events = run_dir / TENSORBOARD_DIR
     curves = _tensorboard_curves(events) if events.is_dir() and any(events.iterdir()) else {}
-    logs = RunLogs(run_dir, "step", "TensorBoard events", curves) if curves else RunLogs(run_dir, "epoch", LOG_FILE, _log_curves(run_dir))
+    logs = (RunLogs(run_dir, "step", "TensorBoard events", curves) if curves
+            else RunLogs(run_dir, "epoch", LOG_FILE, _log_curves(state.progress)))
     logs.validation = _validation_rows(run_dir / RESULTS_FILE)
-    logs.zero_shot = read_records(run_dir)
-    logs.config = read_run_config(run_dir).model_dump(mode="json") if (run_dir / CONFIG_FILE).is_file() else {}
-    logs.params = read_params(run_dir)
-    logs.checkpoints = epoch_checkpoints(run_dir)
+    logs.zero_shot = state.zero_shot
+    logs.config = config.model_dump(mode="json") if config is not None else {}
+    logs.params = state.params
+    logs.checkpoints, logs.best, logs.epochs_done = state.checkpoints, state.best, state.epochs_done
     return logs
 
 
@@ -184,7 +179,7 @@ def write_plots(logs: RunLogs, out_dir: Path) -> list[Path]:
 
 def best_checkpoint(logs: RunLogs) -> tuple[Path | None, str]:
     """The checkpoint --keep-best kept, else that of the epoch with the lowest validation loss (else the newest), and why it was chosen."""
-    kept = read_best(logs.run_dir)
+    kept = logs.best
     if kept is not None:
         return logs.run_dir / kept.checkpoint, f"best {kept.metric} ({kept.value:.3f}, epoch {kept.epoch}), kept by --keep-best"
     by_epoch = {checkpoint_epoch(path): path for path in logs.checkpoints}
@@ -197,7 +192,7 @@ def best_checkpoint(logs: RunLogs) -> tuple[Path | None, str]:
 
 def status_line(logs: RunLogs) -> str:
     """How far the run got: epochs with a checkpoint out of those configured."""
-    done = checkpoint_epoch(logs.checkpoints[-1]) if logs.checkpoints else 0
+    done = logs.epochs_done
     planned = logs.config.get("epochs")
     if planned and done >= int(planned):
         return f"finished: {done} of {planned} epochs"

@@ -11,19 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from biomedclip_cli.problems import ProblemFound
-from biomedclip_cli.runs.checkpoints import looks_complete
-from biomedclip_cli.runs.folder import (
-    CONFIG_FILE,
-    LOG_FILE,
-    PARAMS_FILE,
-    checkpoint_epoch,
-    epoch_checkpoints,
-    read_launch_record,
-    read_params,
-    read_run_config,
-    train_progress,
-)
+from biomedclip_cli.runs.folder import CONFIG_FILE, LOG_FILE, PARAMS_FILE
+from biomedclip_cli.runs.run_folder import RunFolder, RunSnapshot
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 QUIET_LOG_SECONDS = 15 * 60
@@ -53,30 +42,18 @@ def list_runs(logs_dir: Path) -> list[RunStatus]:
 
 def run_status(run_dir: Path) -> RunStatus:
     """Where one run stands (see the module docstring for where each value comes from)."""
-    model, epochs_total = _model_and_epochs(run_dir)
-    complete = [c for c in epoch_checkpoints(run_dir) if looks_complete(c)]
-    last = complete[-1] if complete else None
-    done = checkpoint_epoch(last) if last else 0
-    progress = train_progress(run_dir)
-    status, detail = _status(run_dir, done, epochs_total)
-    return RunStatus(run_dir.name, run_dir, model, done, epochs_total, last, status, detail, progress[-1].loss if progress else None)
+    state = RunFolder(run_dir).snapshot()
+    status, detail = _status(state)
+    return RunStatus(run_dir.name, run_dir, state.model, state.epochs_done, state.planned_epochs, state.last_checkpoint, status, detail,
+                     state.progress[-1].loss if state.progress else None)
 
 
-def _model_and_epochs(run_dir: Path) -> tuple[str, int | None]:
-    try:
-        config = read_run_config(run_dir)
-        return config.model, config.planned_epochs()
-    except ProblemFound:
-        params = read_params(run_dir)
-        epochs = params.get("epochs", "")
-        return params.get("model", "?"), int(epochs) if epochs.isdigit() else None
-
-
-def _status(run_dir: Path, done: int, total: int | None) -> tuple[str, str]:
+def _status(state: RunSnapshot) -> tuple[str, str]:
     """running, finished or failed, with a detail (exit status, process, or how it was judged)."""
-    if total is not None and done >= total:
+    total, run_dir = state.planned_epochs, state.folder
+    if total is not None and state.epochs_done >= total:
         return FINISHED, ""
-    record = read_launch_record(run_dir)
+    record = state.launch
     if record is not None and record.exit_status is not None:
         return FAILED, f"exit status {record.exit_status}"
     if record is not None and record.host == socket.gethostname():

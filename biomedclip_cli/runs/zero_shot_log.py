@@ -7,11 +7,10 @@ resumed run read them, so a resume goes on comparing against the best epoch of t
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from biomedclip_cli.partial_files import partial_path
+from biomedclip_cli.partial_files import write_atomically
 from biomedclip_cli.runs.folder import CHECKPOINT_DIR
 
 ZERO_SHOT_FILE = "zeroshot.jsonl"
@@ -69,9 +68,7 @@ def read_records(run_dir: Path) -> list[ZeroShotRecord]:
 
 def write_best(run_dir: Path, best: BestCheckpoint) -> None:
     """Record which checkpoint is the best (written after the checkpoint itself is in place)."""
-    partial = partial_path(run_dir / BEST_FILE)
-    partial.write_text(json.dumps(asdict(best)), encoding="utf-8")
-    os.replace(partial, run_dir / BEST_FILE)
+    write_atomically(run_dir / BEST_FILE, json.dumps(asdict(best)))
 
 
 def read_best(run_dir: Path) -> BestCheckpoint | None:

@@ -1,4 +1,5 @@
-"""Command-line options generated from the TrainConfig fields, so a field is a flag without being written twice, and the options the training commands share."""
+"""Options several commands share, declared once, and options generated from a model's fields (TrainConfig's, SlurmJob's), so that a
+field is a flag without being written twice."""
 
 from __future__ import annotations
 
@@ -27,51 +28,65 @@ ConfigFileOpt = Annotated[
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check everything, print the one-line command that would run, run nothing.")]
 VerboseOpt = Annotated[bool, typer.Option(
     "--verbose", help="Show open_clip's own log lines as they come, instead of bmclip's progress (every rank's output is in RUN/ranks/ either way).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for scripts.")]
+RunDirArg = Annotated[Path, typer.Argument(help="The run folder <logs>/<name> (bmclip runs lists them).", metavar="RUN_DIR", show_default=False)]
 
 
-def _cli_type(annotation: Any) -> type:
-    """The plain type a CLI option parses to: the non-None member of `X | None`."""
+def _cli_type(annotation: Any) -> Any:
+    """The type a CLI option parses to: the non-None member of `X | None`; a tuple of values as a list (a repeatable option)."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        return members[0]
+        annotation = members[0]
+    if typing.get_origin(annotation) is tuple:
+        return list[typing.get_args(annotation)[0]]  # type: ignore[misc]
     return annotation
 
 
-def _option_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
+def _option_parameter(name: str, field: FieldInfo, default_shown: str | None = None) -> inspect.Parameter:
     meta = option_meta(field)
     cli_type = _cli_type(field.annotation)
     declared = f"{flag(name)}/--no-{flag(name)[2:]}" if cli_type is bool else flag(name)
-    shown = meta.shown_default
-    if shown is None and field.default not in (None, ""):
+    shown = default_shown or meta.shown_default
+    if shown is None and field.default not in (None, "", ()):
         shown = field.default.value if isinstance(field.default, Enum) else str(field.default)
     option = typer.Option(
         declared,
         help=field.description,
         rich_help_panel=meta.panel,
         show_default=shown if shown is not None else False,
-        metavar=None if cli_type is bool or issubclass(cli_type, Enum) else cli_type.__name__.upper(),
+        metavar=meta.metavar or _metavar(cli_type),
     )
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[cli_type], option])
 
 
-def with_config_options(model: type[BaseModel], fields: Iterable[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _metavar(cli_type: Any) -> str | None:
+    """The metavar of an option's type: none for switches and choices (Typer shows those), else the type's name in capitals."""
+    if cli_type is bool or (isinstance(cli_type, type) and issubclass(cli_type, Enum)):
+        return None
+    inner = typing.get_args(cli_type)[0] if typing.get_origin(cli_type) is list else cli_type
+    return str(inner.__name__).upper()
+
+
+def with_config_options(model: type[BaseModel], fields: Iterable[str], into: str = OVERRIDES_PARAMETER,
+                        default_shown: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a command so it also takes one option per named field of `model`.
 
-    The command receives the options the user typed as one dict argument, `overrides`
-    (fields left out were not given), so that config-file values are only overridden on purpose.
+    The command receives the options the user typed as one dict argument named `into` (fields left out were not given), so
+    that config-file values are only overridden on purpose. Decorations stack, each with its own `into`. `default_shown`
+    replaces every option's default in --help (a resume's defaults are the run's own values).
     """
-    generated = [_option_parameter(name, model.model_fields[name]) for name in fields]
+    generated = [_option_parameter(name, model.model_fields[name], default_shown) for name in fields]
     names = {p.name for p in generated}
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        own = [p for p in inspect.signature(command).parameters.values() if p.name != OVERRIDES_PARAMETER]
+        own = [p for p in inspect.signature(command).parameters.values() if p.name != into]
         own_hints = typing.get_type_hints(command, include_extras=True)
 
         @functools.wraps(command)
         def wrapper(**kwargs: Any) -> Any:
             typed = {name: kwargs.pop(name) for name in names}
-            overrides = {name: value for name, value in typed.items() if value is not None}
-            return command(**kwargs, **{OVERRIDES_PARAMETER: overrides})
+            given = {name: value for name, value in typed.items() if value is not None and value != []}
+            return command(**kwargs, **{into: given})
 
         parameters = [p.replace(annotation=own_hints.get(p.name, p.annotation)) for p in own] + generated
         wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
