@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO ?= demo-run
 
-.PHONY: venv demo test test-fast test-under-load lock slurm-packages clean
+.PHONY: venv demo test test-fast lint test-under-load lock slurm-packages clean
 
 venv: $(BIN)/.installed
 
@@ -34,8 +34,13 @@ demo: venv
 	$(BIN)/bmclip train --config examples/demo.yaml
 	$(BIN)/bmclip eval --model bmclip-tiny --checkpoint $(DEMO)/logs/demo --data $(DEMO)/data/heldout.csv --label-column label
 
-test: venv slurm-packages
+test: venv slurm-packages lint
 	$(BIN)/pytest -q --durations=10
+
+# ruff (pyproject's [tool.ruff]: style, imports, likely bugs) and mypy (its [tool.mypy]: the package and scripts): part of make test.
+lint: venv
+	$(BIN)/ruff check biomedclip_cli tests benchmarks scripts
+	$(BIN)/mypy
 
 # Everything but the tests marked slow (real multi-process training): the loop while developing.
 test-fast: venv

@@ -59,7 +59,8 @@ def run(variant: str, data: Path, folder: Path, name: str, workers: int) -> floa
     """Steady samples/s of one variant's run."""
     logs = folder / "logs"
     if variant == "a":
-        argv = [sys.executable, "-m", "open_clip_train.main", *flags(data, open_clip_model_name("bmclip-tiny", folder), logs, name, workers)]
+        argv = [sys.executable, "-m", "open_clip_train.main",
+                *flags(data, open_clip_model_name("bmclip-tiny", folder), logs, name, workers)]
     else:
         argv = [sys.executable, "-m", "biomedclip_cli", "train", "--nproc-per-node", "1", "--max-bad-samples", "100",
                 *flags(data, "bmclip-tiny", logs, name, workers)[:-2]]

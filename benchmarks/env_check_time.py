@@ -46,7 +46,8 @@ def main() -> None:
         cases = [
             ("base install, no nvidia-smi", base, machine(folder / "none", None)),
             ("base install, 8 GPUs (fake nvidia-smi)", base, machine(folder / "eight", "8-gpus-550-cuda12.4")),
-            ("torch installed, 8 GPUs (fake nvidia-smi)", full, {**machine(folder / "eight", "8-gpus-550-cuda12.4"), "PYTHONPATH": str(REPO)}),
+            ("torch installed, 8 GPUs (fake nvidia-smi)", full,
+             {**machine(folder / "eight", "8-gpus-550-cuda12.4"), "PYTHONPATH": str(REPO)}),
         ]
         print(f"bmclip env-check wall time, {runs} runs each, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
         print(f"{'case':<44} {'median s':>9} {'slowest s':>10}")

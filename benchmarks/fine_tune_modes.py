@@ -45,7 +45,8 @@ PARAMETERS = re.compile(r"trainable parameters ([\d,]+) of ([\d,]+) \(([\d.]+)%\
 def train(mode: list[str], model: str, data: Path, heldout: Path, logs: Path, name: str, epochs: int, lr: float,
           env: dict[str, str]) -> dict[str, object]:
     """One training run of a mode; its parameters, peak memory, steady rate and final zero-shot top-1."""
-    result = subprocess.run([sys.executable, "-c", PEAK_OF_CHILDREN, sys.executable, "-m", "biomedclip_cli", "train", "--train-data", str(data), "--model", model, *mode,
+    result = subprocess.run([sys.executable, "-c", PEAK_OF_CHILDREN, sys.executable, "-m", "biomedclip_cli", "train",
+                             "--train-data", str(data), "--model", model, *mode,
                              "--val-zeroshot", str(heldout), "--epochs", str(epochs), "--batch-size", str(BATCH), "--lr", str(lr),
                              "--warmup", "2", "--workers", "0", "--nproc-per-node", "1", "--logs", str(logs), "--name", name],
                             env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2", **env},
@@ -73,18 +74,20 @@ def main() -> None:
         model = f"local-dir:{write_model_folder(folder / 'biomedclip')}"
         data = write_demo_dataset(folder / "data", per_class=args.per_class, heldout_per_class=20, seed=0, shard_size=1000)
         env = offline_env(folder / "hf-home")
-        untrained = subprocess.run([sys.executable, "-m", "biomedclip_cli", "eval", "--model", model, "--data", str(data.heldout_csv), "--json"],
+        untrained = subprocess.run([sys.executable, "-m", "biomedclip_cli", "eval", "--model", model,
+                                    "--data", str(data.heldout_csv), "--json"],
                                    env={**os.environ, "PYTHONPATH": str(REPO), **env}, capture_output=True, text=True, check=True)
         start = json.loads(untrained.stdout)["results"][0]["zero_shot"]["top1"]
         steps = args.epochs * (data.train_samples // BATCH)
-        print(f"BiomedCLIP-shaped tiny model, {data.train_samples} training figures, {len(data.labels)} classes, {steps} steps of batch {BATCH}, "
-              f"lr {args.lr:g}, 1 process, {os.cpu_count()} CPU cores; zero-shot top-1 before training: {start:.3f}")
+        print(f"BiomedCLIP-shaped tiny model, {data.train_samples} training figures, {len(data.labels)} classes, "
+              f"{steps} steps of batch {BATCH}, lr {args.lr:g}, 1 process, {os.cpu_count()} CPU cores; "
+              f"zero-shot top-1 before training: {start:.3f}")
         print(f"| mode | trainable / total parameters | peak memory | samples/s | zero-shot top-1 after {steps} steps |")
         print("|---|---:|---:|---:|---:|")
         for index, (label, mode) in enumerate(MODES.items()):
             row = train(mode, model, data.train_csv, data.heldout_csv, folder / "logs", f"mode-{index}", args.epochs, args.lr, env)
-            print(f"| {label} | {row['trainable']} / {row['total']} ({row['percent']}%) | {row['peak']} | {row['rate']:.0f} | {row['top1']:.3f} |",
-                  flush=True)
+            print(f"| {label} | {row['trainable']} / {row['total']} ({row['percent']}%) | {row['peak']} | "
+                  f"{row['rate']:.0f} | {row['top1']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from biomedclip_cli.data.medical_files import DicomImage, dicom_bytes, png16_bytes, tiff16_bytes  # noqa: E402
-from biomedclip_cli.data.pixels.reader import read_rgb  # noqa: E402
-from biomedclip_cli.pixel_policy import PixelSettings  # noqa: E402
+from biomedclip_cli.data.medical_files import DicomImage, dicom_bytes, png16_bytes, tiff16_bytes
+from biomedclip_cli.data.pixels.reader import read_rgb
+from biomedclip_cli.pixel_policy import PixelSettings
 
 DISTINCT = 8
 CT = DicomImage("CT", rescale_intercept=-1024, rescale_slope=1, window=(40, 400))

@@ -22,9 +22,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from biomedclip_cli.data.prepare.image_checks import CheckSettings, available_cores  # noqa: E402
-from biomedclip_cli.data.prepare.pipeline import Outputs, PrepareRequest, count_rows, open_sources, prepare  # noqa: E402
-from biomedclip_cli.data.prepare.sources import ReadSettings  # noqa: E402
+from biomedclip_cli.data.prepare.image_checks import CheckSettings, available_cores
+from biomedclip_cli.data.prepare.pipeline import Outputs, PrepareRequest, count_rows, open_sources, prepare
+from biomedclip_cli.data.prepare.sources import ReadSettings
 
 DISTINCT_PICTURES = 16
 FILES_PER_FOLDER = 1_000

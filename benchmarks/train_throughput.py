@@ -70,8 +70,10 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="training steps per run (default: 60 on CPU, 100 with --gpu)")
     parser.add_argument("--nproc", type=int, help="processes (default: 1 on CPU, one per visible GPU with --gpu)")
     parser.add_argument("--workers", type=int, help="data-loading workers per process (default: 1 on CPU, 8 with --gpu)")
-    parser.add_argument("--log-every", type=int, help="open_clip's --log-every-n-steps, one timing window (default: 5 on CPU, 10 with --gpu)")
-    parser.add_argument("--warmup-steps", type=int, help="steps left out of samples/s: start-up, compilation (default: 10 on CPU, 20 with --gpu)")
+    parser.add_argument("--log-every", type=int,
+                        help="open_clip's --log-every-n-steps, one timing window (default: 5 on CPU, 10 with --gpu)")
+    parser.add_argument("--warmup-steps", type=int,
+                        help="steps left out of samples/s: start-up, compilation (default: 10 on CPU, 20 with --gpu)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions of (a), (b), (c); median reported")
     parser.add_argument("--report-to", default="tensorboard", help="the seed's logger; 'none' to leave it out")
     parser.add_argument("--keep", type=Path, help="keep the run folders here instead of a temporary folder")

@@ -35,7 +35,8 @@ def _show_version(value: bool) -> None:
 
 
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")] = None,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_show_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
 ) -> None:
     """Train CLIP-style models on biomedical image-caption data (BIOMEDICA or your own figures) with OpenCLIP.
 
@@ -68,7 +69,7 @@ def _saying_known_failures(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (ProblemFound, ModuleNotFoundError, KeyboardInterrupt) as exc:
+        except tuple(kind for kind, _ in KNOWN_FAILURES) as exc:
             line, status = _known_failure(exc) or ("", 1)
             _say(line)
             raise typer.Exit(status) from None

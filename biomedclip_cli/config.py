@@ -119,17 +119,21 @@ class TrainConfig(BaseModel):
         "are skipped as unreadable.", DATA, "200000000", gt=0, to=RANKS)
     dataset_type: DatasetType = option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
     csv_img_key: str = option("filepath", "CSV column holding image paths.", DATA, "filepath", only=CSV_ONLY)
-    csv_caption_key: str = option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption", only=CSV_ONLY)
+    csv_caption_key: str = option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption",
+                                  only=CSV_ONLY)
     csv_separator: str | None = option(
-        None, "CSV separator; sniffed from the header when not given (open_clip's own default is a TAB).", DATA, ",", shown_default="sniffed", only=CSV_ONLY)
+        None, "CSV separator; sniffed from the header when not given (open_clip's own default is a TAB).", DATA, ",",
+        shown_default="sniffed", only=CSV_ONLY)
     train_num_samples: int | None = option(
-        None, "Samples per epoch; for webdataset read from sizes.json beside the shards (or in the hub repo's folder) when not given.", DATA, "10968539", gt=0)
+        None, "Samples per epoch; for webdataset read from sizes.json beside the shards (or in the hub repo's folder) when not given.",
+        DATA, "10968539", gt=0)
     val_num_samples: int | None = option(None, "Validation samples (webdataset).", DATA, "10000", gt=0)
     dataset_resampled: bool | None = option(
         None, "Sample shards with replacement; on by default for webdataset (BIOMEDICA's shards are clustered).", DATA, "true",
         shown_default="on for webdataset", only=WEBDATASET_ONLY)
     train_data_upsampling_factors: str | None = option(
-        None, "Weights of the '::'-joined --train-data sources, e.g. '1::2'; needs --dataset-resampled.", DATA, "1::2", only=WEBDATASET_ONLY)
+        None, "Weights of the '::'-joined --train-data sources, e.g. '1::2'; needs --dataset-resampled.", DATA, "1::2",
+        only=WEBDATASET_ONLY)
     revision: str | None = option(
         None, "Branch, tag or commit of the hub repo that hf:// data is read from (pins the dataset version).", DATA, "main",
         shown_default="the repo's default branch", to=BMCLIP)
@@ -181,19 +185,21 @@ class TrainConfig(BaseModel):
     report_to: str = option("", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard", shown_default="none")
     workers: int = option(4, "Data-loading processes per training process.", OUTPUT, "8", ge=0)
     resume: str | None = option(
-        None, "Continue from a checkpoint file; or 'auto' (also 'latest'): from this run folder's newest complete checkpoint if it has one, "
-        "else start fresh, so the same command can simply be run again after a failure.", OUTPUT, "auto")
+        None, "Continue from a checkpoint file; or 'auto' (also 'latest'): from this run folder's newest complete checkpoint if it has "
+        "one, else start fresh, so the same command can simply be run again after a failure.", OUTPUT, "auto")
     checkpoint_every_samples: int | None = option(
         None, "Save a checkpoint every N samples (with --total-samples): epochs of N samples drawn with replacement "
         "(webdataset), for frequent checkpoints on large data.", OUTPUT, "1000000", gt=0, to=BMCLIP)
     total_samples: int | None = option(
-        None, "Samples to train on in all, with --checkpoint-every-samples (sets the number of epochs).", OUTPUT, "24000000", gt=0, to=BMCLIP)
+        None, "Samples to train on in all, with --checkpoint-every-samples (sets the number of epochs).", OUTPUT, "24000000", gt=0,
+        to=BMCLIP)
     val_zeroshot: str | None = option(
         None, "CSV of labelled images (filepath and label columns) to score zero-shot classification on, as bmclip eval does, "
         "during training (rank 0); the top-1 goes to the console, TensorBoard/W&B and zeroshot.jsonl in the run folder.", OUTPUT,
         "data/heldout.csv", to=RANKS)
     val_zeroshot_label_column: str = option("label", "Column of class labels in --val-zeroshot.", OUTPUT, "label", to=RANKS)
-    val_zeroshot_every: int = option(1, "Run the --val-zeroshot evaluation every N epochs (and after the last).", OUTPUT, "2", gt=0, to=RANKS)
+    val_zeroshot_every: int = option(1, "Run the --val-zeroshot evaluation every N epochs (and after the last).", OUTPUT, "2", gt=0,
+                                     to=RANKS)
     keep_best: str | None = option(
         None, f"Keep the checkpoint with the best --val-zeroshot metric as checkpoints/best.pt: {' or '.join(KEEP_BEST_METRICS)}.",
         OUTPUT, "zeroshot-top1", shown_default="off", to=RANKS)
@@ -205,11 +211,13 @@ class TrainConfig(BaseModel):
     nproc_per_node: int | None = option(
         None, "Training processes per node.", LAUNCH, "4", shown_default="one per visible GPU, else 1", gt=0, to=LAUNCHER)
     gpus: str | None = option(
-        None, "GPU indices to use, as nvidia-smi lists them (they replace CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3", pattern=r"^\d+(,\d+)*$", to=LAUNCHER)
+        None, "GPU indices to use, as nvidia-smi lists them (they replace CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3",
+        pattern=r"^\d+(,\d+)*$", to=LAUNCHER)
     nnodes: int = option(1, "Number of nodes.", LAUNCH, "2", gt=0, to=LAUNCHER)
     node_rank: int | None = option(
         None, "Rank of this node, 0 on the --rdzv-endpoint host: given, the nodes meet by torchrun's static rendezvous there; "
-        "not given, by c10d rendezvous, which numbers the nodes itself.", LAUNCH, "0", shown_default="numbered by the rendezvous", ge=0, to=LAUNCHER)
+        "not given, by c10d rendezvous, which numbers the nodes itself.", LAUNCH, "0", shown_default="numbered by the rendezvous", ge=0,
+        to=LAUNCHER)
     rdzv_endpoint: str | None = option(
         None, "Rendezvous HOST:PORT shared by all nodes, needed with --nnodes above 1 (with --node-rank: node 0's address and port).",
         LAUNCH, "node001:29400", to=LAUNCHER)
@@ -220,7 +228,8 @@ class TrainConfig(BaseModel):
         RDZV_TIMEOUT_SECONDS, "Seconds a node waits at --rdzv-endpoint for all --nnodes nodes before it gives up with what it waited for "
         "(room for a node that starts late in a queue or loads its software slowly).", LAUNCH, "900", gt=0, to=LAUNCHER)
     master_port: int | None = option(
-        None, "Port of the rank-0 process on a single node (several nodes meet at --rdzv-endpoint's port).", LAUNCH, "29500", gt=0, lt=65536, to=LAUNCHER)
+        None, "Port of the rank-0 process on a single node (several nodes meet at --rdzv-endpoint's port).", LAUNCH, "29500", gt=0,
+        lt=65536, to=LAUNCHER)
 
     extra_args: list[str] = Field(
         default_factory=list,
@@ -253,7 +262,8 @@ class TrainConfig(BaseModel):
         if self.lora_dropout and not self.lora_rank:
             raise ProblemFound(error("--lora-dropout", "needs --lora-rank", f"add --lora-rank {_example('lora_rank')}"))
         if self.lora_rank and (self.lock_image or self.lock_text):
-            raise ProblemFound(error("--lora-rank", "already freezes both towers, so --lock-image/--lock-text would freeze the adapters too",
+            raise ProblemFound(error("--lora-rank",
+                                     "already freezes both towers, so --lock-image/--lock-text would freeze the adapters too",
                                      "drop --lock-image/--lock-text, or drop --lora-rank"))
         return self
 
@@ -366,7 +376,8 @@ def _closest_key_hint(key: str) -> str:
     return hint + "Keys are the long flag names with dashes as underscores (bmclip train --help lists them)"
 
 
-def build_config(file_values: dict[str, Any], cli_values: dict[str, Any], cli_extra_args: list[str], config_path: Path | None = None) -> TrainConfig:
+def build_config(file_values: dict[str, Any], cli_values: dict[str, Any], cli_extra_args: list[str],
+                 config_path: Path | None = None) -> TrainConfig:
     """Merge file and command-line values (command line wins; extra args append) into a validated TrainConfig."""
     merged = {**file_values, **cli_values}
     merged["extra_args"] = _as_arg_list(file_values.get("extra_args", []), config_path) + list(cli_extra_args)
@@ -381,7 +392,8 @@ def _as_arg_list(value: Any, config_path: Path | None) -> list[str]:
         return value.split()
     if isinstance(value, list):
         return [str(item) for item in value]
-    raise ProblemFound(error(str(config_path), "extra_args must be a list of open_clip arguments", "e.g. extra_args: ['--grad-clip-norm', '1.0']"))
+    raise ProblemFound(error(str(config_path), "extra_args must be a list of open_clip arguments",
+                             "e.g. extra_args: ['--grad-clip-norm', '1.0']"))
 
 
 def _problem_from_validation(exc: ValidationError, cli_keys: set[str], config_path: Path | None) -> Problem:

@@ -52,7 +52,7 @@ def requirement_closure(roots: tuple[str, ...], extras: tuple[str, ...] = ("",),
 def locked_lines() -> list[str]:
     """`name==version` for what bmclip needs, with all its extras, but PyTorch's build (and what only it needs), sorted."""
     needed = requirement_closure(("bmclip",), BMCLIP_EXTRAS, stop=CHOSEN_BY_TORCH) - set(CHOSEN_BY_TORCH) - {"bmclip"}
-    versions = {canonicalize_name(dist.metadata["Name"]): dist.version for dist in metadata.distributions()}
+    versions: dict[str, str] = {canonicalize_name(dist.metadata["Name"]): dist.version for dist in metadata.distributions()}
     return [f"{name}=={versions[name]}" for name in sorted(needed) if name in versions and not name.startswith(BUILD_SPECIFIC)]
 
 

@@ -41,7 +41,8 @@ def invoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     return run
 
 
-def run_bmclip(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+def run_bmclip(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+               timeout: int = 300) -> subprocess.CompletedProcess[str]:
     """Run `python -m biomedclip_cli ARGS` as a separate process, the way a user's shell would."""
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run([sys.executable, "-m", "biomedclip_cli", *args], cwd=cwd, env=environment,

@@ -34,7 +34,8 @@ def truncate(path: Path) -> None:
         stream.truncate(size // 3)
 
 
-def make_run_folder(train_csv: Path, *, name: str = "run", epochs: int = 3, checkpoints: tuple[int, ...] = (1, 2), **values: object) -> Path:
+def make_run_folder(train_csv: Path, *, name: str = "run", epochs: int = 3, checkpoints: tuple[int, ...] = (1, 2),
+                    **values: object) -> Path:
     """A run folder under ./logs launched from the current folder, with train.csv copied here (a relative --train-data)."""
     shutil.copy(train_csv, "train.csv")
     config = TrainConfig.model_validate({**RESOLVED, "train_data": "train.csv", "logs": "logs", "name": name, "epochs": epochs, **values})

@@ -25,7 +25,8 @@ def test_parts_of_every_process_merge_into_one_list_of_distinct_samples(tmp_path
     merged = merge_bad_samples(tmp_path)
     assert merged == [truncated, BadSample("000001.tar", "key with tab", "empty caption", 1)]
     assert (tmp_path / BAD_SAMPLES_FILE).read_text().splitlines() == [
-        "source\tsample\treason\trank", "train.csv\tfigs/a.png\tOSError: image file is truncated\t0", "000001.tar\tkey with tab\tempty caption\t1"]
+        "source\tsample\treason\trank", "train.csv\tfigs/a.png\tOSError: image file is truncated\t0",
+        "000001.tar\tkey with tab\tempty caption\t1"]
     assert not (tmp_path / BAD_SAMPLES_PARTS).exists()
 
     record_bad_sample(tmp_path, BadSample("train.csv", "figs/b.png", "FileNotFoundError", 0), "rank0-pid20")

@@ -14,7 +14,8 @@ from machines import machine, run_base_install
 
 BIOMEDICA = "BIOMEDICA/biomedica_webdataset_24M"
 COMMERCIAL_SHARDS = 1862
-NOT_INSTALLED = re.compile(r"bmclip: error: (torch|numpy|PIL|webdataset): is not installed, and this command needs it; pip install 'bmclip\[train\]'")
+NOT_INSTALLED = re.compile(r"bmclip: error: (torch|numpy|PIL|webdataset): is not installed, "
+                           r"and this command needs it; pip install 'bmclip\[train\]'")
 
 
 def test_slurm_gen_checks_biomedica_on_the_hub_from_a_login_node_without_torch(base_site: Path, demo_data, tmp_path: Path):

@@ -52,7 +52,8 @@ def test_slow_csv_loading_asks_for_more_workers_and_shards():
 
 
 def test_loading_in_the_training_process_asks_for_workers():
-    result = verdict(config(workers=0, dataset_type=DatasetType.webdataset), DataRate(100.0, 1.0, 50), StepRate(400.0, 5, "cuda:0"), cpu_cores=8)
+    result = verdict(config(workers=0, dataset_type=DatasetType.webdataset), DataRate(100.0, 1.0, 50), StepRate(400.0, 5, "cuda:0"),
+                     cpu_cores=8)
     assert result.advice == ["--workers 0 loads data inside the training process: set --workers 4 or more"]
 
 

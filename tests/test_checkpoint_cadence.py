@@ -42,15 +42,19 @@ def test_checkpoint_every_samples_needs_total_samples(invoke, demo_data):
 
 def test_checkpoint_every_samples_refuses_what_contradicts_it(invoke, demo_data):
     cadence = ("--train-data", demo_data.shards, "--checkpoint-every-samples", "100", "--total-samples", "1000")
-    assert_refused(invoke("train", *cadence, "--epochs", "3"), "--epochs: is set by --total-samples 1000 / --checkpoint-every-samples 100 (= 10 epochs)")
-    assert_refused(invoke("train", *cadence, "--train-num-samples", "50"), "--train-num-samples: conflicts with --checkpoint-every-samples 100")
+    assert_refused(invoke("train", *cadence, "--epochs", "3"),
+                   "--epochs: is set by --total-samples 1000 / --checkpoint-every-samples 100 (= 10 epochs)")
+    assert_refused(invoke("train", *cadence, "--train-num-samples", "50"),
+                   "--train-num-samples: conflicts with --checkpoint-every-samples 100")
     assert_refused(invoke("train", *cadence, "--no-dataset-resampled"), "--no-dataset-resampled: conflicts with --checkpoint-every-samples")
 
 
 def test_checkpoint_every_samples_needs_shards_not_a_csv(invoke, demo_data):
-    assert_refused(invoke("train", "--train-data", str(demo_data.train_csv), "--checkpoint-every-samples", "100", "--total-samples", "1000"),
+    assert_refused(invoke("train", "--train-data", str(demo_data.train_csv), "--checkpoint-every-samples", "100",
+                          "--total-samples", "1000"),
                    "--checkpoint-every-samples: needs webdataset shards")
 
 
 def test_keep_checkpoints_must_be_positive(invoke, demo_data):
-    assert_refused(invoke("train", "--train-data", demo_data.shards, "--keep-checkpoints", "0"), "--keep-checkpoints: input should be greater than 0")
+    assert_refused(invoke("train", "--train-data", demo_data.shards, "--keep-checkpoints", "0"),
+                   "--keep-checkpoints: input should be greater than 0")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import typer
+from child_signals import default_signals
 from conftest import REPO, run_bmclip
 
 from biomedclip_cli import __version__
@@ -58,7 +59,8 @@ def test_ctrl_c_during_a_slow_preflight_is_one_line_and_status_130(tmp_path):
         env = {**os.environ, "PYTHONPATH": str(REPO), "HF_ENDPOINT": f"http://127.0.0.1:{silent_hub.getsockname()[1]}",
                "HF_TOKEN": "hf_" + "a" * 34, "HF_HOME": str(tmp_path / "hf-home")}
         process = subprocess.Popen([sys.executable, "-m", "biomedclip_cli", "train", "--train-data", "hf://datasets/owner/name/{0..1}.tar",
-                                    "--model", "bmclip-tiny", "--dry-run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    "--model", "bmclip-tiny", "--dry-run"], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
         connection, _ = silent_hub.accept()
         with connection:
             process.send_signal(signal.SIGINT)
@@ -82,5 +84,5 @@ main()
 
 def test_ctrl_c_before_the_cli_has_finished_importing_is_one_line_and_status_130():
     result = subprocess.run([sys.executable, "-c", INTERRUPT_DURING_IMPORT, "--help"], env={**os.environ, "PYTHONPATH": str(REPO)},
-                            capture_output=True, text=True, timeout=120, check=False)
+                            capture_output=True, text=True, timeout=120, check=False, preexec_fn=default_signals)
     assert (result.returncode, result.stdout, result.stderr) == (130, "", "bmclip: interrupted\n")

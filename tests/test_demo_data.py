@@ -1,4 +1,5 @@
-"""The synthetic demo dataset: eight classes, as a CSV and as BIOMEDICA-layout shards, held-out kept apart, scans stored as radiology stores them."""
+"""The synthetic demo dataset: eight classes, as a CSV and as BIOMEDICA-layout shards, held-out kept apart, scans stored
+as radiology stores them."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def test_shards_hold_each_class_in_its_radiology_format_with_txt_and_json(demo_d
     assert sizes == {"000000.tar": 100, "000001.tar": 100}
     samples = list(wds.WebDataset(demo_data.shards, shardshuffle=False))
     assert len(samples) == 200 == 25 * len(MODALITIES)
-    image_member = {m.label: {"DICOM CT": "dcm", "DICOM radiograph": "dcm", "16-bit TIFF": "tif", "16-bit PNG": "png"}.get(m.storage.value, "jpg")
+    image_member = {m.label: {"DICOM CT": "dcm", "DICOM radiograph": "dcm", "16-bit TIFF": "tif",
+                              "16-bit PNG": "png"}.get(m.storage.value, "jpg")
                     for m in MODALITIES}
     for sample in samples:
         label = json.loads(sample["json"])["image_primary_label"][0]

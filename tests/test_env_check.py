@@ -153,7 +153,8 @@ def test_hf_token_is_reported_but_never_printed(base_site: Path, tmp_path: Path)
     as_json = run_base_install(base_site, "env-check", "--json", env=env)
     as_table = run_base_install(base_site, "env-check", env=env)
     assert check(env_check_json(as_json), "hugging face token") == {
-        "name": "hugging face token", "status": "pass", "detail": "found in the HF_TOKEN environment variable (value not shown)", "fix": None}
+        "name": "hugging face token", "status": "pass", "detail": "found in the HF_TOKEN environment variable (value not shown)",
+        "fix": None}
     for output in (as_json.stdout, as_json.stderr, as_table.stdout, as_table.stderr):
         assert SECRET not in output
 

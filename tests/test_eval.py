@@ -63,14 +63,15 @@ def test_shuffled_labels_score_near_chance(trained_run: Path, demo_data, tmp_pat
     with shuffled.open("w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["filepath", "label"])
-        writer.writerows([row["filepath"], label] for row, label in zip(rows, labels))
+        writer.writerows([row["filepath"], label] for row, label in zip(rows, labels, strict=True))
     control = eval_json("--checkpoint", str(trained_run), "--data", str(shuffled))["results"][0]
     assert control["retrieval"] is None
     assert abs(control["zero_shot"]["top1"] - CHANCE) <= 0.15, control["zero_shot"]
 
 
 def test_compare_puts_the_start_and_every_epoch_side_by_side(trained_run: Path, demo_data):
-    result = run_bmclip("eval", "--workers", "0", "--compare", str(trained_run), "--data", str(demo_data.heldout_csv), env={"COLUMNS": "120"})
+    result = run_bmclip("eval", "--workers", "0", "--compare", str(trained_run), "--data", str(demo_data.heldout_csv),
+                        env={"COLUMNS": "120"})
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout.split("retrieval:")[0]
     rows = [line.split()[0] for line in table.splitlines() if line.strip().startswith(("start", "epoch_"))]

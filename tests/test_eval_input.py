@@ -40,12 +40,14 @@ def test_neither_labels_nor_captions(invoke, figures):
 
 def test_named_label_column_missing(invoke, figures):
     assert_refused(invoke("eval", "--model", "bmclip-tiny", "--data", "eval.csv", "--label-column", "modality"),
-                   "--label-column: 'eval.csv' has no column 'modality' (columns: filepath, label, caption); pass --label-column with one of them")
+                   "--label-column: 'eval.csv' has no column 'modality' (columns: filepath, label, caption); "
+                   "pass --label-column with one of them")
 
 
 def test_missing_images_are_counted(invoke, figures):
     Path("imgs/b.jpg").unlink()
-    assert_refused(invoke("eval", "--model", "bmclip-tiny", "--data", "eval.csv"), "image 'imgs/b.jpg' named in 'eval.csv' does not exist (1 of 2 missing)")
+    assert_refused(invoke("eval", "--model", "bmclip-tiny", "--data", "eval.csv"),
+                   "image 'imgs/b.jpg' named in 'eval.csv' does not exist (1 of 2 missing)")
 
 
 def test_templates_need_a_placeholder(invoke, figures):
@@ -62,7 +64,8 @@ def test_classnames_must_cover_every_label(invoke, figures):
 
 def test_checkpoint_that_is_neither_file_nor_tag(invoke, figures):
     assert_refused(invoke("eval", "--model", "ViT-B-32", "--data", "eval.csv", "--checkpoint", "laion2b"),
-                   "--checkpoint: 'laion2b' is neither a file, a run folder, 'none', nor an open_clip tag of ViT-B-32; did you mean laion2b_e16")
+                   "--checkpoint: 'laion2b' is neither a file, a run folder, 'none', nor an open_clip tag of ViT-B-32; "
+                   "did you mean laion2b_e16")
 
 
 def test_model_needed_without_a_run_folder(invoke, figures):

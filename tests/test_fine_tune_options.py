@@ -38,14 +38,15 @@ def test_fine_tuning_options_that_do_not_fit_are_refused_in_one_line(invoke, dem
 
 
 def test_an_unknown_keep_best_metric_names_the_known_ones(invoke, demo_data):
-    result = invoke("train", "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny", "--val-zeroshot", str(demo_data.heldout_csv),
-                    "--keep-best", "accuracy", "--dry-run")
+    result = invoke("train", "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny",
+                    "--val-zeroshot", str(demo_data.heldout_csv), "--keep-best", "accuracy", "--dry-run")
     assert_refused(result, "--keep-best: unknown metric 'accuracy'; choose from zeroshot-top1, zeroshot-balanced-accuracy")
 
 
 def test_locked_towers_reach_open_clip_as_its_own_flags(invoke, demo_data):
-    own, open_clip_args = worker_and_open_clip_args(invoke, "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny", "--lock-image",
-                                                    "--lock-image-unlocked-groups", "1", "--lock-text", "--lock-text-unlocked-layers", "2")
+    own, open_clip_args = worker_and_open_clip_args(invoke, "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny",
+                                                    "--lock-image", "--lock-image-unlocked-groups", "1",
+                                                    "--lock-text", "--lock-text-unlocked-layers", "2")
     assert own == []
     assert "--lock-image" in open_clip_args and open_clip_args[open_clip_args.index("--lock-image-unlocked-groups") + 1] == "1"
     assert open_clip_args[open_clip_args.index("--lock-text-unlocked-layers") + 1] == "2"
@@ -59,20 +60,22 @@ def test_lora_and_zero_shot_settings_go_to_bmclips_worker_not_to_open_clip(invok
     assert lora_settings(settings) == LoraSettings(4, 8.0, 0.0, ("attn", "c_fc")), "alpha defaults to twice the rank"
     plan = ZeroShotPlan.of(settings)
     assert plan == ZeroShotPlan(str(demo_data.heldout_csv), "label", 2, "zeroshot-balanced-accuracy")
-    assert json.loads(own[own.index("--settings") + 1]) == {"lora_rank": 4, "lora_targets": "attn, c_fc", "val_zeroshot": str(demo_data.heldout_csv),
-                                                            "val_zeroshot_every": 2, "keep_best": "zeroshot-balanced-accuracy"}
+    assert json.loads(own[own.index("--settings") + 1]) == {"lora_rank": 4, "lora_targets": "attn, c_fc",
+                                                            "val_zeroshot": str(demo_data.heldout_csv), "val_zeroshot_every": 2,
+                                                            "keep_best": "zeroshot-balanced-accuracy"}
     assert not any(word.startswith(("--lora", "--val-zeroshot", "--keep-best")) for word in open_clip_args)
 
 
 def test_a_val_zeroshot_csv_without_the_label_column_is_refused(invoke, demo_data):
-    result = invoke("train", "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny", "--val-zeroshot", str(demo_data.heldout_csv),
-                    "--val-zeroshot-label-column", "modality", "--dry-run")
+    result = invoke("train", "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny",
+                    "--val-zeroshot", str(demo_data.heldout_csv), "--val-zeroshot-label-column", "modality", "--dry-run")
     assert_refused(result, "--val-zeroshot-label-column: ")
     assert "has no column 'modality'" in result.stderr
 
 
 def test_a_missing_val_zeroshot_csv_is_refused(invoke, demo_data, tmp_path: Path):
-    result = invoke("train", "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny", "--val-zeroshot", "nowhere.csv", "--dry-run")
+    result = invoke("train", "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny",
+                    "--val-zeroshot", "nowhere.csv", "--dry-run")
     assert_refused(result, "--val-zeroshot: file 'nowhere.csv' does not exist")
 
 

@@ -49,10 +49,11 @@ def test_help_at_80_columns_starts_with_a_sentence_wraps_at_words_and_ends_with_
     assert not SENTENCE_END.search(opening), f"the first paragraph holds more than one sentence: {opening}"
     examples_at = next(i for i, p in enumerate(text) if p[0] in ("Example:", "Examples:"))
     for paragraph in text[:examples_at]:
-        for line, following in zip(paragraph, paragraph[1:]):
+        for line, following in zip(paragraph, paragraph[1:], strict=False):
             assert len(line) + 1 + len(following.split()[0]) > CONTENT_WIDTH, f"a line break from the source: {line!r} / {following!r}"
     shown = [line for p in text[examples_at:] for line in p][1:]
     continued = [False, *(line.endswith(" \\") for line in shown)]
-    assert shown and all(line.startswith(("# ", "bmclip ")) or after_backslash for line, after_backslash in zip(shown, continued)), \
+    assert shown and all(line.startswith(("# ", "bmclip ")) or after_backslash
+                         for line, after_backslash in zip(shown, continued, strict=False)), \
         f"an example wraps or is not a command: {shown}"
     assert not shown[-1].startswith("# "), "the help ends with an example command"

@@ -150,7 +150,8 @@ def test_malformed_hf_csv_urls_are_one_line_before_launch(invoke, demo_data):
     assert_refused(dry_run(invoke, "--train-data", "hf://x.csv", "--revision", "main"),
                    "--train-data: 'hf://x.csv' is not hf://datasets/<owner>/<name>[@<revision>]/<path in the repo>; "
                    "write hf://datasets/<owner>/<name>/<path in the repo>.csv")
-    assert_refused(dry_run(invoke, "--train-data", str(demo_data.train_csv), "--val-data", "hf://datasets/lab"), "--val-data: 'hf://datasets/lab' is not")
+    assert_refused(dry_run(invoke, "--train-data", str(demo_data.train_csv), "--val-data", "hf://datasets/lab"),
+                   "--val-data: 'hf://datasets/lab' is not")
     assert_refused(dry_run(invoke, "--train-data", "hf://datasets/lab/figures@v1/train.csv", "--revision", "v2"),
                    "--revision: 'v2' differs from the revision 'v1' written in")
     pinned = dry_run(invoke, "--train-data", "hf://datasets/lab/figures/train.csv", "--revision", "main")
@@ -249,8 +250,8 @@ def test_two_ranks_train_streaming_from_the_hub_mixed_with_local_shards_and_the_
 
 def test_a_rank_without_access_stops_at_once_with_the_clear_line(hub, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", hub.denied_token)
-    result = subprocess.run([sys.executable, "-m", "biomedclip_cli.rank.worker", "--", "--train-data", TWO_SHARDS, "--train-num-samples", "200",
-                             "--dataset-type", "webdataset", "--model", "bmclip-tiny"],
+    result = subprocess.run([sys.executable, "-m", "biomedclip_cli.rank.worker", "--", "--train-data", TWO_SHARDS,
+                             "--train-num-samples", "200", "--dataset-type", "webdataset", "--model", "bmclip-tiny"],
                             env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(

@@ -40,7 +40,8 @@ def test_wandb_offline_writes_its_run_into_the_run_folder(demo_data, tmp_path: P
 def no_wandb_login(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No W&B credentials anywhere: an empty home, no key or mode in the environment."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_DISABLED", "NETRC", "WANDB_CONFIG_DIR", "WANDB_BASE_URL"):
+    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_DISABLED", "NETRC", "WANDB_CONFIG_DIR",
+                 "WANDB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
 
 

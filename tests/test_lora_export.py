@@ -22,7 +22,8 @@ def lora_checkpoint(path: Path) -> torch.nn.Module:
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(0, 0.5)
-    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}, CHECKPOINT_KEY: settings.as_dict()}, path)
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
+                CHECKPOINT_KEY: settings.as_dict()}, path)
     return model.eval()
 
 

@@ -29,7 +29,8 @@ def test_open_clip_parses_every_value_bmclip_sets():
 
 
 def test_csv_keys_only_for_csv_and_resampling_only_for_shards():
-    shards = openclip_argv(resolved(train_data="s/{0..3}.tar", dataset_type=DatasetType.webdataset, dataset_resampled=True, train_num_samples=40))
+    shards = openclip_argv(resolved(train_data="s/{0..3}.tar", dataset_type=DatasetType.webdataset, dataset_resampled=True,
+                                    train_num_samples=40))
     assert "--csv-separator" not in shards and "--dataset-resampled" in shards
     csv = openclip_argv(resolved(dataset_resampled=True))
     assert "--csv-separator" in csv and "--dataset-resampled" not in csv
@@ -75,7 +76,8 @@ def test_several_nodes_meet_by_c10d_rendezvous_under_the_run_name_without_a_node
     named = launcher_namespace(resolved(nnodes=2, rdzv_endpoint="node001:29400", nproc_per_node=1))
     assert (named.rdzv_backend, named.rdzv_endpoint, named.rdzv_id) == ("c10d", "node001:29400", "run")
     launch, _, _ = config_from_args(named)
-    assert (launch.rdzv_backend, launch.rdzv_endpoint, launch.run_id, launch.min_nodes, launch.max_nodes) == ("c10d", "node001:29400", "run", 2, 2)
+    assert (launch.rdzv_backend, launch.rdzv_endpoint, launch.run_id, launch.min_nodes, launch.max_nodes) == (
+        "c10d", "node001:29400", "run", 2, 2)
     assert (launch.rdzv_configs["join_timeout"], launch.rdzv_configs["read_timeout"]) == ("600", "600")
 
 

@@ -17,6 +17,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from child_signals import default_signals
 from conftest import REPO, run_bmclip
 from prepare_inputs import GOOD_FIGURES, Figures, encoded, figure, metadata_records, write_biomedica_shards, write_figures, write_metadata
 from typer.testing import CliRunner
@@ -72,7 +73,7 @@ def test_folder_of_figures_is_checked_and_every_row_accounted_for(figures: Figur
     assert rejects_by_source(tmp_path / "data" / "train.rejects.csv") == figures.rejected
     assert f"{GOOD_FIGURES} written + {len(figures.rejected)} rejected = {figures.rows} read" in result.stdout
     dataset = read_like_open_clip(out)
-    assert dict(zip(map(Path, dataset.images), map(str, dataset.captions))) == figures.good
+    assert dict(zip(map(Path, dataset.images), map(str, dataset.captions), strict=True)) == figures.good
     assert train_line(result.stdout) == ["bmclip", "train", "--train-data", str(out), "--csv-img-key", "filepath",
                                          "--csv-caption-key", "caption", "--csv-separator", ","]
 
@@ -98,7 +99,7 @@ def test_metadata_table_names_images_relative_to_itself(figures: Figures, tmp_pa
     assert rejects_by_source(tmp_path / "train.rejects.csv") == {f"{table} row {GOOD_FIGURES + 1}": "missing file",
                                                                  f"{table} row {GOOD_FIGURES + 2}": "empty caption"}
     dataset = read_like_open_clip(out)
-    assert dict(zip(map(Path, dataset.images), map(str, dataset.captions))) == figures.good
+    assert dict(zip(map(Path, dataset.images), map(str, dataset.captions), strict=True)) == figures.good
     with out.open(newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
     assert list(rows[0]) == ["filepath", "caption", "label"] and {row["label"] for row in rows} == {"label 0", "label 1", "label 2"}
@@ -256,7 +257,7 @@ def test_ctrl_c_leaves_no_half_written_csv(tmp_path: Path):
     out = tmp_path / "train.csv"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-m", "biomedclip_cli", "prepare-csv", str(tmp_path / "figures"), "--out", str(out)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
 
     def writing() -> bool:
         if (tmp_path / "train.csv.partial").exists():

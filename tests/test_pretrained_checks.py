@@ -58,7 +58,8 @@ def test_a_tag_is_matched_the_way_open_clip_matches_it(invoke, good_csv):
 
 
 def test_a_model_without_pretrained_weights_has_no_tags(invoke, good_csv):
-    assert_refused(invoke(*TRAIN, "--model", "bmclip-tiny", "--pretrained", "openai"), "open_clip has no pretrained weights for bmclip-tiny")
+    assert_refused(invoke(*TRAIN, "--model", "bmclip-tiny", "--pretrained", "openai"),
+                   "open_clip has no pretrained weights for bmclip-tiny")
 
 
 def test_an_hf_hub_id_as_pretrained_becomes_the_model(invoke, good_csv):

@@ -105,7 +105,8 @@ def test_resume_refuses_a_run_without_a_complete_checkpoint(invoke, demo_data):
     run_dir = make_run_folder(demo_data.train_csv, checkpoints=(1,))
     truncate(run_dir / "checkpoints" / "epoch_1.pt")
     result = invoke("resume", str(run_dir))
-    assert_refused(result, f"{run_dir}: has no complete checkpoint to resume from; start it again in the same folder: bmclip train --config")
+    assert_refused(result,
+                   f"{run_dir}: has no complete checkpoint to resume from; start it again in the same folder: bmclip train --config")
     assert "epoch_1.pt: skipped" in result.stderr
 
 
@@ -173,6 +174,7 @@ def test_a_run_resumed_from_its_own_checkpoint_saves_resume_auto(invoke, demo_da
 
 def test_fine_tuning_from_another_runs_last_checkpoint_is_not_a_finished_run(invoke, demo_data):
     make_run_folder(demo_data.train_csv, name="base", checkpoints=(1, 2), epochs=2)
-    result = invoke("train", "--config", "logs/base/bmclip.yaml", "--name", "tuned", "--resume", "logs/base/checkpoints/epoch_2.pt", "--dry-run")
+    result = invoke("train", "--config", "logs/base/bmclip.yaml", "--name", "tuned",
+                    "--resume", "logs/base/checkpoints/epoch_2.pt", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "has finished" not in result.stderr and "--resume logs/base/checkpoints/epoch_2.pt" in result.stdout

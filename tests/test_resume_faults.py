@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from child_signals import default_signals
 from conftest import REPO, run_bmclip
 from run_folders import processes_mentioning, truncate
 from waiting import wait_until
@@ -31,7 +32,7 @@ TINY_RANKS = ("--model", "bmclip-tiny", "--nproc-per-node", "2", "--batch-size",
 def start_bmclip(*args: str, cwd: Path) -> subprocess.Popen[str]:
     """`bmclip ARGS` started in the background, as from a user's shell."""
     return subprocess.Popen([sys.executable, "-m", "biomedclip_cli", *args], cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
 
 
 def log_has(run_dir: Path, text: str) -> bool:
@@ -66,8 +67,8 @@ def killed_and_resumed(demo_data, tmp_path_factory) -> KilledAndResumed:
     launch_dir = tmp_path_factory.mktemp("launch")
     name = f"sigkill-{uuid.uuid4().hex[:8]}"
     run_dir = launch_dir / "logs" / name
-    train = start_bmclip("train", "--train-data", demo_data.shards, *TINY_RANKS, "--checkpoint-every-samples", "320", "--total-samples", "960",
-                         "--keep-checkpoints", "2", "--logs", "logs", "--name", name, cwd=launch_dir)
+    train = start_bmclip("train", "--train-data", demo_data.shards, *TINY_RANKS, "--checkpoint-every-samples", "320",
+                         "--total-samples", "960", "--keep-checkpoints", "2", "--logs", "logs", "--name", name, cwd=launch_dir)
     wait_until(lambda: log_has(run_dir, "Train Epoch: 1 [") or train.poll() is not None, "epoch 2 to start", poll=0.1)
     for pid in processes_mentioning(name):
         os.kill(pid, signal.SIGKILL)

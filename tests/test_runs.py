@@ -54,7 +54,8 @@ def test_runs_reads_open_clips_params_for_runs_bmclip_did_not_launch(invoke):
     (run_dir / LOG_FILE).write_text(PROGRESS.format(epoch=0, loss=2.5))
     os.utime(run_dir / LOG_FILE, (0, 0))
     run = runs_json(invoke)["pasted"]
-    assert (run["model"], run["epochs_done"], run["epochs_total"], run["status"], run["detail"]) == ("ViT-B-32", 0, 7, "failed", "log quiet")
+    assert (run["model"], run["epochs_done"], run["epochs_total"], run["status"], run["detail"]) == (
+        "ViT-B-32", 0, 7, "failed", "log quiet")
 
 
 def test_a_diverged_run_shows_its_nan_loss(invoke, demo_data):

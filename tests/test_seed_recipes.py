@@ -166,6 +166,9 @@ def test_recipe_gives_open_clip_the_same_values_as_the_guide(name: str, recipe_f
 def test_example_yaml_gives_the_same_command_as_the_readme(name: str, recipe_folder: Path):
     from_yaml = dry_run(["--config", str(REPO / "examples" / EXAMPLES[name])], recipe_folder)
     from_readme = dry_run(readme_recipes()[name], recipe_folder)
-    drop_name = lambda argv: [a for i, a in enumerate(argv) if a != "--name" and (i == 0 or argv[i - 1] != "--name")]
+
+    def drop_name(argv: list[str]) -> list[str]:
+        return [a for i, a in enumerate(argv) if a != "--name" and (i == 0 or argv[i - 1] != "--name")]
+
     assert from_yaml[:2] == from_readme[:2]
     assert drop_name(from_yaml[2]) == drop_name(from_readme[2])

@@ -64,7 +64,8 @@ def second_epoch_started(run_dir: Path) -> bool:
 
 def resumed_from(run_dir: Path) -> list[int]:
     """The epoch of each checkpoint open_clip resumed from, in the order of the run's starts."""
-    return [int(epoch) for epoch in re.findall(r"=> resuming checkpoint '.*epoch_\d+\.pt' \(epoch (\d+)\)", (run_dir / "out.log").read_text())]
+    return [int(epoch) for epoch in re.findall(r"=> resuming checkpoint '.*epoch_\d+\.pt' \(epoch (\d+)\)",
+                                               (run_dir / "out.log").read_text())]
 
 
 def started_since_last_resume(run_dir: Path, epoch: int) -> bool:

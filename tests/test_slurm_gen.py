@@ -112,7 +112,8 @@ def test_seed_slurm_recipe_in_the_readme_trains_what_the_seed_script_trains(tmp_
     assert result.returncode == 0, result.stderr
     script = (tmp_path / "open_clip.sbatch").read_text()
     options = sbatch_values(script)
-    assert (options["nodes"], options["gres"], options["account"], options["partition"]) == ("32", "gpu:4", "ACCOUNT_NAME", "PARTITION_NAME")
+    assert (options["nodes"], options["gres"], options["account"], options["partition"]) == (
+        "32", "gpu:4", "ACCOUNT_NAME", "PARTITION_NAME")
     assert options["chdir"] == "/shared/open_clip" and "conda activate open_clip" in script
     ours = vars(parse_args(open_clip_args(script)))
     seed = vars(parse_args(shlex.split(SEED_SBATCH_ARGS.replace("/path_to_biomedica_tars", "/shared/biomedica"))))
@@ -120,7 +121,8 @@ def test_seed_slurm_recipe_in_the_readme_trains_what_the_seed_script_trains(tmp_
     # bmclip names the reader, counts an epoch (the seed's sizes.json is not on this machine) and resumes after a requeue.
     differences = {key for key in ours if ours[key] != seed[key]}
     assert differences == {"dataset_type", "train_num_samples", "resume"}, {k: (ours[k], seed[k]) for k in differences}
-    yaml_result = run_bmclip("slurm-gen", "--config", str(REPO / "examples" / "seed-slurm.yaml"), *argv[argv.index("--nodes"):], cwd=tmp_path)
+    yaml_result = run_bmclip("slurm-gen", "--config", str(REPO / "examples" / "seed-slurm.yaml"), *argv[argv.index("--nodes"):],
+                             cwd=tmp_path)
     assert yaml_result.returncode == 0, yaml_result.stderr
     assert (tmp_path / "open_clip.sbatch").read_text() == script
 
@@ -158,7 +160,8 @@ def test_out_writes_the_file_and_the_run_folder_slurm_needs(invoke, demo_data):
     assert (saved["resume"], saved["nnodes"], saved["dataset_type"], saved["csv_separator"]) == ("auto", 1, "csv", ",")
     assert sbatch_values(script)["output"] == f"{Path.cwd() / 'logs' / 'run'}/%x-%j.out"
     assert "sbatch job.sbatch" in result.stdout
-    again = invoke("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--name", "run", "--gpus-per-node", "0", "--out", "job.sbatch")
+    again = invoke("slurm-gen", "--train-data", str(demo_data.train_csv), *TINY, "--name", "run", "--gpus-per-node", "0",
+                   "--out", "job.sbatch")
     assert again.exit_code == 0, "regenerating the job of an existing run folder is allowed: the job resumes it"
 
 
@@ -193,13 +196,14 @@ def test_hostile_paths_and_values_stay_inert(tmp_path: Path, demo_data):
     train_csv.write_text(demo_data.train_csv.read_text())  # its image paths are absolute
     logs = folder / "logs"
     result = run_bmclip("slurm-gen", "--train-data", str(train_csv), *TINY, "--logs", str(logs), "--name", HOSTILE,
-                        "--gpus-per-node", "0", "--venv", str(folder / "venv"), "--partition", HOSTILE + "\\", "--account", "a;b", "--constraint", "$(x)",
-                        "--chdir", str(folder), "--", "--wandb-notes", HOSTILE, cwd=tmp_path)
+                        "--gpus-per-node", "0", "--venv", str(folder / "venv"), "--partition", HOSTILE + "\\", "--account", "a;b",
+                        "--constraint", "$(x)", "--chdir", str(folder), "--", "--wandb-notes", HOSTILE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     script = result.stdout
     assert bash_syntax_ok(script)
     options = sbatch_values(script)
-    assert (options["partition"], options["account"], options["constraint"], options["chdir"]) == (HOSTILE + "\\", "a;b", "$(x)", str(folder))
+    assert (options["partition"], options["account"], options["constraint"], options["chdir"]) == (
+        HOSTILE + "\\", "a;b", "$(x)", str(folder))
     assert options["job-name"] == HOSTILE
     args = parse_args(open_clip_args(script))
     assert (args.train_data, args.logs, args.name, args.wandb_notes) == (str(train_csv), str(logs), HOSTILE, HOSTILE)
@@ -232,7 +236,8 @@ def test_outside_slurm_the_script_stops_at_once(tmp_path: Path):
     (("--gpus-per-node", "1", "--setup", "if then"), "--setup: the job script is not valid bash"),
     (("--gpus-per-node", "1", "--setup", "export HF_TOKEN=hf_" + "a" * 34), "job file: it would contain a Hugging Face token"),
     (("--gpus-per-node", "1", "--train-data", "elsewhere.csv"), "--train-data: file 'elsewhere.csv' does not exist"),
-    (("--gpus-per-node", "1", "--train-data", "elsewhere.csv", "--remote-paths"), "--csv-separator: cannot be sniffed from 'elsewhere.csv'"),
+    (("--gpus-per-node", "1", "--train-data", "elsewhere.csv", "--remote-paths"),
+     "--csv-separator: cannot be sniffed from 'elsewhere.csv'"),
 ])
 def test_bad_input_is_refused_with_one_line_and_nothing_written(invoke, demo_data, args: tuple[str, ...], expected: str):
     data = () if "--train-data" in args else ("--train-data", str(demo_data.train_csv))
@@ -261,7 +266,8 @@ def test_remote_paths_turn_missing_files_into_warnings(invoke):
 
 
 def test_launch_settings_slurm_decides_are_dropped_with_a_warning(invoke, demo_data):
-    Path("train.yaml").write_text(f"train_data: {demo_data.train_csv}\nmodel: bmclip-tiny\ngpus: '0,1'\nrdzv_endpoint: node001:29400\nnnodes: 2\n")
+    Path("train.yaml").write_text(f"train_data: {demo_data.train_csv}\nmodel: bmclip-tiny\ngpus: '0,1'\n"
+                                  "rdzv_endpoint: node001:29400\nnnodes: 2\n")
     result = invoke("slurm-gen", "--config", "train.yaml", "--gpus-per-node", "2")
     assert result.exit_code == 0, result.stderr
     assert "ignored in a SLURM job, which decides them: gpus=0,1, rdzv_endpoint=node001:29400" in result.stderr

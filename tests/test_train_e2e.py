@@ -70,7 +70,8 @@ def test_dry_run_line_pasted_into_a_shell_trains_the_same(demo_data, tmp_path: P
 
 
 def test_on_a_pipe_the_console_is_rank_0s_progress_and_every_rank_keeps_its_output(demo_data, tmp_path: Path):
-    result = run_bmclip("train", "--train-data", str(demo_data.train_csv), *TINY_RUN, "--epochs", "2", "--logs", str(tmp_path), "--name", "quiet")
+    result = run_bmclip("train", "--train-data", str(demo_data.train_csv), *TINY_RUN, "--epochs", "2", "--logs", str(tmp_path),
+                        "--name", "quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     console = (result.stderr + result.stdout).splitlines()
     assert len(console) <= 30, console

@@ -142,13 +142,16 @@ def test_shards_without_sizes_need_train_num_samples(invoke, demo_data):
 
 
 def test_unknown_model_suggests_close_names(invoke, good_csv):
-    assert_refused(invoke("train", "--train-data", "train.csv", "--model", "ViT-B-33"), "--model: unknown model 'ViT-B-33'; did you mean ViT-B-32")
+    assert_refused(invoke("train", "--train-data", "train.csv", "--model", "ViT-B-33"),
+                   "--model: unknown model 'ViT-B-33'; did you mean ViT-B-32")
 
 
 def test_pretrained_file_missing_or_a_folder(invoke, good_csv):
-    assert_refused(invoke("train", "--train-data", "train.csv", "--pretrained", "weights/model.pt"), "--pretrained: file 'weights/model.pt' does not exist")
+    assert_refused(invoke("train", "--train-data", "train.csv", "--pretrained", "weights/model.pt"),
+                   "--pretrained: file 'weights/model.pt' does not exist")
     Path("weights").mkdir()
-    assert_refused(invoke("train", "--train-data", "train.csv", "--pretrained", "weights/"), "is a folder, open_clip needs a checkpoint file")
+    assert_refused(invoke("train", "--train-data", "train.csv", "--pretrained", "weights/"),
+                   "is a folder, open_clip needs a checkpoint file")
 
 
 @pytest.mark.parametrize(("option", "value"), [("--batch-size", "0"), ("--epochs", "-1"), ("--lr", "0")])
@@ -171,7 +174,8 @@ def test_passthrough_may_not_repeat_a_bmclip_option(invoke, good_csv):
 def test_passthrough_may_not_abbreviate_a_bmclip_option(invoke, good_csv, passed, owned):
     typed = passed[0].split("=")[0]
     assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--dry-run", "--", "--grad-clip-norm", "1.0", *passed),
-                   f"{typed}: is read by open_clip as {owned}, a bmclip option, which must not be repeated after `--`; pass {owned} before `--`")
+                   f"{typed}: is read by open_clip as {owned}, a bmclip option, which must not be repeated after `--`; "
+                   f"pass {owned} before `--`")
 
 
 def test_passthrough_may_abbreviate_open_clip_flags_bmclip_has_no_option_for(invoke, good_csv):
@@ -189,7 +193,8 @@ def test_existing_run_folder_is_not_overwritten(invoke, good_csv):
 
 
 def test_gpu_precision_without_gpu_is_an_error_at_launch_and_a_warning_in_dry_run(invoke, good_csv):
-    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--precision", "amp"), "--precision: amp needs a GPU and none is visible")
+    assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--precision", "amp"),
+                   "--precision: amp needs a GPU and none is visible")
     result = invoke("train", "--train-data", "train.csv", *TINY, "--precision", "amp", "--dry-run")
     assert result.exit_code == 0
     assert "bmclip: warning: --precision: amp needs a GPU" in result.stderr
@@ -216,7 +221,8 @@ def test_gpus_are_the_indices_nvidia_smi_lists_whatever_cuda_visible_devices_say
     for gpus in ("2,3", "0,1"):
         dry = invoke("train", "--train-data", "train.csv", *TINY, "--gpus", gpus, "--dry-run")
         assert dry.exit_code == 0 and "warning" not in dry.stderr, dry.stderr
-        assert dry.stdout.startswith(f"CUDA_VISIBLE_DEVICES={gpus} ") and "--nproc-per-node=2" in dry.stdout and "--precision amp" in dry.stdout
+        assert (dry.stdout.startswith(f"CUDA_VISIBLE_DEVICES={gpus} ") and "--nproc-per-node=2" in dry.stdout
+                and "--precision amp" in dry.stdout)
     assert_refused(invoke("train", "--train-data", "train.csv", *TINY, "--gpus", "7,8"),
                    "--gpus: GPU 8 requested but nvidia-smi lists only 8 here (0..7); pick indices nvidia-smi lists")
 
@@ -235,7 +241,8 @@ def test_preset_judges_bf16_on_the_gpus_the_run_gets(invoke, good_csv, monkeypat
     (("--nnodes", "2", "--name", "run1"), "--nnodes: 2 nodes need a rendezvous endpoint to meet at; pass --rdzv-endpoint HOST:PORT"),
     (("--nnodes", "2", "--node-rank", "1", "--master-port", "29500"), "--nnodes: 2 nodes need a rendezvous endpoint to meet at"),
     (("--nnodes", "2", "--rdzv-endpoint", "node001:29400"), "--rdzv-id: is needed on several nodes without --name"),
-    (("--nnodes", "2", "--rdzv-endpoint", "node001:29400", "--rdzv-id", "r1", "--master-port", "29500"), "--master-port: has no effect with --rdzv-endpoint"),
+    (("--nnodes", "2", "--rdzv-endpoint", "node001:29400", "--rdzv-id", "r1", "--master-port", "29500"),
+     "--master-port: has no effect with --rdzv-endpoint"),
     (("--nnodes", "2", "--rdzv-endpoint", "node001:29400", "--node-rank", "2"), "--node-rank: 2 is not below --nnodes 2"),
     (("--nnodes", "2", "--rdzv-endpoint", "node001:port", "--node-rank", "1"), "--rdzv-endpoint: 'node001:port' is not HOST:PORT"),
 ])

@@ -62,7 +62,8 @@ def check_hardware(config: TrainConfig, gpus: int, installed: int | None = None)
     if config.gpus is not None and installed is not None:
         wanted = [int(i) for i in config.gpus.split(",")]
         if installed == 0:
-            problems.append(error("--gpus", f"GPUs {config.gpus} requested but nvidia-smi lists none here", "drop --gpus to train on the CPU"))
+            problems.append(error("--gpus", f"GPUs {config.gpus} requested but nvidia-smi lists none here",
+                                  "drop --gpus to train on the CPU"))
         elif max(wanted) >= installed:
             problems.append(error("--gpus", f"GPU {max(wanted)} requested but nvidia-smi lists only {installed} here (0..{installed - 1})",
                                   "pick indices nvidia-smi lists (--gpus replaces CUDA_VISIBLE_DEVICES)"))

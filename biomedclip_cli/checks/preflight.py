@@ -28,7 +28,8 @@ from biomedclip_cli.models.validation import check_model, check_pretrained_file,
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import Problem, ProblemFound, Severity, error, warning
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
-from biomedclip_cli.runs.folder import CHECKPOINT_DIR, read_launch_record
+from biomedclip_cli.runs.folder import CHECKPOINT_DIR
+from biomedclip_cli.runs.run_folder import RunFolder
 
 SCRATCH_LR = 5e-4
 FINE_TUNE_LR = 5e-6
@@ -149,7 +150,8 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem], first_imag
     if config.train_num_samples is None and not shards.problems:
         if shards.num_samples is None:
             problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them "
-                                  "(in a hub repo: sizes.json or _info.json)", "pass the number of samples per epoch, e.g. --train-num-samples 10000"))
+                                  "(in a hub repo: sizes.json or _info.json)",
+                                  "pass the number of samples per epoch, e.g. --train-num-samples 10000"))
         else:
             updates["train_num_samples"] = shards.num_samples
     factors = config.train_data_upsampling_factors
@@ -157,7 +159,8 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem], first_imag
         if not resampled:
             problems.append(error("--train-data-upsampling-factors", "needs sampling with replacement", "drop --no-dataset-resampled"))
         elif len(factors.split("::")) != len(shards.by_source):
-            problems.append(error("--train-data-upsampling-factors", f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
+            problems.append(error("--train-data-upsampling-factors",
+                                  f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
                                   "give one weight per '::'-joined source, e.g. 1::2"))
     if config.val_data is not None:
         _checked_shards(config.val_data, "--val-data", config.revision, problems, [])
@@ -267,15 +270,19 @@ def _cadence_updates(config: TrainConfig, problems: list[Problem]) -> dict[str, 
     if every is None and total is None:
         return {}
     if every is None or total is None:
-        missing, given = ("--checkpoint-every-samples", "--total-samples") if every is None else ("--total-samples", "--checkpoint-every-samples")
-        problems.append(error(given, f"needs {missing}", "pass both: --checkpoint-every-samples N --total-samples M (M samples in all, a checkpoint every N)"))
+        missing, given = (("--checkpoint-every-samples", "--total-samples") if every is None
+                          else ("--total-samples", "--checkpoint-every-samples"))
+        problems.append(error(given, f"needs {missing}",
+                              "pass both: --checkpoint-every-samples N --total-samples M (M samples in all, a checkpoint every N)"))
         return {}
     epochs = config.planned_epochs()
     if config.train_num_samples not in (None, every):
-        problems.append(error("--train-num-samples", f"conflicts with --checkpoint-every-samples {every} (which makes each epoch {every} samples)",
+        problems.append(error("--train-num-samples",
+                              f"conflicts with --checkpoint-every-samples {every} (which makes each epoch {every} samples)",
                               "drop --train-num-samples"))
     if config.dataset_resampled is False:
-        problems.append(error("--no-dataset-resampled", "conflicts with --checkpoint-every-samples (its epochs draw samples with replacement)",
+        problems.append(error("--no-dataset-resampled",
+                              "conflicts with --checkpoint-every-samples (its epochs draw samples with replacement)",
                               "drop --no-dataset-resampled"))
     if "epochs" in config.model_fields_set and config.epochs != epochs:
         problems.append(error("--epochs", f"is set by --total-samples {total} / --checkpoint-every-samples {every} (= {epochs} epochs)",
@@ -330,7 +337,7 @@ def _run_folder_problems(config: TrainConfig) -> list[Problem]:
 
 def _still_running_problems(config: TrainConfig) -> list[Problem]:
     """A run folder whose launching bmclip process still runs here must not get a second training."""
-    launch = read_launch_record(config.run_dir())
+    launch = RunFolder(config.run_dir()).launch_record()
     if launch is not None and launch.alive_here():
         return [error("--name", f"run folder '{config.run_dir()}' is being trained right now by bmclip process {launch.pid}",
                       "wait for it to end, or stop it (Ctrl-C, or kill that process) before resuming")]

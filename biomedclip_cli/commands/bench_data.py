@@ -11,7 +11,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.commands.options import ConfigFileOpt, with_config_options
+from biomedclip_cli.commands.options import ConfigFileOpt, JsonOpt, with_config_options
 from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import warning
@@ -27,12 +27,14 @@ def bench_data(
     config_file: ConfigFileOpt = None,
     batches: Annotated[int, typer.Option(min=2, help="Batches to pull from the data loader (at most one epoch).")] = 50,
     steps: Annotated[int, typer.Option(min=1, help="Training steps of the model to time (after 2 untimed warm-up steps).")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
+    as_json: JsonOpt = False,
     overrides: dict[str, Any] | None = None,
 ) -> None:
-    """Measure the samples/s of the configured data pipeline alone (--workers processes, --batch-size), and the model's own training rate on one device, and say which one is the bottleneck and what to change.
+    """Measure the samples/s of the configured data pipeline alone (--workers processes, --batch-size), and the model's own training rate on
+    one device, and say which one is the bottleneck and what to change.
 
-    Takes the same options and --config file as bmclip train; nothing is trained or written. The model has random weights (speed does not depend on them).
+    Takes the same options and --config file as bmclip train; nothing is trained or written. The model has random weights (speed does not
+    depend on them).
     """
     from biomedclip_cli.jobs import throughput
     from biomedclip_cli.jobs.training import checked_config, load_train_config
@@ -42,7 +44,8 @@ def bench_data(
     resolved = checked_config(given.model_copy(update={"name": None, "resume": None}), dry_run=True)
     device = compute_device()
     if device == "cpu" and resolved.precision is not Precision.fp32:
-        console.report([warning("--precision", f"{resolved.precision.value} is for GPUs and none is visible, so the model is timed on the CPU",
+        console.report([warning("--precision",
+                                f"{resolved.precision.value} is for GPUs and none is visible, so the model is timed on the CPU",
                                 "run bench-data on the training machine to compare with its GPUs")])
     args = throughput.open_clip_args(resolved, device)
     model, transforms, tokenizer = throughput.build_model(args)
@@ -71,8 +74,10 @@ def render(config: TrainConfig, data: Any, model: Any, result: Any) -> None:
     table.add_column("samples/s", justify="right")
     table.add_column("measured on")
     table.add_row("data pipeline", f"{data.samples_per_second:,.1f}",
-                  f"{data.batches} batches, {config.workers} worker{'' if config.workers == 1 else 's'}, first batch {data.first_batch_seconds:.2f} s")
-    table.add_row("model training steps", f"{model.samples_per_second:,.1f}", f"{model.steps} steps on {model.device}, {config.precision.value}")
+                  f"{data.batches} batches, {config.workers} worker{'' if config.workers == 1 else 's'}, "
+                  f"first batch {data.first_batch_seconds:.2f} s")
+    table.add_row("model training steps", f"{model.samples_per_second:,.1f}",
+                  f"{model.steps} steps on {model.device}, {config.precision.value}")
     console.out.print(table)
     colour = "yellow" if result.bottleneck == "data" else "green"
     console.out.print(f"[{colour}]{result.summary}[/]", markup=True, highlight=False)

@@ -11,7 +11,8 @@ from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.problems import ProblemFound, error
 
-EPILOG = examples(("write the demo data, then train the demo", "bmclip demo-data demo-run/data && bmclip train --config examples/demo.yaml"))
+EPILOG = examples(("write the demo data, then train the demo",
+                   "bmclip demo-data demo-run/data && bmclip train --config examples/demo.yaml"))
 
 
 def demo_data(
@@ -21,7 +22,8 @@ def demo_data(
     shard_size: Annotated[int, typer.Option(min=1, help="Samples per webdataset shard.")] = 500,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same dataset.")] = 0,
 ) -> None:
-    """Write a small synthetic dataset of eight classes (chest X-ray, H&E histology, fluorescence microscopy, ultrasound, head CT, abdominal CT, T1 and T2 brain MRI) as train.csv, heldout.csv and webdataset shards.
+    """Write a small synthetic dataset of eight classes (chest X-ray, H&E histology, fluorescence microscopy, ultrasound, head CT, abdominal
+    CT, T1 and T2 brain MRI) as train.csv, heldout.csv and webdataset shards.
 
     The scans are stored as radiology exports them: DICOM (a radiograph in MONOCHROME1, CT in Hounsfield units), 16-bit TIFF and 16-bit PNG.
     """

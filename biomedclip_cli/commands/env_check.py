@@ -10,6 +10,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.options import JsonOpt
 from biomedclip_cli.problems import ProblemFound, error
 
 if TYPE_CHECKING:
@@ -26,10 +27,12 @@ STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
 def env_check(
-    logs: Annotated[Path, typer.Option(help="Folder the run folders will go in (train's --logs); its free disk space is checked.")] = Path("./logs"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON for scripts.")] = False,
+    logs: Annotated[Path, typer.Option(
+        help="Folder the run folders will go in (train's --logs); its free disk space is checked.")] = Path("./logs"),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Read the NVIDIA driver and GPUs (nvidia-smi), name the exact PyTorch install command for them, and once PyTorch is installed check torch, torchvision, the GPUs, NCCL, open_clip, webdataset, disk space and the Hugging Face token.
+    """Read the NVIDIA driver and GPUs (nvidia-smi), name the exact PyTorch install command for them, and once PyTorch is installed check
+    torch, torchvision, the GPUs, NCCL, open_clip, webdataset, disk space and the Hugging Face token.
 
     Works without PyTorch, without a GPU and without nvidia-smi.
 
@@ -37,9 +40,11 @@ def env_check(
 
     1. keep the builds whose GPU architectures cover every GPU found (sm_Xy code runs on compute capability X.z, z >= y);
 
-    2. take the highest CUDA build not newer than the CUDA version the driver reports (an older CUDA major is fine) and the newest PyTorch release published for it;
+    2. take the highest CUDA build not newer than the CUDA version the driver reports (an older CUDA major is fine) and the newest PyTorch
+       release published for it;
 
-    3. if none qualifies, take the highest build of the driver's CUDA major whose minor-version-compatibility driver floor the driver meets, and say that it relies on it;
+    3. if none qualifies, take the highest build of the driver's CUDA major whose minor-version-compatibility driver floor the driver meets,
+       and say that it relies on it;
 
     4. no GPU, or no usable nvidia-smi: the CPU build.
 
@@ -102,4 +107,5 @@ def _render_pick(pick: Pick) -> None:
     """One install choice: the command on a line of its own (copy-pasteable), then why and which Pythons."""
     console.out.print(f"  {pick.command}", markup=False)
     console.out.print(f"  why: {pick.reason}", markup=False, style="dim")
-    console.out.print(f"  Python versions with wheels of torch {pick.release.torch}: {pick.release.python_range()}", markup=False, style="dim")
+    console.out.print(f"  Python versions with wheels of torch {pick.release.torch}: {pick.release.python_range()}", markup=False,
+                      style="dim")

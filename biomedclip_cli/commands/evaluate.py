@@ -10,6 +10,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.options import JsonOpt
 
 if TYPE_CHECKING:
     from biomedclip_cli.models.evaluation import Classes, EvalResult, EvalSet, Weights
@@ -26,32 +27,40 @@ CONFUSION_MAX_CLASSES = 12
 
 
 def evaluate(
-    data: Annotated[Path, typer.Option(help="CSV of images with a label column (zero-shot) and/or a caption column (retrieval).", metavar="CSV")],
-    model: Annotated[Optional[str], typer.Option(help="open_clip model name; read from the run's bmclip.yaml when a run folder is given.", show_default=False)] = None,
+    data: Annotated[Path, typer.Option(help="CSV of images with a label column (zero-shot) and/or a caption column (retrieval).",
+                                       metavar="CSV")],
+    model: Annotated[Optional[str], typer.Option(help="open_clip model name; read from the run's bmclip.yaml when a run folder is given.",
+                                                 show_default=False)] = None,
     checkpoint: Annotated[Optional[list[str]], typer.Option(
-        help="Weights: a run folder (its newest checkpoint), a checkpoint file, an open_clip tag, or 'none' (untrained). Repeat to compare.",
+        help="Weights: a run folder (its newest checkpoint), a checkpoint file, an open_clip tag, or 'none' (untrained). "
+             "Repeat to compare.",
         show_default="none", metavar="WEIGHTS")] = None,
-    compare: Annotated[Optional[Path], typer.Option(help="A run folder: evaluate its starting weights and every epoch checkpoint side by side.",
-                                                    metavar="RUN_DIR")] = None,
+    compare: Annotated[Optional[Path], typer.Option(
+        help="A run folder: evaluate its starting weights and every epoch checkpoint side by side.", metavar="RUN_DIR")] = None,
     image_column: Annotated[str, typer.Option(help="Column of image paths.")] = "filepath",
-    label_column: Annotated[Optional[str], typer.Option(help="Column of class labels for zero-shot classification.", show_default="label, if present")] = None,
-    caption_column: Annotated[Optional[str], typer.Option(help="Column of captions for retrieval.", show_default="caption, if present")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Column of class labels for zero-shot classification.",
+                                                        show_default="label, if present")] = None,
+    caption_column: Annotated[Optional[str], typer.Option(help="Column of captions for retrieval.",
+                                                          show_default="caption, if present")] = None,
     classnames: Annotated[Optional[Path], typer.Option(help="Text file, one class per line: 'label' or 'label: name used in prompts'.",
                                                        metavar="FILE", show_default="the CSV's labels")] = None,
     templates: Annotated[Optional[Path], typer.Option(help="Text file of prompt templates, one per line with {} for the class name.",
                                                       metavar="FILE", show_default="biomedical templates")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
     workers: Annotated[int, typer.Option(min=0, help="Image-loading processes.")] = 2,
-    device: Annotated[Optional[str], typer.Option(help="Device to run on, e.g. cuda:1.", show_default="cuda if available, else cpu")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Device to run on, e.g. cuda:1.",
+                                                  show_default="cuda if available, else cpu")] = None,
     intensity: Annotated[Optional[str], typer.Option(
         help="How images of more than 8 bits (16-bit PNG/TIFF, DICOM) map to 8 bits: auto, minmax, percentile:LOW,HIGH, "
              "window:CENTER,WIDTH or clip (see bmclip train --help).", metavar="POLICY",
         show_default="the run's own (its bmclip.yaml), else auto")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Score weights on your own labelled figures: zero-shot classification (each image gets the class whose prompts, such as 'a {label} image.', its embedding is closest to) and image-text retrieval over the captions.
+    """Score weights on your own labelled figures: zero-shot classification (each image gets the class whose prompts,
+    such as 'a {label} image.', its embedding is closest to) and image-text retrieval over the captions.
 
-    Reports top-1/top-5 and balanced accuracy, per-class recall and the confusion matrix; retrieval Recall@1/5/10 and median rank, image to text and text to image.
+    Reports top-1/top-5 and balanced accuracy, per-class recall and the confusion matrix; retrieval Recall@1/5/10 and median rank, image to
+    text and text to image.
     """
     from biomedclip_cli.models.evaluation import read_classnames, read_eval_set, read_templates
     from biomedclip_cli.runs.weights import model_of, pixels_of, run_progression, weights_named
@@ -110,7 +119,8 @@ def _print_results(data: Path, results: list[EvalResult]) -> None:
     if scored and len(scored[0].zero_shot.classnames) <= CONFUSION_MAX_CLASSES:  # type: ignore[union-attr]
         _print_confusion(max(reversed(scored), key=lambda result: result.zero_shot.top1))  # type: ignore[union-attr]
     for result in results:
-        console.out.print(f"{result.weights.name}: {result.weights.model} with {result.weights.pretrained or 'its own initial weights'}", markup=False)
+        console.out.print(f"{result.weights.name}: {result.weights.model} with {result.weights.pretrained or 'its own initial weights'}",
+                          markup=False)
 
 
 def _print_single(title: str, result: EvalResult) -> None:
@@ -170,6 +180,7 @@ def _print_confusion(result: EvalResult) -> None:
     table.add_column("true \\ predicted")
     for index, _ in enumerate(scores.classnames):
         table.add_column(str(index + 1), justify="right")
-    for index, (name, row) in enumerate(zip(scores.classnames, scores.confusion)):
-        table.add_row(f"{index + 1} {name}", *[f"[bold]{count}[/]" if i == index else (str(count) if count else "·") for i, count in enumerate(row)])
+    for index, (name, row) in enumerate(zip(scores.classnames, scores.confusion, strict=True)):
+        table.add_row(f"{index + 1} {name}",
+                      *[f"[bold]{count}[/]" if i == index else (str(count) if count else "·") for i, count in enumerate(row)])
     console.out.print(table)

@@ -12,20 +12,25 @@ from biomedclip_cli.commands.help_text import examples
 
 EPILOG = examples(
     ("the newest checkpoint of a LoRA run, merged, as one open_clip file", "bmclip export demo-run/logs/lora --output lora-merged.pt"),
-    ("the best checkpoint of a BiomedCLIP run, as a model folder", "bmclip export logs/biomedclip/checkpoints/best.pt --output biomedclip-ft"),
+    ("the best checkpoint of a BiomedCLIP run, as a model folder",
+     "bmclip export logs/biomedclip/checkpoints/best.pt --output biomedclip-ft"),
 )
 
 
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A run folder (its newest epoch checkpoint) or a checkpoint file (epoch_K.pt, best.pt).",
-                                               metavar="CHECKPOINT", show_default=False)],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A run folder (its newest epoch checkpoint) or a checkpoint file (epoch_K.pt, best.pt).", metavar="CHECKPOINT",
+        show_default=False)],
     output: Annotated[Path, typer.Option(help="File to write (.pt), or for hf-hub:/local-dir: models a folder.", metavar="PATH")],
-    model: Annotated[Optional[str], typer.Option(help="open_clip model name; read from the run's bmclip.yaml when a run's checkpoint is given.",
-                                                 show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option(
+        help="open_clip model name; read from the run's bmclip.yaml when a run's checkpoint is given.", show_default=False)] = None,
 ) -> None:
-    """Write a checkpoint's weights as plain open_clip weights: LoRA adapters are merged into their layers and the optimizer state is dropped.
+    """Write a checkpoint's weights as plain open_clip weights:
+    LoRA adapters are merged into their layers and the optimizer state is dropped.
 
-    For an open_clip model name the result is a file that open_clip.create_model_and_transforms(MODEL, pretrained=FILE) loads; for hf-hub: and local-dir: models (BiomedCLIP and the like), whose weights open_clip reads from a folder, it is a folder with the model's open_clip_config.json and tokenizer files, loaded as local-dir:FOLDER.
+    For an open_clip model name the result is a file that open_clip.create_model_and_transforms(MODEL, pretrained=FILE) loads; for hf-hub:
+    and local-dir: models (BiomedCLIP and the like), whose weights open_clip reads from a folder, it is a folder with the model's
+    open_clip_config.json and tokenizer files, loaded as local-dir:FOLDER.
     """
     from biomedclip_cli.runs.export import export_weights
     from biomedclip_cli.runs.weights import model_of, pixels_of, resolve_checkpoint

@@ -10,6 +10,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.options import JsonOpt
 from biomedclip_cli.problems import ProblemFound
 
 if TYPE_CHECKING:
@@ -31,17 +32,21 @@ def format_params(count: int | None) -> str:
 
 
 def list_models(
-    filter_text: Annotated[Optional[str], typer.Option("--filter", help="Keep entries whose name, tag or note contains this text (any case).", metavar="TEXT")] = None,
+    filter_text: Annotated[Optional[str], typer.Option("--filter",
+                                                       help="Keep entries whose name, tag or note contains this text (any case).",
+                                                       metavar="TEXT")] = None,
     biomedical: Annotated[bool, typer.Option("--biomedical", help="Only the curated biomedical models.")] = False,
     cached: Annotated[bool, typer.Option("--cached", help="Only weights already in the local cache (usable offline).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
+    as_json: JsonOpt = False,
     local_dir: Annotated[Optional[list[Path]], typer.Option(
-        "--local-dir", help="A model folder on disk (open_clip_config.json and weights) to list first, as --model local-dir:FOLDER. Repeatable.",
+        "--local-dir",
+        help="A model folder on disk (open_clip_config.json and weights) to list first, as --model local-dir:FOLDER. Repeatable.",
         metavar="FOLDER", show_default=False)] = None,
 ) -> None:
     """List starting points for bmclip train: curated biomedical models, then every open_clip pretrained (model, tag) pair.
 
-    Each row gives the --model / --pretrained values to paste, the parameters, image size and embedding width (from open_clip's model configs; no model is built), and whether the weights are already in the Hugging Face or open_clip cache (no network is used).
+    Each row gives the --model / --pretrained values to paste, the parameters, image size and embedding width (from open_clip's model
+    configs; no model is built), and whether the weights are already in the Hugging Face or open_clip cache (no network is used).
     """
     from biomedclip_cli.models.catalog import BIOMEDICAL, LOCAL, OPEN_CLIP, catalog
     from biomedclip_cli.models.validation import check_local_folder

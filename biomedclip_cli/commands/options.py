@@ -27,9 +27,11 @@ ConfigFileOpt = Annotated[
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check everything, print the one-line command that would run, run nothing.")]
 VerboseOpt = Annotated[bool, typer.Option(
-    "--verbose", help="Show open_clip's own log lines as they come, instead of bmclip's progress (every rank's output is in RUN/ranks/ either way).")]
+    "--verbose",
+    help="Show open_clip's own log lines as they come, instead of bmclip's progress (every rank's output is in RUN/ranks/ either way).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for scripts.")]
-RunDirArg = Annotated[Path, typer.Argument(help="The run folder <logs>/<name> (bmclip runs lists them).", metavar="RUN_DIR", show_default=False)]
+RunDirArg = Annotated[Path, typer.Argument(help="The run folder <logs>/<name> (bmclip runs lists them).", metavar="RUN_DIR",
+                                           show_default=False)]
 
 
 def _cli_type(annotation: Any) -> Any:

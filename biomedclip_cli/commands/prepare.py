@@ -18,13 +18,15 @@ if TYPE_CHECKING:
     from biomedclip_cli.pixel_policy import PixelSettings
 
 EPILOG = examples(
-    ("figures with captions beside them, checked, 5% held out", "bmclip prepare-csv figures/ --out train.csv --val-fraction 0.05 --check-images"),
+    ("figures with captions beside them, checked, 5% held out",
+     "bmclip prepare-csv figures/ --out train.csv --val-fraction 0.05 --check-images"),
     ("a metadata table whose image column is called path", "bmclip prepare-csv meta.parquet --image-column path --out train.csv"),
     ("BIOMEDICA shards, the figures of one paper on one side of the split",
      "bmclip prepare-csv 'shards/{000000..000009}.tar' --group-by article_title \\\n    --val-fraction 0.05 --out data/train.csv"),
     ("DICOM scans without text: captions made from their tags, 8-bit PNG shards",
      "bmclip prepare-csv scans/ --shards data/shards \\\n    --caption-template '{Modality} {BodyPartExamined}: {StudyDescription}'"),
-    ("16-bit CT exports through a soft-tissue window (Hounsfield units)", "bmclip prepare-csv ct/ --out train.csv --intensity window:40,400"),
+    ("16-bit CT exports through a soft-tissue window (Hounsfield units)",
+     "bmclip prepare-csv ct/ --out train.csv --intensity window:40,400"),
 )
 
 OUTPUT, SOURCES, CHECKS = "Output", "Reading sources", "Checking images"
@@ -38,20 +40,23 @@ def prepare_csv(
              "relative to themselves, or webdataset shards ('shards/{000000..000009}.tar').", metavar="SOURCE", show_default=False)],
     out: Annotated[Optional[Path], typer.Option(help="Training CSV to write (filepath,caption plus extra columns).",
                                                 rich_help_panel=OUTPUT, metavar="CSV", show_default=False)] = None,
-    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share of rows (of groups, with --group-by) put in the validation split.",
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.99,
+                                                help="Share of rows (of groups, with --group-by) put in the validation split.",
                                                 rich_help_panel=OUTPUT)] = 0.0,
     val_out: Annotated[Optional[Path], typer.Option(help="Validation CSV to write.", rich_help_panel=OUTPUT, metavar="CSV",
                                                     show_default="val.csv beside --out")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split; the same seed gives the same split.", rich_help_panel=OUTPUT)] = 0,
-    group_by: Annotated[Optional[str], typer.Option(help="Column whose rows stay on one side of the split (e.g. the article), also written as a column.",
-                                                    rich_help_panel=OUTPUT, metavar="COLUMN", show_default=False)] = None,
+    group_by: Annotated[Optional[str], typer.Option(
+        help="Column whose rows stay on one side of the split (e.g. the article), also written as a column.",
+        rich_help_panel=OUTPUT, metavar="COLUMN", show_default=False)] = None,
     rejects: Annotated[Optional[Path], typer.Option(help="CSV listing every row not written (source,reason).", rich_help_panel=OUTPUT,
                                                     metavar="CSV", show_default="<out stem>.rejects.csv beside --out")] = None,
     shards: Annotated[Optional[Path], typer.Option(help="Also (or instead) write webdataset shards in BIOMEDICA's layout, with sizes.json.",
                                                    rich_help_panel=OUTPUT, metavar="DIR", show_default=False)] = None,
     shard_size: Annotated[int, typer.Option(min=1, help="Samples per shard.", rich_help_panel=OUTPUT)] = 10_000,
     extract_to: Annotated[Optional[Path], typer.Option(help="Folder for images taken out of shard sources (for the CSV).",
-                                                       rich_help_panel=OUTPUT, metavar="DIR", show_default="<out stem>-images beside --out")] = None,
+                                                       rich_help_panel=OUTPUT, metavar="DIR",
+                                                       show_default="<out stem>-images beside --out")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.", rich_help_panel=OUTPUT)] = False,
     image_column: Annotated[str, typer.Option(help="Metadata column naming the image file.", rich_help_panel=SOURCES)] = "filepath",
     caption_column: Annotated[str, typer.Option(help="Metadata column holding the caption.", rich_help_panel=SOURCES)] = "caption",
@@ -74,9 +79,13 @@ def prepare_csv(
              "'{Modality} {BodyPartExamined}: {StudyDescription}'. A row whose tags fill nothing in is rejected.",
         rich_help_panel=SOURCES, metavar="TEMPLATE", show_default=False)] = None,
 ) -> None:
-    """Turn folders of figures with captions, metadata tables (CSV/TSV, JSON Lines, Parquet) or webdataset shards into a training CSV (and shards) that open_clip reads as is.
+    """Turn folders of figures with captions, metadata tables (CSV/TSV, JSON Lines, Parquet) or webdataset shards into a training CSV (and
+    shards) that open_clip reads as is.
 
-    Every row read is either written or listed in the rejects file with its reason (missing file, unreadable or truncated image, image too small or too large, empty caption, duplicate), and the counts are reconciled at the end. Images are read as training reads them: 16-bit and DICOM mapped to 8 bits by --intensity, EXIF orientation applied; shards get them as 8-bit PNG. Outputs are written under temporary names and renamed when complete.
+    Every row read is either written or listed in the rejects file with its reason (missing file, unreadable or truncated image, image too
+    small or too large, empty caption, duplicate), and the counts are reconciled at the end. Images are read as training reads them: 16-bit
+    and DICOM mapped to 8 bits by --intensity, EXIF orientation applied; shards get them as 8-bit PNG. Outputs are written under temporary
+    names and renamed when complete.
     """
     from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
     from biomedclip_cli.data.prepare.image_checks import CheckSettings, available_cores
@@ -122,7 +131,8 @@ def next_commands(request: PrepareRequest, result: PrepareResult) -> list[list[s
             line += ["--val-data", str(outputs.val_csv)]
         lines.append(line + _pixel_flags(request.checks.pixels))
     if outputs.shards:
-        line = ["bmclip", "train", "--train-data", shard_pattern(outputs.shards, result.train_shards), "--train-num-samples", str(result.train)]
+        line = ["bmclip", "train", "--train-data", shard_pattern(outputs.shards, result.train_shards), "--train-num-samples",
+                str(result.train)]
         if outputs.val_shards and result.val:
             line += ["--val-data", shard_pattern(outputs.val_shards, result.val_shards), "--val-num-samples", str(result.val)]
         lines.append(line)
@@ -167,7 +177,8 @@ def _print_summary(request: PrepareRequest, result: PrepareResult) -> None:
     reasons = ", ".join(f"{kind} {_count(count)}" for kind, count in result.rejected.most_common())
     print_(f"  rejected  {_count(result.rejected_total):>10}  {outputs.rejects}" + (f" ({reasons})" if reasons else ""), markup=False)
     balance = "=" if result.written + result.rejected_total == result.read else "!="
-    print_(f"{_count(result.written)} written + {_count(result.rejected_total)} rejected {balance} {_count(result.read)} read", markup=False)
+    print_(f"{_count(result.written)} written + {_count(result.rejected_total)} rejected {balance} {_count(result.read)} read",
+           markup=False)
     if result.train:
         print_("next:", markup=False)
         for line in next_commands(request, result):

@@ -9,17 +9,21 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.options import RunDirArg
 
 EPILOG = examples(("plots and a summary page: open demo-run/logs/demo/report/index.html", "bmclip report demo-run/logs/demo"))
 
 
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="The run folder <logs>/<name>.", metavar="RUN_DIR", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option(help="Folder for the plots and index.html.", metavar="DIR", show_default="RUN_DIR/report")] = None,
+    run_dir: RunDirArg,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the plots and index.html.", metavar="DIR",
+                                                show_default="RUN_DIR/report")] = None,
 ) -> None:
-    """Plot a run's training loss, learning rate, logit scale, samples/s and validation metrics per epoch, and write a one-page HTML summary (status, best checkpoint, final metrics, hardware, config).
+    """Plot a run's training loss, learning rate, logit scale, samples/s and validation metrics per epoch, and write a one-page HTML summary
+    (status, best checkpoint, final metrics, hardware, config).
 
-    Reads open_clip's out.log, checkpoints/results.jsonl and TensorBoard events (when the run logged them); works while the run is still going. Needs matplotlib (pip install 'bmclip[report]').
+    Reads open_clip's out.log, checkpoints/results.jsonl and TensorBoard events (when the run logged them); works while the run is still
+    going. Needs matplotlib (pip install 'bmclip[report]').
     """
     from biomedclip_cli.runs.report import best_checkpoint, status_line
     from biomedclip_cli.runs.report import report as write_report

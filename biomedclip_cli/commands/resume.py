@@ -29,14 +29,15 @@ def resubmit(run_dir: Path, overrides: dict[str, Any], *, dry_run: bool) -> None
     from biomedclip_cli.jobs.slurm import queued_job_problems, submit
     from biomedclip_cli.jobs.training import said_finished
     from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
-    from biomedclip_cli.runs.folder import SLURM_SCRIPT_FILE, read_run_config
+    from biomedclip_cli.runs.folder import SLURM_SCRIPT_FILE
+    from biomedclip_cli.runs.run_folder import RunFolder
 
     script = run_dir / SLURM_SCRIPT_FILE
     if overrides:
         shown = ", ".join(f"--{name.replace('_', '-')}" for name in overrides)
         raise ProblemFound(error(shown, f"cannot change the job file '{script}' of a run SLURM launched",
                            "write a new one with bmclip slurm-gen (the same --name, the new value), or resume here with --local"))
-    config, newest = read_run_config(run_dir), newest_complete_checkpoint(run_dir).checkpoint
+    config, newest = RunFolder(run_dir).config(), newest_complete_checkpoint(run_dir).checkpoint
     as_launched_here = {"logs": str(run_dir.parent), "name": run_dir.name, "resume": str(newest)}
     if newest is not None and said_finished(config.model_copy(update=as_launched_here), dry_run=dry_run, run_dir=run_dir):
         return
@@ -45,7 +46,8 @@ def resubmit(run_dir: Path, overrides: dict[str, Any], *, dry_run: bool) -> None
         sys.stdout.write(shlex.join(["sbatch", str(script)]) + "\n")
         return
     job_id = submit(script, option=str(run_dir))
-    console.err.print(f"bmclip: submitted {script} again as job {job_id}; it resumes from the run's newest complete checkpoint", markup=False)
+    console.err.print(f"bmclip: submitted {script} again as job {job_id}; it resumes from the run's newest complete checkpoint",
+                      markup=False)
     sys.stdout.write(job_id + "\n")
 
 
@@ -59,9 +61,11 @@ def resume(
 ) -> None:
     """Continue a stopped run from its newest complete checkpoint, with the settings it was launched with.
 
-    Settings come from RUN_DIR/bmclip.yaml; relative paths in it resolve from the folder the run was launched in. Checkpoints are loaded newest first, and a truncated or corrupt one is skipped with a warning. A finished run is left alone unless --epochs extends it.
+    Settings come from RUN_DIR/bmclip.yaml; relative paths in it resolve from the folder the run was launched in. Checkpoints are loaded
+    newest first, and a truncated or corrupt one is skipped with a warning. A finished run is left alone unless --epochs extends it.
 
-    A run on several nodes is resumed by running the command on each node (with its --node-rank when the nodes met by node rank). A run that bmclip slurm-gen wrote a job file for is submitted again with sbatch, and the job id is printed.
+    A run on several nodes is resumed by running the command on each node (with its --node-rank when the nodes met by node rank). A run that
+    bmclip slurm-gen wrote a job file for is submitted again with sbatch, and the job id is printed.
     """
     from biomedclip_cli.jobs.training import launch_and_summarise, prepared_launch, said_finished
     from biomedclip_cli.runs.folder import SLURM_SCRIPT_FILE

@@ -11,6 +11,7 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
+from biomedclip_cli.commands.options import JsonOpt
 from biomedclip_cli.problems import ProblemFound, error
 
 EPILOG = examples(
@@ -21,7 +22,7 @@ EPILOG = examples(
 
 def runs(
     logs_dir: Annotated[Path, typer.Argument(help="The --logs folder that holds the run folders.", metavar="LOGS_DIR")] = Path("logs"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the runs under LOGS_DIR: model, epochs done, last checkpoint, status (running, finished, failed) and last loss.
 

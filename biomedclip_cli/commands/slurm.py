@@ -40,15 +40,19 @@ def slurm_gen(
     config_file: ConfigFileOpt = None,
     remote_paths: Annotated[bool, typer.Option(help="Paths (and open_clip_train) that exist only on the cluster: warn instead of failing.",
                                                rich_help_panel=JOB)] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Write the job file here (its folder must exist) and create the run folder (with a copy); without it the file goes to stdout.",
-                                                rich_help_panel=JOB)] = None,
-    submit_job: Annotated[bool, typer.Option("--submit", help="Also submit the job with sbatch and print its id.", rich_help_panel=JOB)] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Write the job file here (its folder must exist) and create the run folder (with a copy); "
+             "without it the file goes to stdout.",
+        rich_help_panel=JOB)] = None,
+    submit_job: Annotated[bool, typer.Option("--submit", help="Also submit the job with sbatch and print its id.",
+                                             rich_help_panel=JOB)] = False,
     job_values: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Write an sbatch file that trains this config on a SLURM cluster: srun starts torch.distributed.run on every node.
 
-    Takes the train options and --config file of bmclip train, checked the same way, plus the job's resources. The job logs to its run folder, requeues itself before its time limit and resumes from its newest checkpoint.
+    Takes the train options and --config file of bmclip train, checked the same way, plus the job's resources. The job logs to its run
+    folder, requeues itself before its time limit and resumes from its newest checkpoint.
     """
     from biomedclip_cli.checks.preflight import LaunchSite, preflight
     from biomedclip_cli.jobs.slurm import (
@@ -66,7 +70,8 @@ def slurm_gen(
     given = load_train_config(config_file, overrides or {}, list(ctx.args))
     job_values = job_values or {}
     if "gpus_per_node" not in job_values:
-        raise ProblemFound(error("--gpus-per-node", "is missing", "pass the GPUs of each node, e.g. --gpus-per-node 4 (0 for a CPU job, with --nproc-per-node N)"))
+        raise ProblemFound(error("--gpus-per-node", "is missing",
+                                 "pass the GPUs of each node, e.g. --gpus-per-node 4 (0 for a CPU job, with --nproc-per-node N)"))
     config, problems = slurm_train_config(given, job_values.get("nodes", given.nnodes))
     problems += out_problems(out)
     folder = Path(job_values.get("chdir") or Path.cwd()).absolute()
@@ -92,7 +97,8 @@ def slurm_gen(
     written = _write(resolved, job, text, out, remote_paths)
     if submit_job:
         job_id = submit(written[-1])
-        console.err.print(f"bmclip: submitted job {job_id}; its log: {job_run_dir(resolved, job)}/{job.job_name or resolved.name}-{job_id}.out",
+        console.err.print(f"bmclip: submitted job {job_id}; its log: "
+                          f"{job_run_dir(resolved, job)}/{job.job_name or resolved.name}-{job_id}.out",
                           markup=False)
         sys.stdout.write(f"{job_id}\n")
         return

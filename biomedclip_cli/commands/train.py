@@ -15,14 +15,17 @@ from biomedclip_cli.hub.biomedica import shortcut_help
 EPILOG = examples(
     ("check everything and print the command, run nothing", "bmclip train --train-data data/train.csv --model ViT-B-32 --dry-run"),
     ("the demo's config, for longer", "bmclip train --config examples/demo.yaml --epochs 5"),
-    ("stream BIOMEDICA (accept its terms, run `hf auth login` first)", "bmclip train --train-data biomedica:commercial --pretrained openai"),
+    ("stream BIOMEDICA (accept its terms, run `hf auth login` first)",
+     "bmclip train --train-data biomedica:commercial --pretrained openai"),
     ("an open_clip flag without a bmclip option goes after --", "bmclip train --config train.yaml -- --grad-clip-norm 1.0"),
     ("run it again after any failure: it continues", "bmclip train --config train.yaml --name run1 --resume auto"),
     ("on each of 2 nodes; each gives up after 15 minutes without the other",
      "bmclip train --config train.yaml --nnodes 2 \\\n    --rdzv-endpoint node001:29400 --rdzv-timeout 900"),
-    ("skip at most 100 unreadable figures; show open_clip's own log lines", "bmclip train --config train.yaml --max-bad-samples 100 --verbose"),
+    ("skip at most 100 unreadable figures; show open_clip's own log lines",
+     "bmclip train --config train.yaml --max-bad-samples 100 --verbose"),
     ("LoRA on a BiomedCLIP copy on disk; zero-shot each epoch, keep the best",
-     "bmclip train --model local-dir:/models/biomedclip --lora-rank 8 \\\n    --train-data train.csv --val-zeroshot val.csv --keep-best zeroshot-top1"),
+     "bmclip train --model local-dir:/models/biomedclip --lora-rank 8 \\\n"
+     "    --train-data train.csv --val-zeroshot val.csv --keep-best zeroshot-top1"),
     before=shortcut_help(),
 )
 

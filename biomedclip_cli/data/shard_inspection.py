@@ -69,7 +69,7 @@ def inspect_shards(data: str, revision: str | None = None, option: str = "--trai
     missing: list[str] = []
     counts: list[int | None] = []
     problems: list[Problem] = []
-    for source, shards in zip(sources(data), by_source):
+    for source, shards in zip(sources(data), by_source, strict=True):
         if is_hub_url(source):
             hub = inspect_hub_source(source, shards, revision, option)
             missing += hub.missing
@@ -90,7 +90,8 @@ def check_shards(shards: ShardSet, option: str, data: str) -> list[Problem]:
                       "check the folder and the brace range, e.g. 'shards/{000000..000009}.tar'", local_only=not on_hub)]
     if shards.missing:
         shown = ", ".join(shards.missing[:3]) + (f" and {len(shards.missing) - 3} more" if len(shards.missing) > 3 else "")
-        fix = "fix the brace range (the hub repo's listing has no such files)" if on_hub else "fix the brace range or fetch the missing shards"
+        fix = ("fix the brace range (the hub repo's listing has no such files)" if on_hub
+               else "fix the brace range or fetch the missing shards")
         return [error(option, f"{len(shards.missing)} of {shards.count} shards are missing: {shown}", fix, local_only=not on_hub)]
     return []
 

@@ -70,7 +70,8 @@ class ShardWriter:
         self._writer, self._shard = None, None
 
     def write(self, key: str, image: bytes, caption: str, metadata: dict[str, Any], image_ext: str = "jpg") -> None:
-        """Add one sample (`key`.jpg, `key`.txt, `key`.json); `image_ext` is one of SHARD_IMAGE_KEYS (plain open_clip reads IMAGE_EXTENSIONS)."""
+        """Add one sample (`key`.jpg, `key`.txt, `key`.json);
+        `image_ext` is one of SHARD_IMAGE_KEYS (plain open_clip reads IMAGE_EXTENSIONS)."""
         if image_ext not in SHARD_IMAGE_KEYS:
             raise ValueError(f"bmclip reads shard images only as {', '.join(SHARD_IMAGE_KEYS)}, not {image_ext}")
         if self._writer is None or self._count >= self.shard_size:

@@ -46,7 +46,7 @@ def _ellipse(xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, rx: float, ry
 def _blobs(xs: np.ndarray, ys: np.ndarray, rng: Rng, count: int, radius: tuple[float, float]) -> np.ndarray:
     """A field of soft round spots at random places (nuclei, fluorescent puncta)."""
     field = np.zeros_like(xs)
-    for cx, cy, r in zip(rng.uniform(-1, 1, count), rng.uniform(-1, 1, count), rng.uniform(*radius, count)):
+    for cx, cy, r in zip(rng.uniform(-1, 1, count), rng.uniform(-1, 1, count), rng.uniform(*radius, count), strict=True):
         field = np.maximum(field, np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * r * r)))
     return field
 

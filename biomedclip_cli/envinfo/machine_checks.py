@@ -74,8 +74,10 @@ def python_check(advice: Advice, python: Version = tuple(sys.version_info[:3])) 
     release = advice.pick.release
     running = dotted(python)
     if release.supports_python(python):
-        return Check("python", Status.PASS, f"Python {running} is one of {release.python_range()}, the versions torch {release.torch} has wheels for")
-    return Check("python", Status.WARN, f"Python {running} is outside {release.python_range()}, the versions torch {release.torch} has wheels for",
+        return Check("python", Status.PASS,
+                     f"Python {running} is one of {release.python_range()}, the versions torch {release.torch} has wheels for")
+    return Check("python", Status.WARN,
+                 f"Python {running} is outside {release.python_range()}, the versions torch {release.torch} has wheels for",
                  f"make the venv with Python {dotted(release.python[1])} (e.g. python{dotted(release.python[1])} -m venv .venv)")
 
 
@@ -107,7 +109,8 @@ def nccl_check() -> Check:
     keep = _required_by_torch() & set(nccl)
     fix = (f"pip uninstall -y {' '.join(sorted(set(nccl) - keep))}  (keeps {', '.join(sorted(keep))}, the one torch requires)" if keep
            else "pip uninstall -y every nvidia-nccl-cuXX but the one matching torch's CUDA major")
-    return Check("nccl packages", Status.FAIL, f"{listed} are all installed: torch may load the wrong one ('undefined symbol: ncclCommRegister')", fix)
+    return Check("nccl packages", Status.FAIL,
+                 f"{listed} are all installed: torch may load the wrong one ('undefined symbol: ncclCommRegister')", fix)
 
 
 def _existing_folder(path: Path) -> Path:
@@ -130,7 +133,8 @@ def disk_check(logs: Path) -> Check:
     free = shutil.disk_usage(folder).free
     status = disk_status(free)
     detail = f"{free / GIB:.1f} GiB free for {logs} (on the disk of {folder})"
-    fix = "" if status is Status.PASS else "free some space or point --logs at a bigger disk (checkpoints of ViT-B models take about 1-2 GB each)"
+    fix = ("" if status is Status.PASS
+           else "free some space or point --logs at a bigger disk (checkpoints of ViT-B models take about 1-2 GB each)")
     return Check("disk space", status, detail, fix)
 
 
@@ -154,5 +158,6 @@ def hf_token_check(environ: Mapping[str, str] = os.environ) -> Check:
     source = token_source(environ)
     if source:
         return Check("hugging face token", Status.PASS, f"found in {source} (value not shown)")
-    return Check("hugging face token", Status.WARN, "none found: streaming the gated BIOMEDICA dataset will be refused (local data needs none)",
+    return Check("hugging face token", Status.WARN,
+                 "none found: streaming the gated BIOMEDICA dataset will be refused (local data needs none)",
                  "run `hf auth login`, or export HF_TOKEN in the job's environment")

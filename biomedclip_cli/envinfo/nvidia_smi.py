@@ -95,7 +95,7 @@ def parse_gpu_lines(text: str, fields: tuple[str, ...]) -> tuple[list[Gpu], str 
         if len(parts) < len(fields):
             continue
         name = ", ".join(parts[: len(parts) - len(fields) + 1])
-        values = dict(zip(fields, [name, *parts[len(parts) - len(fields) + 1:]]))
+        values = dict(zip(fields, [name, *parts[len(parts) - len(fields) + 1:]], strict=True))
         if not re.fullmatch(r"\d+(\.\d+)+", values["driver_version"]):
             continue
         capability = None

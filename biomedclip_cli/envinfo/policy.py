@@ -133,7 +133,8 @@ def advise(table: CompatTable, report: DriverReport) -> Advice:
                     f"{missing}; {build} runs on driver {report.driver_version} only through CUDA minor-version compatibility "
                     f"({cuda[0]}.x needs driver {major_floor} or newer)", True)
     alternative = None
-    newer = _best(((release, build) for release, build in minor_compatible if release.version > pick.release.version), _newest_release_first)
+    newer = _best(((release, build) for release, build in minor_compatible if release.version > pick.release.version),
+                  _newest_release_first)
     if newer is not None:
         release, build = newer
         alternative = Pick(release, build, table.url(build),

@@ -91,15 +91,19 @@ def torchvision_check(torch: ModuleType, table: CompatTable) -> Check:
         return Check("torchvision", Status.FAIL, explain_torchvision_error(_first_line(error)), fix)
     name = f"torchvision {torchvision.__version__}"
     if release is None:
-        return Check("torchvision", Status.WARN, f"{name}; torch {torch.__version__} is not in the table of {table.date}, pairing not checked",
+        return Check("torchvision", Status.WARN,
+                     f"{name}; torch {torch.__version__} is not in the table of {table.date}, pairing not checked",
                      "update bmclip for a newer table")
     if parse_version(torchvision.__version__)[:3] != parse_version(release.torchvision):
-        return Check("torchvision", Status.FAIL, f"{name} is not the release for torch {release.torch} (that is {release.torchvision})", fix)
+        return Check("torchvision", Status.FAIL,
+                     f"{name} is not the release for torch {release.torch} (that is {release.torchvision})", fix)
     vision_cuda = getattr(getattr(torchvision, "version", None), "cuda", None)
-    vision_cuda = (int(str(vision_cuda)) // 1000, int(str(vision_cuda)) % 1000 // 10) if str(vision_cuda or "").isdigit() else _cuda(vision_cuda)
+    vision_cuda = ((int(str(vision_cuda)) // 1000, int(str(vision_cuda)) % 1000 // 10) if str(vision_cuda or "").isdigit()
+                   else _cuda(vision_cuda))
     torch_cuda = _cuda(torch.version.cuda)
     if vision_cuda and torch_cuda and vision_cuda != torch_cuda:
-        return Check("torchvision", Status.FAIL, f"{name} is built for CUDA {dotted(vision_cuda)}, torch for CUDA {dotted(torch_cuda)}", fix)
+        return Check("torchvision", Status.FAIL,
+                     f"{name} is built for CUDA {dotted(vision_cuda)}, torch for CUDA {dotted(torch_cuda)}", fix)
     return Check("torchvision", Status.PASS, f"{name}, matches torch {torch.__version__}")
 
 

@@ -1,4 +1,5 @@
-"""hf:// URLs of files in Hugging Face hub repos, what a request for them needs (endpoint, token, revision), and the local cache of hub files.
+"""hf:// URLs of files in Hugging Face hub repos, what a request for them needs (endpoint, token, revision),
+and the local cache of hub files.
 
 `hf://datasets/<owner>/<name>[@<revision>]/<path>` is the form huggingface_hub's HfFileSystem reads;
 a path without `datasets/` names a model repo. The token is never part of a URL: it is read at

@@ -56,10 +56,12 @@ def slurm_train_config(config: TrainConfig, nodes: int) -> tuple[TrainConfig, li
     newest checkpoint when it has one, which is what makes a requeue continue.
     """
     problems: list[Problem] = []
-    ignored = {name: getattr(config, name) for name in SLURM_DECIDES if name in config.model_fields_set and getattr(config, name) is not None}
+    ignored = {name: getattr(config, name) for name in SLURM_DECIDES
+               if name in config.model_fields_set and getattr(config, name) is not None}
     if ignored:
         shown = ", ".join(f"{name}={value}" for name, value in ignored.items())
-        problems.append(warning("--config", f"ignored in a SLURM job, which decides them: {shown}", "drop them from the file to silence this"))
+        problems.append(warning("--config", f"ignored in a SLURM job, which decides them: {shown}",
+                                "drop them from the file to silence this"))
     if config.resume not in (None, *RESUME_FROM_RUN_FOLDER):
         problems.append(warning("--resume", f"a requeued job starts again from '{config.resume}', not from its own newest checkpoint",
                                 f"drop --resume (the job then uses --resume {RESUME_AUTO}) unless that is what you want"))
@@ -207,7 +209,8 @@ def job_problems(config: ResolvedConfig, job: SlurmJob) -> list[Problem]:
     if job.time is not None:
         seconds = _seconds(job.time)
         if seconds is None:
-            problems.append(error("--time", f"'{job.time}' is not a SLURM time limit", "e.g. --time 2-00:00:00 (days-hours:minutes:seconds) or --time 90 (minutes)"))
+            problems.append(error("--time", f"'{job.time}' is not a SLURM time limit",
+                                  "e.g. --time 2-00:00:00 (days-hours:minutes:seconds) or --time 90 (minutes)"))
         elif seconds <= job.signal_before:
             problems.append(error("--signal-before", f"{job.signal_before} s is not shorter than the time limit {job.time}",
                                   "lower --signal-before or raise --time"))
@@ -215,15 +218,18 @@ def job_problems(config: ResolvedConfig, job: SlurmJob) -> list[Problem]:
         problems.append(error("--mem", f"'{job.mem}' is not a SLURM memory size", "e.g. --mem 64G"))
     name = job.job_name or config.name or ""
     if "/" in name:
-        problems.append(error("--job-name" if job.job_name else "--name", f"'{name}' contains '/', which SLURM's log file name %x cannot hold",
+        problems.append(error("--job-name" if job.job_name else "--name",
+                              f"'{name}' contains '/', which SLURM's log file name %x cannot hold",
                               "pass --job-name without '/'"))
     if "\\" in str(job_run_dir(config, job)):
-        problems.append(error("--logs", f"the run folder '{job_run_dir(config, job)}' contains a backslash, which turns off SLURM's %x/%j in log names",
+        problems.append(error("--logs", f"the run folder '{job_run_dir(config, job)}' contains a backslash, "
+                              "which turns off SLURM's %x/%j in log names",
                               "use a path without backslashes"))
     problems.extend(_sbatch_key_problems(job))
     for option, value in sbatch_options(config, job).items():
         if value is not None and CONTROL_CHARACTERS.search(value):
-            problems.append(error(f"--{option}", f"{value!r} contains a line break or control character, which cannot go on an #SBATCH line",
+            problems.append(error(f"--{option}",
+                                  f"{value!r} contains a line break or control character, which cannot go on an #SBATCH line",
                                   "remove it"))
     return problems
 
@@ -246,7 +252,8 @@ def secret_problems(text: str, environment: Mapping[str, str] | None = None) -> 
     if leaked or HF_TOKEN_PATTERN.search(text):
         what = f"the value of {leaked[0]}" if leaked else "a Hugging Face token"
         return [error("job file", f"it would contain {what}",
-                      "leave credentials out: sbatch passes your environment (export HF_TOKEN before submitting) and the tools read their login files")]
+                      "leave credentials out: sbatch passes your environment (export HF_TOKEN before submitting) "
+                      "and the tools read their login files")]
     return []
 
 
@@ -269,7 +276,8 @@ def out_problems(out: Path | None) -> list[Problem]:
     if out.is_dir():
         return [error("--out", f"'{out}' is a folder", f"pass the job file's name, e.g. --out {out / 'job.sbatch'}")]
     if not out.parent.is_dir():
-        return [error("--out", f"folder '{out.parent}' does not exist", f"create it first (mkdir -p {out.parent}), or write the file elsewhere")]
+        return [error("--out", f"folder '{out.parent}' does not exist",
+                      f"create it first (mkdir -p {out.parent}), or write the file elsewhere")]
     return []
 
 
@@ -286,20 +294,23 @@ def submit(script: Path, option: str = "--submit") -> str:
 
 
 def queued_job_problems(script: Path) -> list[Problem]:
-    """An error when a job of the script's job name is still queued or running (where squeue is installed): a second would train the same run."""
+    """An error when a job of the script's job name is still queued or running (where squeue is installed):
+    a second would train the same run."""
     squeue = shutil.which("squeue")
     match = re.search(r"^#SBATCH --job-name=(.+)$", script.read_text(encoding="utf-8"), re.MULTILINE)
     if squeue is None or match is None:
         return []
     name = shlex.split(match.group(1))[0]
     try:
-        result = subprocess.run([squeue, "--noheader", f"--name={name}", "--format=%i %T"], capture_output=True, text=True, check=False, timeout=30)
+        result = subprocess.run([squeue, "--noheader", f"--name={name}", "--format=%i %T"], capture_output=True, text=True, check=False,
+                                timeout=30)
     except subprocess.TimeoutExpired:  # no controller answers: nothing is known to be queued
         return []
     jobs = result.stdout.split() if result.returncode == 0 else []
     if not jobs:
         return []
-    return [error(str(script.parent), f"job {jobs[0]} ({name}) is still {jobs[1].lower()}", f"wait for it to end, or cancel it first: scancel {jobs[0]}")]
+    return [error(str(script.parent), f"job {jobs[0]} ({name}) is still {jobs[1].lower()}",
+                  f"wait for it to end, or cancel it first: scancel {jobs[0]}")]
 
 
 def write_job_files(config: ResolvedConfig, job: SlurmJob, text: str) -> Path:

@@ -81,7 +81,8 @@ def _quiet_libraries() -> Iterator[None]:
 
 
 def build_model(args: argparse.Namespace):
-    """The model (random weights: speed does not depend on them), its train/val transforms and its tokenizer, as open_clip_train builds them."""
+    """The model (random weights: speed does not depend on them), its train/val transforms and its tokenizer,
+    as open_clip_train builds them."""
     import open_clip
 
     from biomedclip_cli.models.configs import register_with_open_clip
@@ -105,7 +106,8 @@ def build_model(args: argparse.Namespace):
 
 
 def train_loader(args: argparse.Namespace, transforms: tuple, tokenizer, pixels: PixelSettings):
-    """open_clip_train's training data (DataInfo: .dataloader with .num_batches) for these arguments, epoch 0, its images read as a rank reads them."""
+    """open_clip_train's training data (DataInfo: .dataloader with .num_batches) for these arguments, epoch 0,
+    its images read as a rank reads them."""
     from open_clip_train.data import get_data
 
     from biomedclip_cli.rank.patches import read_data_as_bmclip

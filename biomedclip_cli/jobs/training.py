@@ -169,7 +169,8 @@ def _launch_scope(config: TrainConfig) -> str:
 
 
 def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None, cause: str | None = None) -> None:
-    """One summary of the run: folder, last checkpoint, epochs, loss, samples/s, zero-shot and best checkpoint, skipped samples, the cause of a failure.
+    """One summary of the run: folder, last checkpoint, epochs, loss, samples/s, zero-shot and best checkpoint,
+    skipped samples, the cause of a failure.
 
     Lines never wrap or cut paths. `run_dir` names the run folder when it is not the config's, as
     seen from the current folder; `cause` is the first failed rank's exception, in one line.
@@ -190,7 +191,8 @@ def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | N
     ended = "finished" if status == 0 else f"stopped (exit status {status})"
     title = f"[{'green' if status == 0 else 'red'}]bmclip: training {ended} on this node; node 0 owns the run's state[/]"
     if owner is None:
-        _print_rows(title, {"run folder": f"{run_dir} on node 0's machine (this node sees no state of this job in it)", **_cause_row(cause)})
+        _print_rows(title, {"run folder": f"{run_dir} on node 0's machine (this node sees no state of this job in it)",
+                            **_cause_row(cause)})
         return
     logs = [run_dir / LOG_FILE, *RunFolder(run_dir).node_logs()]
     _print_rows(title, {"run folder": str(run_dir), "node 0": f"bmclip process {owner.pid} on {owner.host}",

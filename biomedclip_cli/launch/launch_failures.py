@@ -36,7 +36,8 @@ class LauncherFailure:
     rank: str | None = None
 
     def cause(self) -> str:
-        """The root cause in one line: the original exception (a data-loading worker's, not its wrapper), where it was raised, by which rank."""
+        """The root cause in one line: the original exception (a data-loading worker's, not its wrapper),
+        where it was raised, by which rank."""
         lines = [line.strip() for line in self.message.splitlines() if line.strip()]
         exception = lines[-1] if lines else self.message
         frames = [frame for frame in FRAME.findall(self.message) or FRAME.findall(self.callstack) if not frame[0].startswith("<")]

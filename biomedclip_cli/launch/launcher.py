@@ -6,6 +6,7 @@ same LaunchCommand, so pasting the printed line starts exactly the training bmcl
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -18,7 +19,7 @@ from typing import IO
 
 from biomedclip_cli.config import ResolvedConfig
 from biomedclip_cli.rank.parent_death import die_with_parent
-from biomedclip_cli.rank.protocol import WORKER_MODULE  # noqa: F401 - the worker's name, for the parent's floors and the tests
+from biomedclip_cli.rank.protocol import WORKER_MODULE  # the worker's name, for the parent's floors and the tests
 from biomedclip_cli.rank.settings import settings_args
 
 LAUNCHER_MODULE = "torch.distributed.run"
@@ -150,10 +151,8 @@ def run_supervised(command: LaunchCommand, private_env: dict[str, str] | None = 
         if len(received) > 1:
             _reap_group(process.pid)
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             process.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -169,7 +168,5 @@ def run_supervised(command: LaunchCommand, private_env: dict[str, str] | None = 
 
 def _reap_group(pgid: int) -> None:
     """Kill what is left of the launched process group (ranks that ignored the launcher's stop)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -28,7 +28,8 @@ class RunPlan:
     def of(cls, config: ResolvedConfig, *, python: str | None = None, cwd: str | None = None) -> RunPlan:
         """The plan of a resolved config, launched by `python` (default: this one) from `cwd` (default: the current folder)."""
         open_clip_args = openclip_argv(config)
-        return cls(config, tuple(open_clip_args), tuple(settings_args(config)), torchrun_command(config, open_clip_args, python=python, cwd=cwd))
+        return cls(config, tuple(open_clip_args), tuple(settings_args(config)),
+                   torchrun_command(config, open_clip_args, python=python, cwd=cwd))
 
     def srun_words(self, python: str = "python") -> list[str]:
         """The shell words of a SLURM job's launch of this plan (launch/launcher.py srun_words)."""

@@ -72,7 +72,8 @@ def _fast(choice: PresetChoice, config: TrainConfig, given: set[str], hardware: 
     if "force_patch_dropout" in given:
         choice.left_out.append(f"{flag('force_patch_dropout')} (yours: {config.force_patch_dropout})")
     elif vit:
-        choice.set("force_patch_dropout", FAST_PATCH_DROPOUT, "ViT image tower; changes what is learned: finish with --force-patch-dropout 0")
+        choice.set("force_patch_dropout", FAST_PATCH_DROPOUT,
+                   "ViT image tower; changes what is learned: finish with --force-patch-dropout 0")
     else:
         reason = f"'{config.model}' has no ViT image tower" if vit is False else f"config of '{config.model}' not on this machine"
         choice.left_out.append(f"{flag('force_patch_dropout')} ({reason})")

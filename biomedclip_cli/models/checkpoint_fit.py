@@ -52,7 +52,8 @@ def _mismatch_problem(path: Path, model_name: str, diff: StateDiff) -> Problem:
     parts = []
     if diff.reshaped:
         key, theirs, ours = diff.reshaped[0]
-        parts.append(f"{len(diff.reshaped)} of its {diff.tensors} tensors have other shapes ({key}: {_shape(theirs)} in the file, {_shape(ours)} in the model)")
+        parts.append(f"{len(diff.reshaped)} of its {diff.tensors} tensors have other shapes ({key}: {_shape(theirs)} in the file, "
+                     f"{_shape(ours)} in the model)")
     if diff.missing:
         parts.append(f"{len(diff.missing)} model tensors are missing (e.g. {diff.missing[0]})")
     if diff.unexpected:

@@ -26,7 +26,8 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")  # the files open_clip's loca
 
 
 def brings_own_weights(model: str) -> bool:
-    """Whether a --model name carries its config and weights with it (hf-hub:<repo> or local-dir:<folder>), so --pretrained does not apply."""
+    """Whether a --model name carries its config and weights with it (hf-hub:<repo> or local-dir:<folder>),
+    so --pretrained does not apply."""
     return model.startswith((HUB_PREFIX, LOCAL_PREFIX))
 
 
@@ -63,7 +64,8 @@ def known_model_names() -> list[str] | None:
 
 
 def model_config_path(model: str) -> Path | None:
-    """The JSON file open_clip would build `model` from: the winning config file, a local-dir: folder's or an hf-hub: repo's cached config; None when absent."""
+    """The JSON file open_clip would build `model` from: the winning config file,
+    a local-dir: folder's or an hf-hub: repo's cached config; None when absent."""
     if model.startswith(HUB_PREFIX):
         return cached_hub_file(model.removeprefix(HUB_PREFIX), HUB_CONFIG_FILE)
     folder = local_folder(model)

@@ -64,7 +64,8 @@ class EvalResult:
 
 
 def _columns_problem(path: Path, option: str, column: str, columns: list[str]) -> ProblemFound:
-    return ProblemFound(error(option, f"'{path}' has no column '{column}' (columns: {', '.join(columns)})", f"pass {option} with one of them"))
+    return ProblemFound(error(option, f"'{path}' has no column '{column}' (columns: {', '.join(columns)})",
+                              f"pass {option} with one of them"))
 
 
 def read_eval_set(path: Path, image_column: str, label_column: str | None, caption_column: str | None) -> EvalSet:
@@ -76,7 +77,8 @@ def read_eval_set(path: Path, image_column: str, label_column: str | None, capti
     from biomedclip_cli.data.csv_inspection import sniff_separator
 
     if not path.is_file():
-        raise ProblemFound(error("--data", f"file '{path}' does not exist", "pass a CSV with image paths and labels or captions", local_only=True))
+        raise ProblemFound(error("--data", f"file '{path}' does not exist", "pass a CSV with image paths and labels or captions",
+                                 local_only=True))
     with path.open(newline="", encoding="utf-8-sig") as stream:
         separator = sniff_separator(stream.readline())
         stream.seek(0)
@@ -86,18 +88,21 @@ def read_eval_set(path: Path, image_column: str, label_column: str | None, capti
     if image_column not in columns:
         raise _columns_problem(path, "--image-column", image_column, columns)
     found: dict[str, str | None] = {}
-    for option, given, default in (("--label-column", label_column, DEFAULT_LABEL_COLUMN), ("--caption-column", caption_column, DEFAULT_CAPTION_COLUMN)):
+    for option, given, default in (("--label-column", label_column, DEFAULT_LABEL_COLUMN),
+                                   ("--caption-column", caption_column, DEFAULT_CAPTION_COLUMN)):
         if given is not None and given not in columns:
             raise _columns_problem(path, option, given, columns)
         found[option] = given or (default if default in columns else None)
     label_key, caption_key = found["--label-column"], found["--caption-column"]
     if label_key is None and caption_key is None:
-        raise ProblemFound(error("--data", f"'{path}' has neither a '{DEFAULT_LABEL_COLUMN}' nor a '{DEFAULT_CAPTION_COLUMN}' column (columns: {', '.join(columns)})",
+        raise ProblemFound(error("--data", f"'{path}' has neither a '{DEFAULT_LABEL_COLUMN}' nor a '{DEFAULT_CAPTION_COLUMN}' column "
+                                 f"(columns: {', '.join(columns)})",
                                  "name the column of class labels with --label-column, or of captions with --caption-column"))
     keys = [key for key in (label_key, caption_key) if key]
     rows = [row for row in rows if all((row.get(key) or "").strip() for key in keys)]
     if not rows:
-        raise ProblemFound(error("--data", f"'{path}' has no rows with {' and '.join(repr(k) for k in keys)} filled in", "fill in the column(s)"))
+        raise ProblemFound(error("--data", f"'{path}' has no rows with {' and '.join(repr(k) for k in keys)} filled in",
+                                 "fill in the column(s)"))
     missing = [row[image_column] for row in rows if not Path(row[image_column]).is_file()]
     if missing:
         raise ProblemFound(error("--data", f"image '{missing[0]}' named in '{path}' does not exist ({len(missing)} of {len(rows)} missing)",
@@ -130,7 +135,8 @@ def read_templates(path: Path | None) -> list[str]:
     if path is None:
         return list(BIOMEDICAL_TEMPLATES)
     if not path.is_file():
-        raise ProblemFound(error("--templates", f"file '{path}' does not exist", "pass a text file with one template per line, e.g. 'a {} image.'"))
+        raise ProblemFound(error("--templates", f"file '{path}' does not exist",
+                                 "pass a text file with one template per line, e.g. 'a {} image.'"))
     templates = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     without = next((t for t in templates if t.count("{}") != 1), None)
     if without is not None or not templates:
@@ -158,7 +164,8 @@ def _load_model(weights: Weights, device: str) -> tuple[Any, Any, Any]:
 
 
 class _Images:
-    """The eval set's images read as training reads them (data/pixels/), preprocessed for the model (a map-style dataset for torch's DataLoader)."""
+    """The eval set's images read as training reads them (data/pixels/),
+    preprocessed for the model (a map-style dataset for torch's DataLoader)."""
 
     def __init__(self, paths: list[str], preprocess: Callable[[Any], Any], pixels: PixelSettings) -> None:
         self.paths, self.preprocess, self.pixels = paths, preprocess, pixels

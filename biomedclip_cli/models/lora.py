@@ -73,12 +73,6 @@ def add_lora(model: Any, settings: LoraSettings) -> Any:
     return tuner
 
 
-def merged_state_dict(model: Any, tuner: Any) -> dict[str, Any]:
-    """The model's weights with every adapter folded into its layer: a plain open_clip state_dict (no peft needed to load it)."""
-    merged = tuner.merge_and_unload()
-    return merged.state_dict() if merged is not None else model.state_dict()
-
-
 def has_lora_weights(state_dict: dict[str, Any]) -> bool:
     """Whether a state_dict holds LoRA adapters (and so cannot be loaded into a plain open_clip model)."""
     return any(".lora_A." in key for key in state_dict)

@@ -75,7 +75,8 @@ def check_local_folder(folder: Path, option: str = "--model") -> list[Problem]:
     shown = f"{option} local-dir:{folder}" if option == "--model" else f"{option} {folder}"
     fix = "copy the whole hub repo there (hf download <repo> --local-dir FOLDER), or point at the folder that has it"
     if not folder.is_dir():
-        return [error(shown, f"folder '{folder}' does not exist", "pass the folder holding open_clip_config.json and the weights", local_only=True)]
+        return [error(shown, f"folder '{folder}' does not exist", "pass the folder holding open_clip_config.json and the weights",
+                      local_only=True)]
     config_file = folder / HUB_CONFIG_FILE
     if not config_file.is_file():
         return [error(shown, f"'{folder}' has no {HUB_CONFIG_FILE}", fix)]
@@ -84,7 +85,8 @@ def check_local_folder(folder: Path, option: str = "--model") -> list[Problem]:
     except (OSError, ValueError) as exc:
         return [error(str(config_file), f"is not valid JSON ({exc})", "restore the file from the model's repo")]
     if not isinstance(config, dict) or not isinstance(config.get("model_cfg"), dict):
-        return [error(str(config_file), "has no 'model_cfg' mapping, which open_clip builds the model from", "restore the file from the model's repo")]
+        return [error(str(config_file), "has no 'model_cfg' mapping, which open_clip builds the model from",
+                      "restore the file from the model's repo")]
     if not folder_weights(folder):
         return [error(shown, f"'{folder}' has no weights file (open_clip looks for *{', *'.join(WEIGHT_SUFFIXES)}, "
                              "e.g. open_clip_model.safetensors or open_clip_pytorch_model.bin)", fix)]
@@ -103,7 +105,8 @@ def check_text_tower_source(model: str, config: dict[str, Any]) -> list[Problem]
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     message = f"its text tower '{name}' is not in the Hugging Face cache; open_clip downloads its config.json at start"
     fix = f"on a machine with internet: hf download {name} config.json (the cache must be shared with the nodes)"
-    return [error("--model", f"{model}: {message}, and HF_HUB_OFFLINE is set", fix) if offline else warning("--model", f"{model}: {message}", fix)]
+    return [error("--model", f"{model}: {message}, and HF_HUB_OFFLINE is set", fix) if offline
+            else warning("--model", f"{model}: {message}", fix)]
 
 
 def check_model(config: TrainConfig) -> list[Problem]:
@@ -132,7 +135,8 @@ def check_model(config: TrainConfig) -> list[Problem]:
     if config.pretrained and looks_like_path(config.pretrained):
         path = Path(config.pretrained)
         if not path.exists():
-            problems.append(error("--pretrained", f"file '{path}' does not exist", "pass a checkpoint file or an open_clip tag such as openai",
+            problems.append(error("--pretrained", f"file '{path}' does not exist",
+                                  "pass a checkpoint file or an open_clip tag such as openai",
                                   local_only=True))
         elif path.is_dir():
             problems.append(error("--pretrained", f"'{path}' is a folder, open_clip needs a checkpoint file",
@@ -157,7 +161,8 @@ def check_val_zeroshot(config: TrainConfig) -> list[Problem]:
                       local_only=found_problem.local_only)]
     classes = sorted(set(found.labels or []))
     if len(classes) < 2:
-        return [error("--val-zeroshot", f"'{path}' has {len(classes)} class in '{config.val_zeroshot_label_column}', zero-shot needs two or more",
+        return [error("--val-zeroshot",
+                      f"'{path}' has {len(classes)} class in '{config.val_zeroshot_label_column}', zero-shot needs two or more",
                       "add images of other classes")]
     return []
 

@@ -53,7 +53,8 @@ class ResumeLookup:
     with a log goes through open_clip's `latest` path (which appends to the log) answered with that file.
     """
 
-    def __init__(self, parse_args: Callable[[list[str]], argparse.Namespace], get_latest_checkpoint: Callable[[str, bool], str | None]) -> None:
+    def __init__(self, parse_args: Callable[[list[str]], argparse.Namespace],
+                 get_latest_checkpoint: Callable[[str, bool], str | None]) -> None:
         self.open_clip_parse_args, self.open_clip_latest = parse_args, get_latest_checkpoint
         self.chosen: str | None = None
 

@@ -40,7 +40,8 @@ def rank_log(run_dir: Path, rank: int) -> Path:
 
 
 def take_console(run_dir: Path, epochs: int, environ: dict[str, str] | os._Environ) -> None:
-    """Send this rank's output to its log file and, in rank 0, show training on the console bmclip handed over (see the module docstring)."""
+    """Send this rank's output to its log file and, in rank 0,
+    show training on the console bmclip handed over (see the module docstring)."""
     console_path = environ.get(CONSOLE_VARIABLE)
     if not console_path:
         return
@@ -145,7 +146,8 @@ class TrainingProgress(logging.Handler):
             return
         seconds = (state.ended or time.monotonic()) - state.started
         metrics = f"  {state.metrics}" if state.metrics else ""
-        self._show_line(f"bmclip: epoch {state.epoch + 1}/{self.epochs}  loss {state.loss:.4f}  {state.rate:.0f} samples/s  {seconds:.1f} s{metrics}")
+        self._show_line(f"bmclip: epoch {state.epoch + 1}/{self.epochs}  loss {state.loss:.4f}  {state.rate:.0f} samples/s  "
+                        f"{seconds:.1f} s{metrics}")
         if self.bar is not None and state.epoch + 1 >= self.epochs:
             self.bar.stop()
         self.last_plain = time.monotonic()

@@ -68,7 +68,8 @@ class ZeroShotEvaluator:
         try:
             with get_autocast(args.precision, device_type=torch.device(args.device).type)():
                 scores, _ = score_model(model, preprocess, self.tokenizer, self.data, self.classes, self.templates, pixels=self.pixels,
-                                        device=args.device, batch_size=args.batch_size, input_dtype=open_clip.get_input_dtype(args.precision))
+                                        device=args.device, batch_size=args.batch_size,
+                                        input_dtype=open_clip.get_input_dtype(args.precision))
         finally:
             model.train(was_training)
         assert scores is not None
@@ -140,7 +141,8 @@ class EpochHooks:
         if args.wandb:
             import wandb
 
-            wandb.log({**{f"val/{name}": value for name, value in metrics.items()}, "epoch": epoch}, step=steps_per_epoch(data, args) * epoch)
+            wandb.log({**{f"val/{name}": value for name, value in metrics.items()}, "epoch": epoch},
+                      step=steps_per_epoch(data, args) * epoch)
         if self.run_dir is not None:
             append_record(self.run_dir, record)
 

@@ -17,7 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from biomedclip_cli.rank.protocol import LAUNCH_RECORD_VARIABLE, RUN_CONFIG_VARIABLE
-from biomedclip_cli.runs.folder import LaunchRecord, publish_run_state
+from biomedclip_cli.runs.folder import LaunchRecord
+from biomedclip_cli.runs.run_folder import RunFolder
 
 
 def handover_environment(config_text: str, record: LaunchRecord) -> dict[str, str]:
@@ -30,5 +31,5 @@ def publish_handed_over_state(run_dir: Path, environ: Mapping[str, str]) -> bool
     text, record = environ.get(RUN_CONFIG_VARIABLE), environ.get(LAUNCH_RECORD_VARIABLE)
     if text is None or record is None:
         return False
-    publish_run_state(run_dir, text, LaunchRecord(**json.loads(record)))
+    RunFolder(run_dir).publish(text, LaunchRecord(**json.loads(record)))
     return True

@@ -29,7 +29,8 @@ def with_lora(create_model_and_transforms: Callable[..., Any], settings: LoraSet
             model = built[0]
             targets = settings.targets or tuple(default_targets(model))
             add_lora(model, replace(settings, targets=targets))
-            logging.info(f"bmclip: LoRA rank {settings.rank}, alpha {settings.alpha:g}, dropout {settings.dropout:g} on {', '.join(targets)}")
+            logging.info(f"bmclip: LoRA rank {settings.rank}, alpha {settings.alpha:g}, dropout {settings.dropout:g} on "
+                         f"{', '.join(targets)}")
         return built
 
     return create

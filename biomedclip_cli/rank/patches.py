@@ -19,7 +19,7 @@
 
 Each replacement wraps the original captured when this module is imported, so applying them again in one process (bench-data
 inside a test process) replaces them rather than stacking them.
-"""
+"""  # noqa: E501 - the table's rows cannot wrap
 
 from __future__ import annotations
 
@@ -94,13 +94,13 @@ def read_data_as_bmclip(pixels: PixelSettings, guard: SampleGuard | None = None,
     decode = offering_open_clip_keys(ORIGINAL["Decoder.decode"])
     webdataset.autodecode.imagehandler = reading_imagehandler(pixels, ORIGINAL["imagehandler"])
     if guard is None:
-        open_clip_data.CsvDataset.__getitem__ = getitem  # type: ignore[method-assign]
-        webdataset.autodecode.Decoder.decode = decode  # type: ignore[method-assign]
+        open_clip_data.CsvDataset.__getitem__ = getitem
+        webdataset.autodecode.Decoder.decode = decode
         open_clip_data.filter_no_caption_or_no_image = has_image_and_caption
         return
     samples = train_num_samples or 0
-    open_clip_data.CsvDataset.__init__ = remembering_source(ORIGINAL["CsvDataset.__init__"])  # type: ignore[method-assign]
-    open_clip_data.CsvDataset.__getitem__ = skipping_unreadable_rows(getitem, guard)  # type: ignore[method-assign]
-    webdataset.autodecode.Decoder.decode = naming_failures(decode)  # type: ignore[method-assign]
+    open_clip_data.CsvDataset.__init__ = remembering_source(ORIGINAL["CsvDataset.__init__"])
+    open_clip_data.CsvDataset.__getitem__ = skipping_unreadable_rows(getitem, guard)
+    webdataset.autodecode.Decoder.decode = naming_failures(decode)
     open_clip_data.filter_no_caption_or_no_image = listing_filter(guard, samples)
     open_clip_data.log_and_continue = recording_handler(ORIGINAL["log_and_continue"], guard, samples)

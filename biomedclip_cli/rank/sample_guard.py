@@ -72,8 +72,8 @@ class SampleGuard:
         if len(recorded) > limit:
             first = recorded[0]
             shown = f"{self.max_bad_samples:g}" + ("" if self.max_bad_samples >= 1 else f" of {samples} = {limit}")
-            raise TooManyBadSamples(f"{len(recorded)} samples could not be read, more than --max-bad-samples {shown}; first: {first.sample} "
-                                    f"({first.reason}); all in {self.run_dir / BAD_SAMPLES_FILE}; {PREPARE_HINT}")
+            raise TooManyBadSamples(f"{len(recorded)} samples could not be read, more than --max-bad-samples {shown}; "
+                                    f"first: {first.sample} ({first.reason}); all in {self.run_dir / BAD_SAMPLES_FILE}; {PREPARE_HINT}")
 
 
 def caption_problem(caption: object) -> str | None:
@@ -119,7 +119,8 @@ def naming_failures(decode: Callable[[Any, dict], dict]) -> Callable[[Any, dict]
         try:
             return decode(self, sample)
         except Exception as exn:
-            raise UnreadableSample(str(sample.get("__url__", "?")), str(sample.get("__key__", "?")), f"{type(exn).__name__}: {exn}") from exn
+            raise UnreadableSample(str(sample.get("__url__", "?")), str(sample.get("__key__", "?")),
+                                   f"{type(exn).__name__}: {exn}") from exn
 
     return decode_or_name
 

@@ -48,7 +48,8 @@ def export_weights(checkpoint: Path, model: str, output: Path) -> Exported:
     if not folder:
         output.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": state_dict}, output)
-        return Exported(output, f'open_clip.create_model_and_transforms("{model}", pretrained="{output}")', settings is not None, len(state_dict))
+        return Exported(output, f'open_clip.create_model_and_transforms("{model}", pretrained="{output}")', settings is not None,
+                        len(state_dict))
     from safetensors.torch import save_file
 
     source = model_config_path(model)

@@ -1,4 +1,5 @@
-"""What a run folder <logs>/<name>/ holds: bmclip.yaml, launch.json, open_clip's out.log and params.txt, checkpoints/epoch_K.pt and results.jsonl, tensorboard/, report/.
+"""What a run folder <logs>/<name>/ holds: bmclip.yaml, launch.json, open_clip's out.log and params.txt, checkpoints/epoch_K.pt and
+results.jsonl, tensorboard/, report/.
 
 On several nodes the folder is shared: node 0 (global rank 0) writes all of the above, and every
 other node K writes only its own node-K.log.

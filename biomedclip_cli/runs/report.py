@@ -2,8 +2,9 @@
 
 Training curves come from TensorBoard's event files when the run logged them (x axis: step) and
 from open_clip's out.log otherwise (x axis: epoch); validation metrics per epoch from
-checkpoints/results.jsonl, and the --val-zeroshot scores from zeroshot.jsonl. Every file is read as it is, so a report of a run still going shows
-what it has logged so far (a half-written last line is skipped).
+checkpoints/results.jsonl, and the --val-zeroshot scores from zeroshot.jsonl. Every file is read
+as it is, so a report of a run still going shows what it has logged so far (a half-written last
+line is skipped).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ TRAIN_CURVES = {  # file stem: (TensorBoard tag, title, y label)
     "logit_scale": ("train/scale", "Logit scale (learned temperature)", "logit scale"),
     "samples_per_second": ("train/samples_per_second", "Throughput", "samples / s (all processes)"),
 }
-RECALL_KEYS = ("image_to_text_R@1", "image_to_text_R@5", "image_to_text_R@10", "text_to_image_R@1", "text_to_image_R@5", "text_to_image_R@10")
+RECALL_KEYS = ("image_to_text_R@1", "image_to_text_R@5", "image_to_text_R@10", "text_to_image_R@1", "text_to_image_R@5",
+               "text_to_image_R@10")
 HARDWARE_PARAMS = ("device", "world_size", "precision", "batch_size", "workers")
 
 
@@ -88,11 +90,13 @@ def _validation_rows(path: Path) -> list[dict[str, float]]:
 
 
 def read_run_logs(run_dir: Path) -> RunLogs:
-    """The run's logged curves, validation rows, config and checkpoints; ProblemFound when it is not a run folder or its bmclip.yaml is broken."""
+    """The run's logged curves, validation rows, config and checkpoints;
+    ProblemFound when it is not a run folder or its bmclip.yaml is broken."""
     if not run_dir.is_dir():
         raise ProblemFound(error("RUN_DIR", f"'{run_dir}' is not a folder", "pass the <logs>/<name> folder of a run"))
     if not any((run_dir / name).exists() for name in (CONFIG_FILE, LOG_FILE)):
-        raise ProblemFound(error("RUN_DIR", f"'{run_dir}' has neither {CONFIG_FILE} nor {LOG_FILE}", "pass the <logs>/<name> folder of a bmclip train run"))
+        raise ProblemFound(error("RUN_DIR", f"'{run_dir}' has neither {CONFIG_FILE} nor {LOG_FILE}",
+                                 "pass the <logs>/<name> folder of a bmclip train run"))
     folder = RunFolder(run_dir)
     config = folder.config() if (run_dir / CONFIG_FILE).is_file() else None  # a broken bmclip.yaml is said, not skipped
     state = folder.snapshot()
@@ -183,7 +187,8 @@ def best_checkpoint(logs: RunLogs) -> tuple[Path | None, str]:
     if kept is not None:
         return logs.run_dir / kept.checkpoint, f"best {kept.metric} ({kept.value:.3f}, epoch {kept.epoch}), kept by --keep-best"
     by_epoch = {checkpoint_epoch(path): path for path in logs.checkpoints}
-    scored = [(row["clip_val_loss"], int(row["epoch"])) for row in logs.validation if "clip_val_loss" in row and int(row.get("epoch", -1)) in by_epoch]
+    scored = [(row["clip_val_loss"], int(row["epoch"])) for row in logs.validation
+              if "clip_val_loss" in row and int(row.get("epoch", -1)) in by_epoch]
     if scored:
         loss, epoch = min(scored)
         return by_epoch[epoch], f"lowest validation loss ({loss:.4f}, epoch {epoch})"
@@ -235,7 +240,8 @@ def write_summary(logs: RunLogs, plots: list[Path], out_dir: Path) -> Path:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bmclip run {html.escape(str(name))}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;margin-bottom:1.5em}}th,td{{text-align:left;padding:.2em .8em;border-bottom:1px solid #ddd;vertical-align:top}}
+table{{border-collapse:collapse;margin-bottom:1.5em}}\
+th,td{{text-align:left;padding:.2em .8em;border-bottom:1px solid #ddd;vertical-align:top}}
 th{{font-weight:600;white-space:nowrap}}figure{{display:inline-block;margin:.3em}}img{{max-width:530px}}</style></head>
 <body><h1>bmclip run {html.escape(str(name))}</h1>
 {_table(overview)}

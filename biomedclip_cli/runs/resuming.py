@@ -13,7 +13,8 @@ from typing import Any
 from biomedclip_cli.config import TrainConfig, build_config, flag
 from biomedclip_cli.problems import Problem, error, warning
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
-from biomedclip_cli.runs.folder import CONFIG_FILE, checkpoint_epoch, read_launch_record, read_run_config, resumes_own_checkpoint
+from biomedclip_cli.runs.folder import CONFIG_FILE, checkpoint_epoch, resumes_own_checkpoint
+from biomedclip_cli.runs.run_folder import RunFolder
 
 SCHEDULE_FIELDS = ("batch_size", "nproc_per_node")
 
@@ -34,7 +35,7 @@ def plan_resume(run_dir: Path, overrides: dict[str, Any]) -> ResumePlan:
     checkpoint gives a plan whose problems end with an error (after a warning per skipped file).
     """
     run_dir = run_dir.resolve()
-    saved = read_run_config(run_dir)
+    saved = RunFolder(run_dir).config()
     problems: list[Problem] = []
     launch_dir = _launch_dir(run_dir, problems)
     point = newest_complete_checkpoint(run_dir)
@@ -52,7 +53,7 @@ def plan_resume(run_dir: Path, overrides: dict[str, Any]) -> ResumePlan:
 
 def _launch_dir(run_dir: Path, problems: list[Problem]) -> Path:
     """The folder the run was launched from (relative paths in bmclip.yaml resolve there), else the current one."""
-    record = read_launch_record(run_dir)
+    record = RunFolder(run_dir).launch_record()
     if record is None:
         return Path.cwd()
     if not Path(record.cwd).is_dir():
@@ -77,12 +78,13 @@ def _override_warnings(saved: TrainConfig, config: TrainConfig, overrides: dict[
         before = saved.batch_size * (saved.nproc_per_node or 1)
         after = config.batch_size * (config.nproc_per_node or 1)
         problems.append(warning(flag(changed[0]),
-                                f"changes the global batch from {before} to {after}: steps per epoch and the learning-rate schedule change from the checkpoint on",
+                                f"changes the global batch from {before} to {after}: "
+                                "steps per epoch and the learning-rate schedule change from the checkpoint on",
                                 "keep the run's settings for the schedule it started with"))
     if config.planned_epochs() > saved.planned_epochs():
         problems.append(warning("--epochs" if "epochs" in overrides else "--total-samples",
-                                f"extends the run from {saved.planned_epochs()} to {config.planned_epochs()} epochs: the learning-rate schedule is "
-                                "recomputed over the longer run, so the rate rises again from the checkpoint on"))
+                                f"extends the run from {saved.planned_epochs()} to {config.planned_epochs()} epochs: the learning-rate "
+                                "schedule is recomputed over the longer run, so the rate rises again from the checkpoint on"))
     return problems
 
 

@@ -13,7 +13,8 @@ from biomedclip_cli.models.config_lookup import brings_own_weights
 from biomedclip_cli.models.evaluation import Weights
 from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS, INTENSITY_FIX, PixelSettings
 from biomedclip_cli.problems import ProblemFound, error
-from biomedclip_cli.runs.folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints, read_run_config
+from biomedclip_cli.runs.folder import CHECKPOINT_DIR, CONFIG_FILE, epoch_checkpoints
+from biomedclip_cli.runs.run_folder import RunFolder
 
 UNTRAINED = "none"
 
@@ -26,7 +27,8 @@ def resolve_checkpoint(checkpoint: Path) -> Path:
         found = epoch_checkpoints(checkpoint)
         if found:
             return found[-1]
-        raise ProblemFound(error("--checkpoint", f"run folder '{checkpoint}' has no checkpoints/epoch_K.pt", "train it first or pass a checkpoint file"))
+        raise ProblemFound(error("--checkpoint", f"run folder '{checkpoint}' has no checkpoints/epoch_K.pt",
+                                 "train it first or pass a checkpoint file"))
     raise ProblemFound(error("--checkpoint", f"'{checkpoint}' does not exist", "pass a run folder or a checkpoint file"))
 
 
@@ -38,7 +40,7 @@ def run_config(path: Path) -> TrainConfig | None:
     folder = path if path.is_dir() else path.parent
     for candidate in (folder, folder.parent if folder.name == CHECKPOINT_DIR else None):
         if candidate is not None and (candidate / CONFIG_FILE).is_file():
-            return read_run_config(candidate)
+            return RunFolder(candidate).config()
     return None
 
 
@@ -68,7 +70,8 @@ def model_of(model: str | None, named: Sequence[str]) -> str:
     config = first_run_config(named)
     if config is not None:
         return config.model
-    raise ProblemFound(error("--model", "is needed: no run folder among the weights says which model they are for", "pass --model, e.g. --model ViT-B-32"))
+    raise ProblemFound(error("--model", "is needed: no run folder among the weights says which model they are for",
+                             "pass --model, e.g. --model ViT-B-32"))
 
 
 def weights_named(name: str, model: str, option: str = "--checkpoint") -> Weights:
@@ -84,7 +87,8 @@ def weights_named(name: str, model: str, option: str = "--checkpoint") -> Weight
         raise ProblemFound(error(option, f"'{name}' does not exist", f"{model} brings its own weights: leave {option} out"))
     problems = check_pretrained_tag(model, name)
     if problems:
-        raise ProblemFound(error(option, f"'{name}' is neither a file, a run folder, '{UNTRAINED}', nor an open_clip tag of {model}", problems[0].fix))
+        raise ProblemFound(error(option, f"'{name}' is neither a file, a run folder, '{UNTRAINED}', nor an open_clip tag of {model}",
+                                 problems[0].fix))
     return Weights(name, model, name)
 
 
@@ -92,10 +96,12 @@ def run_progression(run_dir: Path, model: str) -> list[Weights]:
     """A run's starting weights (its --pretrained, or untrained) and every epoch checkpoint, in order."""
     config = run_config(run_dir)
     if config is None:
-        raise ProblemFound(error("--compare", f"'{run_dir}' is not a bmclip run folder (no {CONFIG_FILE})", "pass the <logs>/<name> folder of a bmclip train run"))
+        raise ProblemFound(error("--compare", f"'{run_dir}' is not a bmclip run folder (no {CONFIG_FILE})",
+                                 "pass the <logs>/<name> folder of a bmclip train run"))
     checkpoints = epoch_checkpoints(run_dir)
     if not checkpoints:
-        raise ProblemFound(error("--compare", f"run folder '{run_dir}' has no checkpoints/epoch_K.pt yet", "wait for the first epoch to finish"))
+        raise ProblemFound(error("--compare", f"run folder '{run_dir}' has no checkpoints/epoch_K.pt yet",
+                                 "wait for the first epoch to finish"))
     start = config.pretrained
     own = "its own weights" if brings_own_weights(model) else "untrained"
     first = Weights(f"start ({start})", model, start) if start else Weights(f"start ({own})", model, None)

@@ -52,7 +52,8 @@ def append_record(run_dir: Path, record: ZeroShotRecord) -> None:
 
 
 def read_records(run_dir: Path) -> list[ZeroShotRecord]:
-    """The run's zero-shot scores by epoch (the last line of an epoch wins: a resumed run evaluates it again); unreadable lines are skipped."""
+    """The run's zero-shot scores by epoch (the last line of an epoch wins: a resumed run evaluates it again);
+    unreadable lines are skipped."""
     path = run_dir / ZERO_SHOT_FILE
     if not path.is_file():
         return []

@@ -138,7 +138,8 @@ def inspect_image(task: ImageTask, settings: CheckSettings) -> ImageVerdict:
     if settings.min_side and min(width, height) < settings.min_side:
         return ImageVerdict(Reason(TOO_SMALL, f"{width}x{height}, shorter side under {settings.min_side}"), digest, facts.kind.value)
     converted = None
-    if settings.for_shards and (facts.kind is not ImageKind.EIGHT_BIT or facts.rotated or facts.over_bound or task.ext not in IMAGE_EXTENSIONS):
+    if settings.for_shards and (facts.kind is not ImageKind.EIGHT_BIT or facts.rotated or facts.over_bound
+                                or task.ext not in IMAGE_EXTENSIONS):
         try:
             converted = _png((decoded or read_image(source, settings.pixels, name)).image)
         except Exception as exc:  # the header read, the pixels did not
@@ -207,7 +208,7 @@ def inspect_rows(rows: Iterable[Row], settings: CheckSettings, workers: int) -> 
     """
     if workers <= 1:
         for batch in _batches(rows):
-            yield from zip(batch, inspect_batch([_task(row) for row in batch], settings))
+            yield from zip(batch, inspect_batch([_task(row) for row in batch], settings), strict=True)
         return
     pool = _worker_pool(workers)
     pending: deque[tuple[list[Row], Future[list[ImageVerdict | None]]]] = deque()
@@ -217,10 +218,10 @@ def inspect_rows(rows: Iterable[Row], settings: CheckSettings, workers: int) -> 
                 pending.append((batch, pool.submit(inspect_batch, [_task(row) for row in batch], settings)))
             if len(pending) >= workers * BATCHES_IN_FLIGHT_PER_WORKER:
                 done, future = pending.popleft()
-                yield from zip(done, future.result())
+                yield from zip(done, future.result(), strict=True)
         while pending:
             done, future = pending.popleft()
-            yield from zip(done, future.result())
+            yield from zip(done, future.result(), strict=True)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

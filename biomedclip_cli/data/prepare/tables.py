@@ -64,7 +64,7 @@ class CsvTable:
                 next(reader, None)
                 for number, values in enumerate(reader, start=1):
                     if any(value.strip() for value in values):
-                        yield number, dict(zip(self.columns, values))
+                        yield number, dict(zip(self.columns, values, strict=False))
         except (UnicodeDecodeError, csv.Error) as exc:
             raise _unreadable(self.path, f"cannot be read after row {number}: {exc}", "fix or re-export the file") from None
 
