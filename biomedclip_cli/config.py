@@ -117,6 +117,9 @@ class TrainConfig(BaseModel):
     max_pixels: int = option(
         DEFAULT_MAX_PIXELS, "Images with more pixels are read reduced to fit (JPEGs while decoding); other formats over twice this "
         "are skipped as unreadable.", DATA, "200000000", gt=0, to=RANKS)
+    scaled_decode: bool = option(
+        True, "Decode JPEGs at the smallest DCT scale (1/2, 1/4, 1/8) that still covers the training crop at full resolution: large "
+        "figures decode several times faster. --no-scaled-decode decodes every pixel, as open_clip does.", DATA, "false", to=RANKS)
     dataset_type: DatasetType = option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
     csv_img_key: str = option("filepath", "CSV column holding image paths.", DATA, "filepath", only=CSV_ONLY)
     csv_caption_key: str = option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption",

@@ -87,14 +87,17 @@ def canonical_intensity(text: str) -> str:
 
 @dataclass(frozen=True)
 class PixelSettings:
-    """How the image reader turns a file into a model's pixels: the intensity policy and the pixel bound.
+    """How the image reader turns a file into a model's pixels: the intensity policy, the pixel bound, the decode scale.
 
-    Images over `max_pixels` are read reduced to fit under it (see data/pixels/reader.py).
+    Images over `max_pixels` are read reduced to fit under it (see data/pixels/reader.py). With
+    `min_short_side`, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose short side is
+    still at least that many pixels: what a training crop needs, at a fraction of the decoding (0: full size).
     Plain values only, so that it travels to worker processes.
     """
 
     intensity: IntensityPolicy = IntensityPolicy("auto")
     max_pixels: int = DEFAULT_MAX_PIXELS
+    min_short_side: int = 0
 
     @classmethod
     def of(cls, intensity: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> PixelSettings:

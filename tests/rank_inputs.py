@@ -36,7 +36,7 @@ def main(out: str, worker_args: list[str], reader_only: bool) -> None:
     args.workers, args.batch_size, args.val_data = 0, 1, None
     register_with_open_clip()
     guard = None if reader_only else SampleGuard(Path(args.logs) / args.name, settings.max_bad_samples)
-    read_data_as_bmclip(pixel_settings(settings), guard, args.train_num_samples)
+    read_data_as_bmclip(pixel_settings(settings), settings.scaled_decode, guard, args.train_num_samples)
     data = get_data(args, (ToTensor(), ToTensor()), epoch=0, tokenizer=open_clip.get_tokenizer(args.model))["train"]
     data.set_epoch(0)
     images = []

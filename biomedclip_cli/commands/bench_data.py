@@ -49,7 +49,8 @@ def bench_data(
                                 "run bench-data on the training machine to compare with its GPUs")])
     args = throughput.open_clip_args(resolved, device)
     model, transforms, tokenizer = throughput.build_model(args)
-    loader = throughput.train_loader(args, transforms, tokenizer, PixelSettings.of(resolved.intensity, resolved.max_pixels))
+    pixels = PixelSettings.of(resolved.intensity, resolved.max_pixels)
+    loader = throughput.train_loader(args, transforms, tokenizer, pixels, resolved.scaled_decode)
     with console.progress_bar("loading data", min(batches, loader.num_batches) * resolved.batch_size, unit="samples") as advance:
         data, first_batch = throughput.measure_data(loader, batches, advance)
     with console.progress_bar(f"training steps ({device})", throughput.WARMUP_STEPS + steps, unit="steps") as advance:
@@ -75,7 +76,7 @@ def render(config: TrainConfig, data: Any, model: Any, result: Any) -> None:
     table.add_column("measured on")
     table.add_row("data pipeline", f"{data.samples_per_second:,.1f}",
                   f"{data.batches} batches, {config.workers} worker{'' if config.workers == 1 else 's'}, "
-                  f"first batch {data.first_batch_seconds:.2f} s")
+                  f"first batch {data.first_batch_seconds:.2f} s, JPEGs decoded {'scaled' if config.scaled_decode else 'in full'}")
     table.add_row("model training steps", f"{model.samples_per_second:,.1f}",
                   f"{model.steps} steps on {model.device}, {config.precision.value}")
     console.out.print(table)

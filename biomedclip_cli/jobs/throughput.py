@@ -105,14 +105,14 @@ def build_model(args: argparse.Namespace):
     return model, (preprocess_train, preprocess_val), tokenizer
 
 
-def train_loader(args: argparse.Namespace, transforms: tuple, tokenizer, pixels: PixelSettings):
+def train_loader(args: argparse.Namespace, transforms: tuple, tokenizer, pixels: PixelSettings, scaled_decode: bool):
     """open_clip_train's training data (DataInfo: .dataloader with .num_batches) for these arguments, epoch 0,
     its images read as a rank reads them."""
     from open_clip_train.data import get_data
 
     from biomedclip_cli.rank.patches import read_data_as_bmclip
 
-    read_data_as_bmclip(pixels)
+    read_data_as_bmclip(pixels, scaled_decode)
     data = get_data(args, transforms, epoch=0, tokenizer=tokenizer)["train"]
     data.set_epoch(0)
     return data.dataloader
@@ -215,6 +215,8 @@ def verdict(config: ResolvedConfig, data: DataRate, model: StepRate, cpu_cores: 
         else:
             advice.append(f"about {needed} workers per process would be needed but there are only {cores_each} cores each: "
                           "make each sample cheaper to load")
+    if not config.scaled_decode:
+        advice.append("--scaled-decode (the default) decodes large JPEG figures at the scale the crop needs, several times faster")
     if config.dataset_type is DatasetType.csv:
         advice.append("a CSV of separate image files costs a file open and a decode per sample: webdataset shards (.tar, "
                       "read sequentially) load faster, especially for many small files or network storage")

@@ -13,6 +13,7 @@
 | `open_clip_train.main.train_one_epoch` | EpochHooks | rank/epoch_hooks.py | parameters and resume step; --val-zeroshot, --keep-best |
 | `open_clip_train.data.CsvDataset` `__init__`, `__getitem__` | the image reader; unreadable rows skipped | rank/image_reading.py, rank/sample_guard.py | 16-bit and DICOM; --max-bad-samples |
 | `webdataset.autodecode.imagehandler` | the image reader for `pilrgb` | rank/image_reading.py | 16-bit and DICOM shard members |
+| `open_clip_train.data.get_data` (and main's) | shard decoding sized for the training transform | rank/image_reading.py | --scaled-decode |
 | `webdataset.autodecode.Decoder.decode` | other image members offered as png; failures named | rank/image_reading.py, rank/sample_guard.py | tif/dcm members; bad-samples.tsv |
 | `open_clip_train.data.filter_no_caption_or_no_image` | every member the reader reads; drops listed | rank/image_reading.py, rank/sample_guard.py | same |
 | `open_clip_train.data.log_and_continue` | unreadable samples recorded | rank/sample_guard.py | same |
@@ -38,7 +39,7 @@ from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.rank.checkpoint_saves import ResumeLookup, atomic_checkpoint_save
 from biomedclip_cli.rank.compat import CpuFriendlyDDP, name_bert_layers, quiet_setup_logging
 from biomedclip_cli.rank.epoch_hooks import EpochHooks, ZeroShotPlan
-from biomedclip_cli.rank.image_reading import csv_item_reader, has_image_and_caption, offering_open_clip_keys, reading_imagehandler
+from biomedclip_cli.rank.image_reading import ShardReading, csv_item_reader, has_image_and_caption, offering_open_clip_keys
 from biomedclip_cli.rank.lora_adapters import checkpoint_entries, with_lora
 from biomedclip_cli.rank.sample_guard import (
     SampleGuard,
@@ -61,6 +62,7 @@ ORIGINAL = {
     "imagehandler": webdataset.autodecode.imagehandler,
     "Decoder.decode": webdataset.autodecode.Decoder.decode,
     "log_and_continue": open_clip_data.log_and_continue,
+    "get_data": open_clip_data.get_data,
 }
 
 
@@ -82,17 +84,21 @@ def apply_rank_patches(settings: TrainConfig, run_dir: Path | None, node_log: Pa
     open_clip_main.create_model_and_transforms = with_lora(create, lora) if lora else create
     open_clip_main.train_one_epoch = hooks
     guard = SampleGuard(run_dir, settings.max_bad_samples) if run_dir is not None else None
-    read_data_as_bmclip(pixels, guard, train_num_samples)
+    read_data_as_bmclip(pixels, settings.scaled_decode, guard, train_num_samples)
 
 
-def read_data_as_bmclip(pixels: PixelSettings, guard: SampleGuard | None = None, train_num_samples: int | None = None) -> None:
+def read_data_as_bmclip(pixels: PixelSettings, scaled_decode: bool, guard: SampleGuard | None = None,
+                        train_num_samples: int | None = None) -> None:
     """open_clip's CSV and webdataset readers read images with bmclip's reader and, with a guard, skip and list unreadable samples.
 
-    bench-data calls it without a guard: it measures the data pipeline and writes nothing.
+    With `scaled_decode`, JPEGs are decoded no larger than each dataset's transform needs. bench-data calls it without a guard:
+    it measures the data pipeline and writes nothing.
     """
-    getitem = csv_item_reader(pixels)
+    getitem = csv_item_reader(pixels, scaled_decode)
     decode = offering_open_clip_keys(ORIGINAL["Decoder.decode"])
-    webdataset.autodecode.imagehandler = reading_imagehandler(pixels, ORIGINAL["imagehandler"])
+    shards = ShardReading(pixels, scaled_decode)
+    webdataset.autodecode.imagehandler = shards.reading_imagehandler(ORIGINAL["imagehandler"])
+    open_clip_data.get_data = open_clip_main.get_data = shards.sized_for_training(ORIGINAL["get_data"])
     if guard is None:
         open_clip_data.CsvDataset.__getitem__ = getitem
         webdataset.autodecode.Decoder.decode = decode

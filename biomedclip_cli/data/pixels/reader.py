@@ -198,9 +198,8 @@ def _read_with_pillow(stream: IO[bytes], settings: PixelSettings, is_tiff: bool)
         return _read_tiff(stream, settings)
     if _wider_than_8_bits(image):
         return _read_png_colour(stream, image, settings)
-    if over_bound and image.format == "JPEG":
-        factor = min(8, reduction_factor(size[0], size[1], settings.max_pixels))
-        image.draft(image.mode, (-(-size[0] // factor), -(-size[1] // factor)))
+    if image.format == "JPEG":
+        _draft(image, settings)
     elif over_bound:
         check_decodable(size[0], size[1], settings.max_pixels)
     image.load()
@@ -215,6 +214,18 @@ def _read_with_pillow(stream: IO[bytes], settings: PixelSettings, is_tiff: bool)
         image = image.convert("RGB")
     image, _ = _reduced(image, settings.max_pixels)
     return DecodedImage(_upright(image, orientation), ImageFacts(kind, size, orientation != 1, over_bound))
+
+
+def _draft(image: Image.Image, settings: PixelSettings) -> None:
+    """Have libjpeg decode a JPEG reduced by a DCT scale (1/2, 1/4, 1/8): at least what the pixel bound needs, and as much as
+    the short side the model's transform needs allows (settings.min_short_side); nothing when neither asks for it."""
+    width, height = image.size
+    factor = reduction_factor(width, height, settings.max_pixels)
+    if settings.min_short_side:
+        factor = max(factor, min(width, height) // settings.min_short_side)
+    factor = min(8, factor)
+    if factor > 1:
+        image.draft(image.mode, (-(-width // factor), -(-height // factor)))
 
 
 def _read_png_colour(stream: IO[bytes], image: Image.Image, settings: PixelSettings) -> DecodedImage:
