@@ -13,6 +13,7 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 USAGE_EXIT_CODE = 2
+TO_CONSOLE = "bmclip_console"  # a log record with this extra attribute set is shown on rank 0's console as it is (rank/console.py)
 
 
 def print_warning(text: str) -> None:

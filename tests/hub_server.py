@@ -5,7 +5,9 @@ It answers what huggingface_hub and bmclip ask for, as huggingface.co does for a
 `/datasets/<id>/resolve/<revision>/<path>`, which redirects (to another origin, like the hub's CDN)
 to a URL that serves the bytes with HTTP Range support. Every hub route wants
 `Authorization: Bearer <token>`: no token -> 401 GatedRepo, a token without access -> 403 GatedRepo,
-an unknown token -> 401 "Invalid credentials". A file can be cut off mid-transfer to test retries.
+an unknown token -> 401 "Invalid credentials". A file can be cut off mid-transfer to test retries, and
+requests can be answered 429 with a Retry-After, as a hub that rate-limits does. Each request is logged
+with the moment it arrived, so a test can see how long the client waited between two.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +40,7 @@ class Request:
     query: dict[str, list[str]]
     authorized: bool
     range: str | None
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -48,6 +52,15 @@ class Cut:
 
 
 @dataclass
+class RateLimit:
+    """The next `times` requests whose path contains `path` are answered 429 with `Retry-After: retry_after`."""
+
+    path: str
+    times: int
+    retry_after: str
+
+
+@dataclass
 class FakeHub:
     """The server's state: repos (repo id -> revision -> path -> bytes), tokens, cuts, and a log of requests."""
 
@@ -55,6 +68,7 @@ class FakeHub:
     denied_token: str = field(default_factory=lambda: "hf_noAccess" + secrets.token_hex(12))
     repos: dict[str, dict[str, dict[str, bytes]]] = field(default_factory=dict)
     cuts: dict[str, Cut] = field(default_factory=dict)
+    rate_limits: list[RateLimit] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     tickets: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     port: int = 0
@@ -78,14 +92,21 @@ class FakeHub:
         """Make the next `times` transfers of `path` stop at byte `at`."""
         self.cuts[path] = Cut(at, times)
 
+    def rate_limit(self, path: str, times: int, retry_after: str = "1") -> None:
+        """Answer the next `times` requests whose path contains `path` ('auth-check', 'tree', 'resolve/main/x.tar') with 429."""
+        self.rate_limits.append(RateLimit(path, times, retry_after))
+
     def requests_to(self, kind: str) -> list[Request]:
         """Requests of one kind: 'auth-check', 'tree', 'resolve' or 'cdn'."""
         return [r for r in self.requests if (f"/{kind}/" in r.path or r.path.endswith(f"/{kind}"))]
 
 
-def _error(handler: BaseHTTPRequestHandler, status: int, code: str | None, message: str) -> None:
+def _error(handler: BaseHTTPRequestHandler, status: int, code: str | None, message: str,
+           extra_headers: dict[str, str] | None = None) -> None:
     body = json.dumps({"error": message}).encode()
     handler.send_response(status)
+    for key, value in (extra_headers or {}).items():
+        handler.send_header(key, value)
     if code:
         handler.send_header("X-Error-Code", code)
     handler.send_header("X-Error-Message", message)
@@ -117,6 +138,11 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             split = urlsplit(self.path)
             hub.requests.append(Request("GET", split.path, parse_qs(split.query), "Authorization" in self.headers,
                                         self.headers.get("Range")))
+            limit = next((limit for limit in hub.rate_limits if limit.path in split.path and limit.times > 0), None)
+            if limit is not None:
+                limit.times -= 1
+                _error(self, 429, None, "You have been rate-limited; you can retry later.", {"Retry-After": limit.retry_after})
+                return
             cdn = CDN.match(split.path)
             if cdn:
                 self._serve_cdn(cdn.group(1))

@@ -109,7 +109,7 @@ def first_samples(shard: str, limit: int) -> list[ShardSample]:
     from biomedclip_cli.hub.streaming import open_shard
 
     samples: list[ShardSample] = []
-    with open_shard(shard, retries=1) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+    with open_shard(shard) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:  # BMCLIP_HUB_RETRIES: a 429 is waited out
         for member in tar:
             match = SAMPLE_KEY.match(member.name)
             if not member.isreg() or match is None or Path(member.name).name.startswith("__"):
@@ -134,6 +134,8 @@ class SourceStart:
 def read_source_starts(shards: ShardSet, option: str, limit: int) -> list[SourceStart] | Problem:
     """The first `limit` samples of each source's first shard: hf:// sources always (a problem when unreadable), local
     ones where readable (a local shard that cannot be read is left to the training's bad-sample handling)."""
+    from biomedclip_cli.hub.streaming import ShardGivenUp
+
     missing = set(shards.missing)
     starts: list[SourceStart] = []
     for source in shards.by_source:
@@ -142,6 +144,8 @@ def read_source_starts(shards: ShardSet, option: str, limit: int) -> list[Source
             continue
         try:
             starts.append(SourceStart(shard, first_samples(shard, limit)))
+        except ShardGivenUp as exc:  # the hub kept rate-limiting, or the transfer kept failing: not the shard's fault
+            return error(option, str(exc), exc.fix)
         except (OSError, tarfile.TarError, EOFError) as exc:
             if is_hub_url(shard):
                 return error(option, f"cannot read shard '{shard}': {exc}", "check that it is a webdataset .tar shard")

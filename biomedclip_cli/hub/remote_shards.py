@@ -2,6 +2,8 @@
 
 A pattern costs one access check per repo and one listing per folder (paged by the hub at 1,000
 files), never a request per shard, so BIOMEDICA's ~2,500 shards are checked in about a second.
+Each request is asked again when the hub answers 429 or a server error, waiting as hub/backoff.py
+says (the hub's Retry-After honoured); a hub that keeps rate-limiting is one line saying so.
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import quote
 
+from biomedclip_cli.hub.backoff import RATE_LIMIT_FIX, RATE_LIMITED, get_with_retries, in_words, retry_settings, tries
 from biomedclip_cli.hub.biomedica import known_samples
 from biomedclip_cli.hub.paths import HubPath, has_token, hub_endpoint, is_hub_url, parse_hub_url, repo_page, request_headers, resolve_url
 from biomedclip_cli.problems import Problem, ProblemFound, error
@@ -55,9 +61,12 @@ def _access_problem(exc: Exception, path: HubPath, option: str) -> Problem:
                      f"create a read token at {hub_endpoint()}/settings/tokens and {login}")
     if isinstance(exc, OfflineModeIsEnabled):
         return error(option, "hf:// data needs the hub, but HF_HUB_OFFLINE is set", "unset HF_HUB_OFFLINE, or use local shards")
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None and exc.response.status_code == RATE_LIMITED:
+        return error(option, f"the hub is rate-limiting (HTTP 429) requests for {kind} '{path.repo_id}' and still was after "
+                             f"{tries(retry_settings()[0] + 1)}", RATE_LIMIT_FIX)
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         return error(option, f"the hub answered {exc.response.status_code} for {kind} '{path.repo_id}'", "try again later")
-    return error(option, f"cannot reach the Hugging Face hub at {hub_endpoint()} ({type(exc).__name__})",
+    return error(option, f"cannot reach the Hugging Face hub at {hub_endpoint()} ({in_words(exc)})",
                  "check the network connection, or HF_ENDPOINT if you use a mirror")
 
 
@@ -72,37 +81,48 @@ def _hub_problems(path: HubPath, option: str) -> Iterator[None]:
         raise ProblemFound(_access_problem(exc, path, option)) from None
 
 
-def _check_access(path: HubPath, option: str) -> None:
-    from huggingface_hub import HfApi
+def _hub_get(url: str) -> Any:
+    """The hub's answer to a GET, asked again while it rate-limits or fails (hub/backoff.py); an error status raised as in HfApi."""
+    from huggingface_hub.utils import hf_raise_for_status
 
+    response = get_with_retries(url, request_headers(), REQUEST_TIMEOUT_S)
+    hf_raise_for_status(response)
+    return response
+
+
+def _check_access(path: HubPath, option: str) -> None:
+    """What HfApi.auth_check asks (huggingface_hub asks it once, with no retry)."""
     with _hub_problems(path, option):
-        HfApi(endpoint=hub_endpoint()).auth_check(path.repo_id, repo_type=path.repo_type)
+        _hub_get(f"{hub_endpoint()}/api/{path.repo_type}s/{path.repo_id}/auth-check")
 
 
 def _list_folder(path: HubPath, option: str) -> set[str]:
-    """The names of the files in the folder of `path` at its revision (one paged listing call)."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import RemoteEntryNotFoundError
-    from huggingface_hub.hf_api import RepoFile
+    """The names of the files in the folder of `path` at its revision (one listing, paged by the hub).
 
-    api = HfApi(endpoint=hub_endpoint())
+    The request is HfApi.list_repo_tree's; it is made here because huggingface_hub's own retries
+    print lines of their own and do not cap the hub's Retry-After.
+    """
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    folder = "/" + quote(path.folder, safe="") if path.folder else ""
+    url: str | None = (f"{hub_endpoint()}/api/{path.repo_type}s/{path.repo_id}/tree/{quote(path.revision or 'main', safe='')}"
+                       f"{folder}?recursive=false&expand=false")
+    names: set[str] = set()
     with _hub_problems(path, option):
         try:
-            entries = api.list_repo_tree(path.repo_id, path_in_repo=path.folder or None, revision=path.revision,
-                                         repo_type=path.repo_type)
-            return {PurePosixPath(entry.path).name for entry in entries if isinstance(entry, RepoFile)}
+            while url:
+                response = _hub_get(url)
+                names |= {PurePosixPath(entry["path"]).name for entry in response.json() if entry.get("type") == "file"}
+                url = response.links.get("next", {}).get("url")
         except RemoteEntryNotFoundError:
             return set()
+    return names
 
 
 def read_small_file(path: HubPath, option: str) -> bytes:
     """The bytes of a small repo file (a sizes file), read into memory (nothing is cached on disk)."""
-    from huggingface_hub.utils import get_session, hf_raise_for_status
-
     with _hub_problems(path, option):
-        response = get_session().get(resolve_url(path), headers=request_headers(), timeout=REQUEST_TIMEOUT_S, follow_redirects=True)
-        hf_raise_for_status(response)
-        return response.content[:SIZE_FILE_MAX_BYTES]
+        return bytes(_hub_get(resolve_url(path)).content[:SIZE_FILE_MAX_BYTES])
 
 
 def shard_sizes(text: bytes) -> dict[str, int]:
@@ -191,3 +211,30 @@ def inspect_hub_source(source: str, shards: list[str], revision: str | None, opt
         return found
     found.num_samples = sum(c for c in counts if c is not None) if None not in counts else known_samples(source)
     return found
+
+
+@lru_cache(maxsize=64)
+def _folder_sizes(repo_type: str, repo_id: str, revision: str | None, folder: str) -> dict[str, int] | None:
+    for size_file in SIZE_FILES:
+        path = HubPath(repo_type, repo_id, revision, f"{folder}/{size_file}".lstrip("/"))
+        try:
+            response = get_with_retries(resolve_url(path), request_headers(), REQUEST_TIMEOUT_S, retries=1)
+            if response.status_code == 200:
+                return shard_sizes(response.content[:SIZE_FILE_MAX_BYTES])
+        except Exception:  # no answer, or no usable file: the count is unknown, nothing more
+            continue
+    return None
+
+
+def shard_sample_count(url: str) -> int | None:
+    """The samples of one hf:// shard, from the sizes.json or _info.json beside it; None when neither is there or readable.
+
+    Asked when a shard is given up (to say how many samples were lost), once per folder and process,
+    with one retry: a hub that does not answer leaves the count unknown rather than holding training up.
+    """
+    try:
+        path = parse_hub_url(url)
+    except ValueError:
+        return None
+    sizes = _folder_sizes(path.repo_type, path.repo_id, path.revision, path.folder)
+    return None if sizes is None else sizes.get(path.name)

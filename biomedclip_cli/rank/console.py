@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from biomedclip_cli.console import TO_CONSOLE
 from biomedclip_cli.rank.protocol import CONSOLE_TTY_VARIABLE, CONSOLE_VARIABLE, RANK_LOGS, VERBOSE_VARIABLE
 from biomedclip_cli.runs.folder import TRAIN_LINE
 
@@ -31,7 +32,6 @@ START_EPOCH = re.compile(r"^Start epoch (\d+)$")
 EVAL_LINE = re.compile(r"^Eval Epoch: (\d+) (.*)$")
 SHOWN_METRICS = ("val_loss", "image_to_text_R@1", "text_to_image_R@1")
 ZERO_SHOT_LINE = re.compile(r"^bmclip: epoch (\d+) zero-shot (?P<scores>.*)$")
-TO_CONSOLE = "bmclip_console"  # a log record with this extra attribute set is shown to the person as it is
 
 
 def rank_log(run_dir: Path, rank: int) -> Path:

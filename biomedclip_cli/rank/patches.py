@@ -4,7 +4,7 @@
 |---|---|---|---|
 | open_clip's model configs | + bmclip's (bmclip-tiny) | models/configs | CPU tests and the demo |
 | open_clip's `arch_dict["bert"]` | + BERT's layer names | rank/compat.py | --lock-text-unlocked-layers on BiomedCLIP's text tower |
-| webdataset's URL schemes | + `hf://` | hub/streaming.py | stream hub shards, the token in a header |
+| webdataset's URL schemes | + `hf://` | hub/streaming.py | stream hub shards, the token in a header; given-up shards not fetched again |
 | `torch.nn.parallel.DistributedDataParallel` | CpuFriendlyDDP | rank/compat.py | gloo ranks on CPU |
 | `open_clip_train.main.setup_logging` | libraries quiet, node logs | rank/compat.py | a readable out.log; a log per node |
 | `torch.save` | atomic epoch checkpoints | rank/checkpoint_saves.py | a kill never leaves a truncated epoch_K.pt; --keep-checkpoints; LoRA entries |
@@ -50,6 +50,7 @@ from biomedclip_cli.rank.sample_guard import (
     skipping_unreadable_rows,
 )
 from biomedclip_cli.rank.settings import lora_settings, pixel_settings
+from biomedclip_cli.runs.bad_samples import given_up_folder
 
 ORIGINAL = {
     "setup_logging": open_clip_main.setup_logging,
@@ -70,7 +71,7 @@ def apply_rank_patches(settings: TrainConfig, run_dir: Path | None, node_log: Pa
     """Every change of the table above, for a rank of a run with these settings (`run_dir` None: open_clip was given no --name)."""
     register_with_open_clip()
     name_bert_layers(open_clip.hf_configs.arch_dict)
-    register_hf_scheme()
+    register_hf_scheme(given_up_folder(run_dir))
     torch.nn.parallel.DistributedDataParallel = CpuFriendlyDDP  # type: ignore[misc]
     open_clip_main.setup_logging = quiet_setup_logging(ORIGINAL["setup_logging"], node_log)
     lora = lora_settings(settings)

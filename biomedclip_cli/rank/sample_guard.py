@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
-from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, BadSample, bad_sample_limit, record_bad_sample, recorded_bad_samples
+from biomedclip_cli.runs.bad_samples import (
+    BAD_SAMPLES_FILE,
+    BadSample,
+    bad_sample_limit,
+    cut_by_give_up,
+    record_bad_sample,
+    recorded_bad_samples,
+)
 
 PREPARE_HINT = "bmclip prepare-csv --check-images finds them before training"
 EXACT_CHECKS = 1000
@@ -138,7 +145,10 @@ def recording_handler(handler: Callable[[Exception], bool], guard: SampleGuard, 
 
 
 def listing_filter(guard: SampleGuard, samples: int) -> Callable[[dict], bool]:
-    """open_clip's sample filter (an image among the members bmclip reads, and a caption), recording each sample it drops and why."""
+    """open_clip's sample filter (an image among the members bmclip reads, and a caption), recording each sample it drops and why.
+
+    The sample that a given-up hf:// shard was cut in the middle of is dropped without a row of its own.
+    """
 
     def has_image_and_caption(sample: dict) -> bool:
         images = [ext for ext in SHARD_IMAGE_KEYS if ext in sample]
@@ -146,7 +156,9 @@ def listing_filter(guard: SampleGuard, samples: int) -> Callable[[dict], bool]:
         if reason is None and not sample[images[0]]:
             reason = "zero-byte image"
         if reason is not None:
-            guard.skip(str(sample.get("__url__", "?")), str(sample.get("__key__", "?")), reason, samples)
+            source, key = str(sample.get("__url__", "?")), str(sample.get("__key__", "?"))
+            if not cut_by_give_up(guard.run_dir, source, key):  # else the given-up shard's own row accounts for it
+                guard.skip(source, key, reason, samples)
         return reason is None
 
     return has_image_and_caption

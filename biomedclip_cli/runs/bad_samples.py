@@ -5,6 +5,11 @@ rank. Every process that reads data (each rank and each of its data-loading work
 node) appends to a file of its own under <run>/bad-samples/, so no two processes write one file;
 node 0 merges them into bad-samples.tsv when training ends. A sample that fails in every epoch is
 listed once.
+
+An hf:// shard given up after its retries (hub/given_up.py, whose records a rank keeps in the same
+folder) is one row: the shard, "(rest of the shard)", and a reason saying how many samples it had
+delivered and about how many were lost. The sample the failure cut in the middle is not listed on
+its own (it would read "no caption"): the shard's row accounts for it.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from biomedclip_cli.hub.given_up import GivenUpShards, shard_identity
 from biomedclip_cli.partial_files import write_atomically
 
 BAD_SAMPLES_FILE = "bad-samples.tsv"
 BAD_SAMPLES_PARTS = "bad-samples"
 HEADER = "source\tsample\treason\trank"
 UNSAFE_IN_A_FIELD = re.compile(r"[\t\r\n]+")
+REST_OF_SHARD = "(rest of the shard)"
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,17 @@ def bad_sample_limit(max_bad_samples: float, samples: int) -> int:
     return int(max_bad_samples) if max_bad_samples >= 1 else int(max_bad_samples * samples)
 
 
+def given_up_folder(run_dir: Path | None) -> Path | None:
+    """Where a rank's processes record the hf:// shards they give up (`register_hf_scheme(given_up_folder(run_dir))`)."""
+    return run_dir / BAD_SAMPLES_PARTS if run_dir is not None else None
+
+
+def cut_by_give_up(run_dir: Path, source: str, sample: str) -> bool:
+    """Whether `sample` of `source` is the one a given-up shard's failure cut in the middle (its shard's row accounts for it)."""
+    record = GivenUpShards(run_dir / BAD_SAMPLES_PARTS).find(source)
+    return record is not None and record.cut_sample == sample
+
+
 def record_bad_sample(run_dir: Path, sample: BadSample, writer: str) -> None:
     """Append the sample to this process's own part file (`writer` names the process: unique among all that read data)."""
     folder = run_dir / BAD_SAMPLES_PARTS
@@ -66,6 +84,9 @@ def recorded_bad_samples(run_dir: Path) -> list[BadSample]:
             if len(fields) == 4 and line != HEADER and fields[3].isdigit():
                 sample = BadSample(fields[0], fields[1], fields[2], int(fields[3]))
                 found.setdefault(sample.identity(), sample)
+    for shard in GivenUpShards(run_dir / BAD_SAMPLES_PARTS).records():
+        row = BadSample(shard_identity(shard.url), REST_OF_SHARD, shard.reason(), shard.rank)
+        found.setdefault(row.identity(), row)
     return list(found.values())
 
 
@@ -80,6 +101,7 @@ def merge_bad_samples(run_dir: Path) -> list[BadSample]:
         write_atomically(run_dir / BAD_SAMPLES_FILE, "\n".join([HEADER, *(sample.line() for sample in samples)]) + "\n")
     for part in parts:
         part.unlink(missing_ok=True)
+    GivenUpShards(run_dir / BAD_SAMPLES_PARTS).remove()
     with contextlib.suppress(OSError):  # absent, or a part written since (a process still running)
         (run_dir / BAD_SAMPLES_PARTS).rmdir()
     return samples
