@@ -27,6 +27,12 @@ EPILOG = examples(
      "bmclip prepare-csv scans/ --shards data/shards \\\n    --caption-template '{Modality} {BodyPartExamined}: {StudyDescription}'"),
     ("16-bit CT exports through a soft-tissue window (Hounsfield units)",
      "bmclip prepare-csv ct/ --out train.csv --intensity window:40,400"),
+    ("BIOMEDICA's clinical images and micrographs, 512-pixel shards",
+     "bmclip prepare-csv 'in/{000000..000009}.tar' --shards data/shards \\\n"
+     "    --classes clinical-imaging,microscopy --resize 512"),
+    ("only figures under a CC BY licence",
+     "bmclip prepare-csv 'in/{000000..000009}.tar' --shards data/shards \\\n"
+     "    --where 'article_license startswith \"CC BY\"'"),
 )
 
 OUTPUT, SOURCES, CHECKS = "Output", "Reading sources", "Checking images"
@@ -54,6 +60,10 @@ def prepare_csv(
     shards: Annotated[Optional[Path], typer.Option(help="Also (or instead) write webdataset shards in BIOMEDICA's layout, with sizes.json.",
                                                    rich_help_panel=OUTPUT, metavar="DIR", show_default=False)] = None,
     shard_size: Annotated[int, typer.Option(min=1, help="Samples per shard.", rich_help_panel=OUTPUT)] = 10_000,
+    resize: Annotated[Optional[int], typer.Option(
+        help="Downscale the images prepare-csv writes (to --shards, or extracted from shards for --out) whose short side is larger "
+             "to this many pixels, keeping the aspect ratio: JPEG as JPEG (quality 95), the rest as PNG; smaller ones are copied "
+             "byte for byte. At least 32.", rich_help_panel=OUTPUT, metavar="SHORT_SIDE", show_default=False)] = None,
     extract_to: Annotated[Optional[Path], typer.Option(help="Folder for images taken out of shard sources (for the CSV).",
                                                        rich_help_panel=OUTPUT, metavar="DIR",
                                                        show_default="<out stem>-images beside --out")] = None,
@@ -65,6 +75,14 @@ def prepare_csv(
     extra_column: Annotated[Optional[list[str]], typer.Option(
         help="Metadata column or shard json field to copy as an extra column (repeat for several; '__key__' is the shard sample key).",
         rich_help_panel=SOURCES, metavar="NAME", show_default=False)] = None,
+    where: Annotated[Optional[list[str]], typer.Option(
+        help="Keep only the rows whose shard json (or metadata table record) matches, e.g. 'article_license startswith \"CC BY\"' "
+             "or 'image_primary_label in [\"Microscopy\"]' (==, !=, in, not in, startswith, contains; and, or, not). Repeat to AND "
+             "several; the others are counted as filtered out.", rich_help_panel=SOURCES, metavar="EXPR", show_default=False)] = None,
+    classes: Annotated[Optional[str], typer.Option(
+        help="Keep only these BIOMEDICA global classes, comma-separated (e.g. clinical-imaging,microscopy): a shortcut for "
+             "--where 'image_primary_label in [...]', ANDed with --where.", rich_help_panel=SOURCES, metavar="NAMES",
+        show_default=False)] = None,
     check_images: Annotated[bool, typer.Option(help="Decode every image with Pillow (as training will) and reject those that fail.",
                                                rich_help_panel=CHECKS)] = False,
     min_side: Annotated[Optional[int], typer.Option(min=1, help="Reject images whose shorter side is under this many pixels.",
@@ -90,15 +108,21 @@ def prepare_csv(
     from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
     from biomedclip_cli.data.prepare.image_checks import CheckSettings, available_cores
     from biomedclip_cli.data.prepare.pipeline import PrepareRequest, check_request, count_rows, open_sources, prepare, resolve_outputs
+    from biomedclip_cli.data.prepare.resizing import check_short_side
     from biomedclip_cli.data.prepare.sources import ReadSettings
+    from biomedclip_cli.data.sample_filter import class_filter, parse_where
 
+    class_names = [name for name in (classes or "").split(",") if name.strip()]
+    chosen = parse_where([*(where or []), *([class_filter(class_names, subject="--classes")] if classes is not None else [])])
+    check_short_side(resize)
     extras = tuple(dict.fromkeys([*(extra_column or []), *([group_by] if group_by else [])]))
-    read = ReadSettings(image_column, caption_column, caption_field, extras, captions_from_tags=caption_template is not None)
+    read = ReadSettings(image_column, caption_column, caption_field, extras, captions_from_tags=caption_template is not None,
+                        where=chosen)
     pixels = pixel_settings(intensity, max_pixels)
     template = CaptionTemplate.parse(caption_template) if caption_template is not None else None
     opened = open_sources(sources, read)
     outputs = resolve_outputs(out, val_out, rejects, shards, extract_to, val_fraction, opened)
-    checks = CheckSettings(check_images, min_side, dedupe, pixels, template, for_shards=shards is not None)
+    checks = CheckSettings(check_images, min_side, dedupe, pixels, template, for_shards=shards is not None, resize=resize)
     request = PrepareRequest(tuple(sources), outputs, read, checks, val_fraction, seed, group_by, workers or available_cores(),
                              shard_size, overwrite)
     console.report(check_request(request, opened))
@@ -110,7 +134,11 @@ def prepare_csv(
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
     _print_summary(request, result)
     if not result.train:
-        console.print_warning("no row was written to the training set; see the rejects file for why")
+        if result.filtered and not result.written:
+            console.print_warning(f"--where kept none of the {_count(result.read)} rows read ({_count(result.filtered)} filtered out, "
+                                  f"{_count(result.rejected_total)} rejected); the outputs hold no sample")
+        else:
+            console.print_warning("no row was written to the training set; see the rejects file for why")
         raise typer.Exit(1)
 
 
@@ -159,6 +187,9 @@ def _image_lines(request: PrepareRequest, result: PrepareResult) -> list[str]:
                      f"{request.checks.pixels.intensity.describe()}")
     if result.converted:
         lines.append(f"  converted {_count(result.converted)} images written to the shards as the 8-bit PNG the model sees")
+    if request.checks.resize is not None:
+        lines.append(f"  resized   {_count(result.resized)} images downscaled to a short side of {request.checks.resize} pixels "
+                     "(JPEG as JPEG quality 95, the rest as PNG)")
     return lines
 
 
@@ -174,10 +205,14 @@ def _print_summary(request: PrepareRequest, result: PrepareResult) -> None:
                markup=False)
     for image_line in _image_lines(request, result):
         print_(image_line, markup=False)
+    where = request.read.where
+    if where is not None:
+        print_(f"  filtered  {_count(result.filtered):>10}  not kept by --where {where.text}", markup=False)
     reasons = ", ".join(f"{kind} {_count(count)}" for kind, count in result.rejected.most_common())
     print_(f"  rejected  {_count(result.rejected_total):>10}  {outputs.rejects}" + (f" ({reasons})" if reasons else ""), markup=False)
-    balance = "=" if result.written + result.rejected_total == result.read else "!="
-    print_(f"{_count(result.written)} written + {_count(result.rejected_total)} rejected {balance} {_count(result.read)} read",
+    balance = "=" if result.written + result.filtered + result.rejected_total == result.read else "!="
+    filtered = f" + {_count(result.filtered)} filtered out by --where" if where is not None else ""
+    print_(f"{_count(result.written)} written{filtered} + {_count(result.rejected_total)} rejected {balance} {_count(result.read)} read",
            markup=False)
     if result.train:
         print_("next:", markup=False)

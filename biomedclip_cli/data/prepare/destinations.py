@@ -27,8 +27,10 @@ class Destination:
         self._extras = extras
         self.written = 0
 
-    def write(self, row: Row, converted: bytes | None = None) -> Reason | None:
-        """Write a row; the shards get `converted` (the 8-bit PNG the model sees) instead of the image's own bytes when given.
+    def write(self, row: Row, converted: bytes | None = None, converted_ext: str = "png", resized: bool = False) -> Reason | None:
+        """Write a row; the shards get `converted` (a `converted_ext` file: the 8-bit PNG the model sees, or the image
+        downscaled by --resize) instead of the image's own bytes when given, and so does an image extracted for the CSV
+        when it was `resized`.
 
         The reason it cannot be written when its file cannot be read for the shards.
         """
@@ -36,21 +38,24 @@ class Destination:
             image = converted if converted is not None else row.image_bytes if row.image_bytes is not None else _file_bytes(row.image_path)
             if isinstance(image, Reason):
                 return image
-            ext = "png" if converted is not None else row.image_ext
+            ext = converted_ext if converted is not None else row.image_ext
             key = f"{self.written:09d}-{safe_name(row.name.rsplit('/', 1)[-1])}"
             self._shards.write(key, image, row.caption, {**row.metadata, "bmclip_source": row.source}, ext)
         if self._csv is not None:
-            self._csv.write([str(self._image_file(row)), row.caption, *(row.extras.get(c, "") for c in self._extras)])
+            extracted = (converted, converted_ext) if resized and converted is not None else None
+            self._csv.write([str(self._image_file(row, extracted)), row.caption, *(row.extras.get(c, "") for c in self._extras)])
         self.written += 1
         return None
 
-    def _image_file(self, row: Row) -> Path:
+    def _image_file(self, row: Row, resized: tuple[bytes, str] | None) -> Path:
+        """The file the CSV names: the row's own, or a shard member extracted (downscaled when `resized` holds its bytes, ext)."""
         if row.image_path is not None:
             return row.image_path
         assert self._extract_to is not None and row.image_bytes is not None
-        path = self._extract_to / f"{row.name}.{row.image_ext}"
+        data, ext = resized if resized is not None else (row.image_bytes, row.image_ext)
+        path = self._extract_to / f"{row.name}.{ext}"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(row.image_bytes)
+        path.write_bytes(data)
         return path
 
     def shard_names(self) -> set[str]:

@@ -4,7 +4,9 @@ Every image's header is read, to count what kind of file it is (8-bit, high bit 
 rotated, over --max-pixels) and to fill DICOM captions; with --check-images each is also decoded as
 training will decode it. For shards, an image the reader changes (more than 8 bits, DICOM, stored
 rotated, over the bound) or that open_clip cannot read (TIFF, BMP, GIF) is converted here to the
-8-bit PNG the model would see, so that plain open_clip reads the shards right too.
+8-bit PNG the model would see, so that plain open_clip reads the shards right too. With --resize, an
+image written by prepare-csv (to shards, or extracted from shards for a CSV) whose short side is
+larger is downscaled here too (resizing.py).
 
 Checks run in worker processes, a batch of rows per task, with a bounded number of batches in flight,
 so the rows come back in input order and memory does not grow with the number of rows.
@@ -13,7 +15,6 @@ so the rows come back in input order and memory does not grow with the number of
 from __future__ import annotations
 
 import hashlib
-import io
 import multiprocessing
 import os
 import signal
@@ -22,10 +23,11 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 
 from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
+from biomedclip_cli.data.prepare.resizing import DRAFT_GAP, JPEG_MAGIC, downscaled, encoded
 from biomedclip_cli.data.prepare.rows import (
     DICOM_DECODER_MISSING,
     DUPLICATE,
@@ -46,7 +48,7 @@ BATCHES_IN_FLIGHT_PER_WORKER = 4
 @dataclass(frozen=True)
 class CheckSettings:
     """What to do with each image: decode it fully, its short side, its content hash, how to read its pixels,
-    DICOM captions, and whether to convert it for shards."""
+    DICOM captions, whether to convert it for shards, and the short side to downscale written images to (--resize)."""
 
     decode: bool = False
     min_side: int | None = None
@@ -54,6 +56,7 @@ class CheckSettings:
     pixels: PixelSettings = PixelSettings()
     caption_template: CaptionTemplate | None = None
     for_shards: bool = False
+    resize: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ class ImageTask:
 @dataclass(frozen=True)
 class ImageVerdict:
     """What the checks found: the reason to reject the image (None if fine), its content hash if asked, what kind of file it is,
-    its caption from DICOM tags (None: not asked), and the PNG the shards get instead of the file's bytes (None: the bytes as they are)."""
+    its caption from DICOM tags (None: not asked), and the image written instead of the file's bytes (None: the bytes as they
+    are): `converted`, a `converted_ext` file, and whether it was downscaled (`resized`: then it replaces the bytes extracted
+    for a CSV too; otherwise it is the 8-bit PNG only the shards get)."""
 
     problem: Reason | None = None
     digest: bytes | None = None
@@ -79,6 +84,8 @@ class ImageVerdict:
     reduced: bool = False
     caption: str | None = None
     converted: bytes | None = None
+    converted_ext: str = "png"
+    resized: bool = False
 
 
 def available_cores() -> int:
@@ -102,10 +109,12 @@ def _decode_problem(exc: Exception) -> Reason:
     return Reason(TRUNCATED_IMAGE if "truncated" in message.lower() else UNREADABLE_IMAGE, message)
 
 
-def _png(image: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")  # type: ignore[attr-defined]
-    return buffer.getvalue()
+def _is_jpeg(task: ImageTask, data: bytes | None) -> bool:
+    """Whether the file is a JPEG, by its first bytes."""
+    if data is not None:
+        return data.startswith(JPEG_MAGIC)
+    with open(task.path or "", "rb") as stream:
+        return stream.read(len(JPEG_MAGIC)) == JPEG_MAGIC
 
 
 def inspect_image(task: ImageTask, settings: CheckSettings) -> ImageVerdict:
@@ -137,14 +146,29 @@ def inspect_image(task: ImageTask, settings: CheckSettings) -> ImageVerdict:
     width, height = facts.size
     if settings.min_side and min(width, height) < settings.min_side:
         return ImageVerdict(Reason(TOO_SMALL, f"{width}x{height}, shorter side under {settings.min_side}"), digest, facts.kind.value)
-    converted = None
-    if settings.for_shards and (facts.kind is not ImageKind.EIGHT_BIT or facts.rotated or facts.over_bound
-                                or task.ext not in IMAGE_EXTENSIONS):
-        try:
-            converted = _png((decoded or read_image(source, settings.pixels, name)).image)
-        except Exception as exc:  # the header read, the pixels did not
-            return ImageVerdict(_decode_problem(exc), digest)
-    return ImageVerdict(None, digest, facts.kind.value, facts.rotated, facts.over_bound, caption, converted)
+    verdict = ImageVerdict(None, digest, facts.kind.value, facts.rotated, facts.over_bound, caption)
+    needs_png = settings.for_shards and (facts.kind is not ImageKind.EIGHT_BIT or facts.rotated or facts.over_bound
+                                         or task.ext not in IMAGE_EXTENSIONS)
+    # --resize applies to images prepare-csv writes: all of them for shards, shard members extracted for a CSV
+    wants_resize = (settings.resize is not None and (settings.for_shards or task.path is None)
+                    and min(width, height) > settings.resize)
+    if not (needs_png or wants_resize):
+        return verdict
+    try:
+        if decoded is None:
+            pixels = replace(settings.pixels, min_short_side=DRAFT_GAP * settings.resize) if settings.resize else settings.pixels
+            decoded = read_image(source, pixels, name)
+        image = decoded.image
+        resized = wants_resize and min(image.size) > (settings.resize or 0)
+        if not (resized or needs_png):  # the pixel bound already read it under the short side; the file goes as it is
+            return verdict
+        if resized:
+            image = downscaled(image, settings.resize or 0)
+        as_jpeg = resized and facts.kind is ImageKind.EIGHT_BIT and _is_jpeg(task, data)
+        converted, ext = encoded(image, as_jpeg)
+    except Exception as exc:  # the header read, the pixels did not
+        return ImageVerdict(_decode_problem(exc), digest)
+    return replace(verdict, converted=converted, converted_ext=ext, resized=resized)
 
 
 def inspect_batch(tasks: list[ImageTask | None], settings: CheckSettings) -> list[ImageVerdict | None]:

@@ -1,7 +1,8 @@
-"""prepare-csv's pipeline: sources → image checks → split → train/val CSV and shards, every other row rejected.
+"""prepare-csv's pipeline: sources → --where → image checks → split → train/val CSV and shards, every other row rejected.
 
 Rows stream through one at a time (image checks in bounded batches), so memory stays flat in the
-number of rows. Every row read is either written or listed in the rejects file with its reason.
+number of rows. Every row read is either written, filtered out by --where (counted, never decoded),
+or listed in the rejects file with its reason.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from itertools import chain
@@ -20,9 +21,11 @@ from biomedclip_cli.data.prepare.destinations import CAPTION_COLUMN, IMAGE_COLUM
 from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
 from biomedclip_cli.data.prepare.image_checks import CheckSettings, Deduplicator, ImageVerdict, inspect_rows
 from biomedclip_cli.data.prepare.rows import EMPTY_CAPTION, Reason, Row
-from biomedclip_cli.data.prepare.sources import MetadataTable, ReadSettings, ShardSource, Source, open_source
+from biomedclip_cli.data.prepare.sources import MetadataTable, ReadSettings, ShardSource, SidecarFolder, Source, open_source
+from biomedclip_cli.data.sample_filter import OPTION as WHERE_OPTION
+from biomedclip_cli.data.sample_filter import closest, unknown_field_warnings
 from biomedclip_cli.data.shard_writer import SIZES_FILE
-from biomedclip_cli.problems import Problem, ProblemFound, error, warning
+from biomedclip_cli.problems import Problem, ProblemFound, Severity, error, warning
 
 REJECTS_COLUMNS = ("source", "reason")
 VAL_SHARDS_FOLDER = "val"
@@ -65,12 +68,14 @@ class PrepareRequest:
 
 @dataclass
 class PrepareResult:
-    """What happened to the rows read: how many went to train and val, and the rejected ones by reason; of the images
-    written, how many of each kind (8-bit, high bit depth, DICOM), stored rotated, over --max-pixels, and converted for shards."""
+    """What happened to the rows read: how many went to train and val, were filtered out by --where, and the rejected ones by
+    reason; of the images written, how many of each kind (8-bit, high bit depth, DICOM), stored rotated, over --max-pixels,
+    converted for shards, and downscaled by --resize."""
 
     read: int = 0
     train: int = 0
     val: int = 0
+    filtered: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     train_shards: int = 0
     val_shards: int = 0
@@ -78,6 +83,7 @@ class PrepareResult:
     rotated: int = 0
     reduced: int = 0
     converted: int = 0
+    resized: int = 0
 
     @property
     def written(self) -> int:
@@ -153,6 +159,42 @@ def _source_problems(request: PrepareRequest, sources: list[Source]) -> Iterator
                         f"pass {option} {suggestion}" if suggestion else "name a column of a metadata file or a shard json field")
 
 
+def _where_problems(request: PrepareRequest, sources: list[Source]) -> Iterator[Problem]:
+    """--where on sources without metadata is an error; a field no source has is a warning (a likely typo), not a stop."""
+    where = request.read.where
+    if where is None:
+        return
+    for source in sources:
+        if isinstance(source, SidecarFolder):
+            yield error(WHERE_OPTION, f"'{source.name}' is a folder of images with .txt captions, which has no metadata to filter on",
+                        "filter shards or a metadata table, or leave --where (and --classes) out")
+            return
+    for source in sources:
+        if isinstance(source, MetadataTable):
+            columns = source.columns()
+            for column in source.where_columns():
+                if column not in columns:
+                    suggestion = closest(column, columns)
+                    fix = f"did you mean '{suggestion}'?" if suggestion else f"the columns are: {', '.join(columns)}"
+                    yield warning(WHERE_OPTION, f"field '{column}' is not a column of '{source.name}', so it reads as missing", fix)
+    shard_sources = [source for source in sources if isinstance(source, ShardSource)]
+    if shard_sources:
+        yield from unknown_field_warnings(where, [metadata for source in shard_sources for metadata in source.first_metadata()])
+
+
+def _resize_problems(request: PrepareRequest, sources: list[Source]) -> Iterator[Problem]:
+    """--resize changes only images prepare-csv writes: shards, and shard members extracted for a CSV."""
+    if request.checks.resize is None:
+        return
+    outputs = request.outputs
+    if outputs.shards is None and outputs.extract_to is None:
+        yield error("--resize", "has nothing to resize: the CSV names the images of folders and tables where they are",
+                    "add --shards DIR to write resized copies, or leave --resize out")
+    elif outputs.csv is not None and any(not isinstance(source, ShardSource) for source in sources):
+        yield warning("--resize", "the CSV names the images of folders and tables where they are, at their own size",
+                      "only shards and images extracted from shards are resized")
+
+
 def _output_problems(request: PrepareRequest) -> Iterator[Problem]:
     files = request.outputs.files()
     inputs = {Path(spec).absolute() for spec in request.sources}
@@ -181,8 +223,12 @@ def open_sources(specs: list[str], settings: ReadSettings) -> list[Source]:
 
 
 def check_request(request: PrepareRequest, sources: list[Source]) -> list[Problem]:
-    """Problems that stop the run before anything is written: missing columns, outputs in the way."""
-    return [*_source_problems(request, sources), *_output_problems(request)]
+    """Problems that stop the run before anything is written (missing columns, outputs in the way, --where on a folder), and
+    warnings (a --where field no source has, reading the first samples of shard sources to tell)."""
+    problems = [*_source_problems(request, sources), *_resize_problems(request, sources), *_output_problems(request)]
+    if any(problem.severity is Severity.ERROR for problem in problems):
+        return problems  # the run stops anyway: no shard is opened to look for --where's fields
+    return [*problems, *_where_problems(request, sources)]
 
 
 def count_rows(sources: list[Source]) -> int | None:
@@ -222,7 +268,8 @@ def _count_image(result: PrepareResult, verdict: ImageVerdict | None) -> None:
     result.kinds[verdict.kind] += 1
     result.rotated += verdict.rotated
     result.reduced += verdict.reduced
-    result.converted += verdict.converted is not None
+    result.converted += verdict.converted is not None and not verdict.resized
+    result.resized += verdict.resized
 
 
 def prepare(request: PrepareRequest, sources: list[Source], progress: Callable[[int], None] = lambda n: None) -> PrepareResult:
@@ -233,7 +280,26 @@ def prepare(request: PrepareRequest, sources: list[Source], progress: Callable[[
     """
     outputs, result = request.outputs, PrepareResult()
     dedupe = Deduplicator() if request.checks.digest else None
-    rows = chain.from_iterable(source.rows() for source in sources)
+    reported = 0
+
+    def counted() -> None:
+        """Count a row read, advancing the progress bar every PROGRESS_EVERY rows."""
+        nonlocal reported
+        result.read += 1
+        if result.read - reported >= PROGRESS_EVERY:
+            progress(result.read - reported)
+            reported = result.read
+
+    def kept(rows: Iterable[Row]) -> Iterator[Row]:
+        """The rows --where keeps; the others are counted here, and never checked or decoded."""
+        for row in rows:
+            if row.filtered:
+                counted()
+                result.filtered += 1
+            else:
+                yield row
+
+    rows = kept(chain.from_iterable(source.rows() for source in sources))
     with ExitStack() as stack:
         rejects = stack.enter_context(AtomicCsvWriter(outputs.rejects, REJECTS_COLUMNS))
         extras = request.read.extra_columns
@@ -241,21 +307,21 @@ def prepare(request: PrepareRequest, sources: list[Source], progress: Callable[[
         val = (Destination(stack, outputs.val_csv, outputs.val_shards, extras, request.shard_size, outputs.extract_to)
                if request.val_fraction else None)
         for row, verdict in inspect_rows(rows, request.checks, request.workers):
-            result.read += 1
+            counted()
             checked = _checked(row, verdict, dedupe, request.checks.caption_template)
             problem = checked if isinstance(checked, Reason) else None
             if isinstance(checked, Row):
                 group = checked.extras.get(request.group_by or "") or checked.source
                 goes_to_val = val is not None and is_validation(group, request.seed, request.val_fraction)
-                problem = (val if goes_to_val and val is not None else train).write(checked, verdict.converted if verdict else None)
+                destination = val if goes_to_val and val is not None else train
+                problem = (destination.write(checked, verdict.converted, verdict.converted_ext, verdict.resized) if verdict is not None
+                           else destination.write(checked))
                 if problem is None:
                     _count_image(result, verdict)
             if problem is not None:
                 rejects.write([row.source, problem.text()])
                 result.rejected[problem.kind] += 1
-            if result.read % PROGRESS_EVERY == 0:
-                progress(PROGRESS_EVERY)
-        progress(result.read % PROGRESS_EVERY)
+        progress(result.read - reported)
         result.train, result.val = train.written, val.written if val is not None else 0
     train_names, val_names = train.shard_names(), val.shard_names() if val is not None else set()
     result.train_shards, result.val_shards = len(train_names), len(val_names)

@@ -49,6 +49,7 @@ class Row:
     `rejected` is set when reading the row already showed it cannot be written (e.g. missing file).
     `missing_caption` is why the row has no caption yet, when its caption may still come from its
     DICOM tags (--caption-template); the row is rejected with it if none comes.
+    `filtered` is set when --where does not keep the row: it is neither written nor rejected, only counted.
     """
 
     source: str
@@ -61,11 +62,17 @@ class Row:
     metadata: dict[str, Any] = field(default_factory=dict)
     rejected: Reason | None = None
     missing_caption: Reason | None = None
+    filtered: bool = False
 
 
 def rejected_row(source: str, kind: str, detail: str = "") -> Row:
     """A row that reading already rejected."""
     return Row(source=source, rejected=Reason(kind, detail))
+
+
+def filtered_row(source: str) -> Row:
+    """A row that --where does not keep."""
+    return Row(source=source, filtered=True)
 
 
 def caption_problem(caption: str) -> Reason | None:

@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from biomedclip_cli.data.locations import is_remote
 from biomedclip_cli.data.prepare.rows import (
@@ -29,18 +29,23 @@ from biomedclip_cli.data.prepare.rows import (
     Row,
     caption_problem,
     cell_text,
+    filtered_row,
     rejected_row,
 )
-from biomedclip_cli.data.prepare.tables import TABLE_SUFFIXES, Table, open_table
+from biomedclip_cli.data.prepare.tables import TABLE_SUFFIXES, CsvTable, Table, open_table
 from biomedclip_cli.data.shard_inspection import check_shards, inspect_shards
 from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
 from biomedclip_cli.hub.biomedica import expand_shortcuts
 from biomedclip_cli.hub.paths import is_hub_url
 from biomedclip_cli.problems import Problem, ProblemFound, error
 
+if TYPE_CHECKING:
+    from biomedclip_cli.data.sample_filter import SampleFilter
+
 IMAGE_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp", ".tif": "tif", ".tiff": "tif",
                   ".bmp": "bmp", ".gif": "gif", ".dcm": "dcm", ".dicom": "dcm"}
 CAPTION_SUFFIX = ".txt"
+WHERE_LOOKAHEAD = 32  # samples of a shard source whose json --where's field names are checked against
 KEY_COLUMN = "__key__"
 UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -48,13 +53,15 @@ UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 @dataclass(frozen=True)
 class ReadSettings:
     """How to find captions and extra columns in the sources; `captions_from_tags`: a row without a caption may get one from
-    its DICOM tags (--caption-template), so it is not rejected while reading."""
+    its DICOM tags (--caption-template), so it is not rejected while reading; `where`: the rows to keep (--where, --classes),
+    tested against a shard sample's json or a table's record, None to keep all."""
 
     image_column: str = "filepath"
     caption_column: str = "caption"
     caption_field: str | None = None
     extra_columns: tuple[str, ...] = ()
     captions_from_tags: bool = False
+    where: SampleFilter | None = None
 
 
 class Source(Protocol):
@@ -174,15 +181,25 @@ class MetadataTable:
         """Number of records in the table."""
         return self.table.count()
 
+    def where_columns(self) -> list[str]:
+        """The columns --where reads (the first part of each dotted field), in a stable order."""
+        where = self.settings.where
+        return sorted({path.split(".")[0] for path in where.fields}) if where is not None else []
+
     def rows(self) -> Iterator[Row]:
         """A row per record; image paths are resolved against the table's folder and checked to exist."""
-        settings, base = self.settings, self.table.path.parent
+        settings, base, where = self.settings, self.table.path.parent, self.settings.where
         extras = [column for column in settings.extra_columns if column in self.table.columns]
-        wanted = list(dict.fromkeys([settings.image_column, settings.caption_column, *extras]))
+        filtered_on = [column for column in self.where_columns() if column in self.table.columns]
+        wanted = list(dict.fromkeys([settings.image_column, settings.caption_column, *extras, *filtered_on]))
+        empty_is_missing = isinstance(self.table, CsvTable)
         for number, record in self.table.records(wanted):
             source = f"{self.table.path} row {number}"
             if isinstance(record, Reason):
                 yield Row(source=source, rejected=record)
+                continue
+            if where is not None and not where.matches(_filter_view(record, empty_is_missing)):
+                yield filtered_row(source)
                 continue
             image = cell_text(record.get(settings.image_column)).strip()
             if not image:
@@ -196,6 +213,11 @@ class MetadataTable:
             row = Row(source, image_path=path, image_ext=IMAGE_SUFFIXES.get(path.suffix.lower(), ""), name=path.stem,
                       extras=values, metadata=dict(values))
             yield _with_caption(row, cell_text(record.get(settings.caption_column)).strip(), settings)
+
+
+def _filter_view(record: dict[str, Any], empty_is_missing: bool) -> dict[str, Any]:
+    """A table record as --where sees it: a CSV's empty cells are missing (as they would be in JSON), other values as stored."""
+    return {column: value for column, value in record.items() if value != ""} if empty_is_missing else record
 
 
 def _tar_samples(shard: str) -> Iterator[dict[str, Any]]:
@@ -241,6 +263,24 @@ class ShardSource:
         metadata = _json_metadata(first)
         return [*(metadata if isinstance(metadata, dict) else {}), KEY_COLUMN]
 
+    def first_metadata(self, limit: int = WHERE_LOOKAHEAD) -> list[dict[str, Any]]:
+        """The json objects of the first `limit` samples of the first shard (what --where's field names are checked against).
+
+        A sample without json counts as an empty object; json that does not parse is left out; a shard that cannot be read
+        gives what was read before it failed (its error comes again, as a rejected row, when the rows are read).
+        """
+        found: list[dict[str, Any]] = []
+        try:
+            for sample in _tar_samples(self.shards[0]):
+                metadata = _json_metadata(sample)
+                if isinstance(metadata, dict):
+                    found.append(metadata)
+                if len(found) >= limit:
+                    break
+        except (tarfile.TarError, OSError, ValueError, EOFError):
+            pass
+        return found
+
     def count(self) -> int | None:
         """Samples according to sizes.json (or __len__) beside the shards, if present (found when open_source checked them)."""
         return self.num_samples
@@ -252,12 +292,14 @@ class ShardSource:
         if name in seen:
             return rejected_row(source, UNREADABLE_RECORD, "a second sample with this key in the shard")
         seen.add(name)
-        image_key = next((ext for ext in SHARD_IMAGE_KEYS if ext in sample), None)
-        if image_key is None:
-            return rejected_row(source, NO_IMAGE, f"sample has none of {', '.join(SHARD_IMAGE_KEYS)}")
         metadata = _json_metadata(sample)
         if isinstance(metadata, Reason):
             return Row(source=source, rejected=metadata)
+        if settings.where is not None and not settings.where.matches(metadata):
+            return filtered_row(source)
+        image_key = next((ext for ext in SHARD_IMAGE_KEYS if ext in sample), None)
+        if image_key is None:
+            return rejected_row(source, NO_IMAGE, f"sample has none of {', '.join(SHARD_IMAGE_KEYS)}")
         caption: str | Reason
         if settings.caption_field is not None:
             field = settings.caption_field
