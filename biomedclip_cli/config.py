@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 
 from biomedclip_cli.pixel_policy import DEFAULT_INTENSITY, DEFAULT_MAX_PIXELS, canonical_intensity
 from biomedclip_cli.problems import Problem, ProblemFound, error
+from biomedclip_cli.sample_filter import SampleFilter, chosen_samples
 
 DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
 RDZV_TIMEOUT_SECONDS = 600  # torchrun's own default for both rendezvous styles
@@ -120,6 +121,15 @@ class TrainConfig(BaseModel):
     scaled_decode: bool = option(
         True, "Decode JPEGs at the smallest DCT scale (1/2, 1/4, 1/8) that still covers the training crop at full resolution: large "
         "figures decode several times faster. --no-scaled-decode decodes every pixel, as open_clip does.", DATA, "false", to=RANKS)
+    where: tuple[str, ...] = option(
+        (), "Keep only the shard samples whose JSON metadata matches: e.g. 'article_license startswith \"CC BY\"' or "
+        "'image_primary_label in [\"Clinical Imaging\", \"Microscopy\"]' (==, !=, in, not in, startswith, contains, and/or/not; "
+        "docs/data.md#train-on-a-topic-of-biomedica). Repeat to AND several. Samples are tested before they are decoded; "
+        "--train-num-samples counts the kept ones.", DATA, "'image_panel_type == \"single\"'", metavar="EXPR", to=RANKS)
+    classes: str | None = option(
+        None, "Keep only samples of these BIOMEDICA global classes, comma-separated (clinical-imaging,microscopy; the 16 are in "
+        "docs/data.md): a shortcut for --where 'image_primary_label in [...]', ANDed with --where.", DATA, "clinical-imaging,microscopy",
+        metavar="NAMES", to=RANKS)
     dataset_type: DatasetType = option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
     csv_img_key: str = option("filepath", "CSV column holding image paths.", DATA, "filepath", only=CSV_ONLY)
     csv_caption_key: str = option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption",
@@ -269,6 +279,15 @@ class TrainConfig(BaseModel):
                                      "already freezes both towers, so --lock-image/--lock-text would freeze the adapters too",
                                      "drop --lock-image/--lock-text, or drop --lora-rank"))
         return self
+
+    @model_validator(mode="after")
+    def _sample_filter_parses(self) -> TrainConfig:
+        self.sample_filter()
+        return self
+
+    def sample_filter(self) -> SampleFilter | None:
+        """The samples --where and --classes keep, parsed (None when neither is given); ProblemFound naming the option when one is wrong."""
+        return chosen_samples(self.where, self.classes)
 
     @field_validator("intensity")
     @classmethod

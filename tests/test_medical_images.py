@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import shlex
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from medical_images import (
 )
 from PIL import Image
 from pydicom.uid import JPEG2000Lossless, RLELossless
+from rank_inputs import rank_inputs
 from run_folders import assert_refused
 from typer.testing import CliRunner
 
@@ -309,22 +309,6 @@ def test_a_bad_intensity_is_one_line(tmp_path: Path):
 
 
 # Inside a training rank
-
-def rank_inputs(tmp_path: Path, *train_args: str, reader_only: bool = False) -> list[dict]:
-    """The images a rank's data pipeline gives the model for `bmclip train TRAIN_ARGS` (read through the dry-run line);
-    `reader_only`: with bmclip's image reader alone, as bench-data reads data."""
-    dry = CliRunner().invoke(app, ["train", *train_args, "--model", "bmclip-tiny", "--dry-run", "--logs", str(tmp_path / "logs")],
-                             catch_exceptions=False)
-    assert dry.exit_code == 0, dry.stderr
-    words = shlex.split(dry.stdout)
-    worker_args = words[words.index("biomedclip_cli.rank.worker") + 1:]
-    out = tmp_path / "inputs.json"
-    result = subprocess.run([sys.executable, str(REPO / "tests" / "rank_inputs.py"), str(out), *(["--reader-only"] if reader_only else []),
-                             "--", *worker_args[1:]],
-                            capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
-    assert result.returncode == 0, result.stderr
-    return json.loads(out.read_text())
-
 
 def phantom_row_values(image: dict) -> list[int]:
     return [image["middle_row"][x] for x in (8, 24, 40, 56)]

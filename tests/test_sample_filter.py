@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from biomedclip_cli.data.sample_filter import (
+from biomedclip_cli.problems import ProblemFound, Severity
+from biomedclip_cli.sample_filter import (
     BIOMEDICA_CLASSES,
     SampleFilter,
     class_filter,
@@ -17,7 +18,6 @@ from biomedclip_cli.data.sample_filter import (
     unknown_field_warnings,
     unknown_fields,
 )
-from biomedclip_cli.problems import ProblemFound, Severity
 
 CT_SCAN = {
     "image_primary_label": ["Clinical Imaging"],

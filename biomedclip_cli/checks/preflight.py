@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,6 +31,8 @@ from biomedclip_cli.problems import Problem, ProblemFound, Severity, error, warn
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
 from biomedclip_cli.runs.folder import CHECKPOINT_DIR
 from biomedclip_cli.runs.run_folder import RunFolder
+from biomedclip_cli.sample_filter import DOCS as SELECTION_DOCS
+from biomedclip_cli.sample_filter import metadata_object, unknown_field_warnings
 
 SCRATCH_LR = 5e-4
 FINE_TUNE_LR = 5e-6
@@ -75,6 +78,7 @@ class Resolution:
         self.values: dict[str, object] = {}
         self.problems: list[Problem] = []
         self.first_images: list[SampleImage] = []
+        self.first_metadata: list[dict[str, Any]] = []  # the json objects of the first training samples (shards)
 
     def update(self, values: dict[str, object]) -> None:
         """Decide these values (later decisions win)."""
@@ -142,11 +146,12 @@ def _csv_updates(config: TrainConfig, problems: list[Problem], first_images: lis
     return {"csv_separator": separator}
 
 
-def _webdataset_updates(config: TrainConfig, problems: list[Problem], first_images: list[SampleImage]) -> dict[str, object]:
+def _webdataset_updates(state: Resolution) -> dict[str, object]:
+    config, problems = state.view(), state.problems
     updates: dict[str, object] = {}
     resampled = True if config.dataset_resampled is None else config.dataset_resampled
     updates["dataset_resampled"] = resampled
-    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems, first_images)
+    shards = _checked_shards(config.train_data or "", "--train-data", config.revision, problems, state)
     if config.train_num_samples is None and not shards.problems:
         if shards.num_samples is None:
             problems.append(error("--train-num-samples", "is needed for webdataset shards without a sizes.json or __len__ file beside them "
@@ -163,14 +168,14 @@ def _webdataset_updates(config: TrainConfig, problems: list[Problem], first_imag
                                   f"has {len(factors.split('::'))} weights for {len(shards.by_source)} sources",
                                   "give one weight per '::'-joined source, e.g. 1::2"))
     if config.val_data is not None:
-        _checked_shards(config.val_data, "--val-data", config.revision, problems, [])
+        _checked_shards(config.val_data, "--val-data", config.revision, problems, None)
     return updates
 
 
-def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem], first_images: list[SampleImage]) -> ShardSet:
+def _checked_shards(data: str, option: str, revision: str | None, problems: list[Problem], first: Resolution | None) -> ShardSet:
     """Inspect a shard option and add its problems: hub access, missing shards, a first sample open_clip would drop.
 
-    The image members of each source's first samples go to `first_images`.
+    With `first`, the image members and the json metadata of each source's first samples go to its first_images and first_metadata.
     """
     shards = inspect_shards(data, revision, option)
     problems.extend(shards.problems)
@@ -182,10 +187,37 @@ def _checked_shards(data: str, option: str, revision: str | None, problems: list
         problems.append(starts)
         return shards
     problems.extend(check_first_samples(starts, option))
-    first_images += [SampleImage(f"{start.shard}:{sample.key}.{suffix}", data)
-                     for start in starts for sample in start.samples for suffix, data in sample.members.items()
-                     if suffix in SHARD_IMAGE_KEYS]
+    if first is not None:
+        first.first_images += [SampleImage(f"{start.shard}:{sample.key}.{suffix}", data)
+                               for start in starts for sample in start.samples for suffix, data in sample.members.items()
+                               if suffix in SHARD_IMAGE_KEYS]
+        first.first_metadata += [metadata for start in starts for sample in start.samples
+                                 if isinstance(metadata := metadata_object(sample.members.get("json")), dict)]
     return shards
+
+
+def _selection_notes(state: Resolution) -> list[str]:
+    """What --where/--classes keeps of the first training samples; its problems: data without metadata, field names no sample
+    has, an epoch length taken from a sizes file that counts every sample."""
+    config = state.view()
+    where = config.sample_filter()
+    if where is None or config.dataset_type is DatasetType.auto:
+        return []
+    option = "--where" if config.where else "--classes"
+    if config.dataset_type is not DatasetType.webdataset:
+        state.problems.append(error(option, f"tests the json metadata of webdataset shard samples, and {config.dataset_type.value} data "
+                                            "has none", "filter a table once with bmclip prepare-csv TABLE --where EXPR --out "
+                                            f"kept.csv and train on that ({SELECTION_DOCS})"))
+        return []
+    looked = state.first_metadata
+    state.problems.extend(unknown_field_warnings(where, looked))
+    kept = sum(where.matches(metadata) for metadata in looked)
+    if "train_num_samples" in state.values and state.given.train_num_samples is None and config.checkpoint_every_samples is None:
+        state.problems.append(warning("--train-num-samples", f"is {config.train_num_samples:,}, every sample the shards hold by "
+                                      f"their sizes file, but with {option} an epoch counts kept samples only, so it reads the "
+                                      "shards more than once", f"pass --train-num-samples with the samples an epoch should hold "
+                                      f"(the kept share times {config.train_num_samples:,})"))
+    return [f"{option} keeps {kept} of the first {len(looked)} samples of the shards ({where.text})"] if looked else []
 
 
 def _expanded_shortcuts(config: TrainConfig, problems: list[Problem]) -> dict[str, object] | None:
@@ -228,7 +260,7 @@ def _resolve_data(state: Resolution) -> None:
     if dataset_type is DatasetType.csv:
         state.update(_csv_updates(state.view(), problems, state.first_images))
     elif dataset_type is DatasetType.webdataset:
-        state.update(_webdataset_updates(state.view(), problems, state.first_images))
+        state.update(_webdataset_updates(state))
     elif config.train_num_samples is None:
         problems.append(error("--train-num-samples", "is needed for synthetic data", "e.g. --train-num-samples 1024"))
 
@@ -385,7 +417,7 @@ def preflight(config: TrainConfig, site: LaunchSite) -> Preflight:
                                 "pass --name so that running the command again finds its checkpoints"))
     state.update(_cadence_updates(config, problems))
     _resolve_data(state)
-    notes = _pixel_notes(state) if not site.slurm else []
+    notes = _selection_notes(state) + (_pixel_notes(state) if not site.slurm else [])
     state.update(_hub_model_updates(state.view(), config.model_fields_set, problems))
     model_choice = state.view()
     model_problems = check_model(model_choice)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,8 @@ from biomedclip_cli.commands.options import ConfigFileOpt, JsonOpt, with_config_
 from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import warning
+from biomedclip_cli.rank.sample_selection import SampleSelection
+from biomedclip_cli.runs.filter_counts import FilterTotals, filter_totals
 
 EPILOG = examples(
     ("measure the data pipeline and the model of a config", "bmclip bench-data --config train.yaml"),
@@ -50,23 +53,27 @@ def bench_data(
     args = throughput.open_clip_args(resolved, device)
     model, transforms, tokenizer = throughput.build_model(args)
     pixels = PixelSettings.of(resolved.intensity, resolved.max_pixels)
-    loader = throughput.train_loader(args, transforms, tokenizer, pixels, resolved.scaled_decode)
-    with console.progress_bar("loading data", min(batches, loader.num_batches) * resolved.batch_size, unit="samples") as advance:
-        data, first_batch = throughput.measure_data(loader, batches, advance)
+    with tempfile.TemporaryDirectory(prefix="bmclip-bench-data-") as scratch:
+        selection = SampleSelection.for_run(resolved.sample_filter(), Path(scratch))
+        loader = throughput.train_loader(args, transforms, tokenizer, pixels, resolved.scaled_decode, selection)
+        with console.progress_bar("loading data", min(batches, loader.num_batches) * resolved.batch_size, unit="samples") as advance:
+            data, first_batch = throughput.measure_data(loader, batches, advance)
+        selected = filter_totals(Path(scratch)) if selection is not None else None
     with console.progress_bar(f"training steps ({device})", throughput.WARMUP_STEPS + steps, unit="steps") as advance:
         model_rate = throughput.measure_steps(model, args, first_batch, steps, advance)
     result = throughput.verdict(resolved, data, model_rate)
     if as_json:
         typer.echo(json.dumps({"data": asdict(data), "model": asdict(model_rate), "verdict": asdict(result),
+                               "filter": asdict(selected) if selected is not None else None,
                                "config": {"train_data": resolved.train_data, "dataset_type": resolved.dataset_type.value,
                                           "workers": resolved.workers, "batch_size": resolved.batch_size, "model": resolved.model}},
                               indent=2))
         return
-    render(resolved, data, model_rate, result)
+    render(resolved, data, model_rate, result, selected)
 
 
-def render(config: TrainConfig, data: Any, model: Any, result: Any) -> None:
-    """The two rates side by side, then the verdict and the advice."""
+def render(config: TrainConfig, data: Any, model: Any, result: Any, selected: FilterTotals | None = None) -> None:
+    """The two rates side by side, then the verdict and the advice; with a filter, what it kept of the samples the loader read."""
     from rich.table import Table
 
     source = Path(config.train_data).name if config.train_data else "synthetic"
@@ -80,6 +87,8 @@ def render(config: TrainConfig, data: Any, model: Any, result: Any) -> None:
     table.add_row("model training steps", f"{model.samples_per_second:,.1f}",
                   f"{model.steps} steps on {model.device}, {config.precision.value}")
     console.out.print(table)
+    if selected is not None:
+        console.out.print(f"--where {selected.described()} (samples/s counts the kept ones)", markup=False, highlight=False)
     colour = "yellow" if result.bottleneck == "data" else "green"
     console.out.print(f"[{colour}]{result.summary}[/]", markup=True, highlight=False)
     for line in result.advice:

@@ -110,10 +110,9 @@ def prepare_csv(
     from biomedclip_cli.data.prepare.pipeline import PrepareRequest, check_request, count_rows, open_sources, prepare, resolve_outputs
     from biomedclip_cli.data.prepare.resizing import check_short_side
     from biomedclip_cli.data.prepare.sources import ReadSettings
-    from biomedclip_cli.data.sample_filter import class_filter, parse_where
+    from biomedclip_cli.sample_filter import chosen_samples
 
-    class_names = [name for name in (classes or "").split(",") if name.strip()]
-    chosen = parse_where([*(where or []), *([class_filter(class_names, subject="--classes")] if classes is not None else [])])
+    chosen = chosen_samples(where or [], classes)
     check_short_side(resize)
     extras = tuple(dict.fromkeys([*(extra_column or []), *([group_by] if group_by else [])]))
     read = ReadSettings(image_column, caption_column, caption_field, extras, captions_from_tags=caption_template is not None,

@@ -21,6 +21,7 @@ from biomedclip_cli.config import DatasetType, Preset, ResolvedConfig
 from biomedclip_cli.launch.openclip_args import openclip_argv, parse_with_open_clip
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import Problem, ProblemFound
+from biomedclip_cli.rank.sample_selection import SampleSelection
 
 HEADROOM = 1.2
 WARMUP_STEPS = 2
@@ -105,14 +106,15 @@ def build_model(args: argparse.Namespace):
     return model, (preprocess_train, preprocess_val), tokenizer
 
 
-def train_loader(args: argparse.Namespace, transforms: tuple, tokenizer, pixels: PixelSettings, scaled_decode: bool):
+def train_loader(args: argparse.Namespace, transforms: tuple, tokenizer, pixels: PixelSettings, scaled_decode: bool,
+                 selection: SampleSelection | None):
     """open_clip_train's training data (DataInfo: .dataloader with .num_batches) for these arguments, epoch 0,
-    its images read as a rank reads them."""
+    its images read and its samples selected as a rank's are."""
     from open_clip_train.data import get_data
 
     from biomedclip_cli.rank.patches import read_data_as_bmclip
 
-    read_data_as_bmclip(pixels, scaled_decode)
+    read_data_as_bmclip(pixels, scaled_decode, selection=selection)
     data = get_data(args, transforms, epoch=0, tokenizer=tokenizer)["train"]
     data.set_epoch(0)
     return data.dataloader

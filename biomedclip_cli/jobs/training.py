@@ -217,6 +217,8 @@ def _run_state_rows(config: TrainConfig, run_dir: Path, source: str) -> dict[str
     if state.best is not None:
         best = state.best
         rows["best checkpoint"] = f"{run_dir / best.checkpoint} (epoch {best.epoch}, {best.metric} {best.value:.3f})"
+    if state.selected is not None:
+        rows["sample filter"] = state.selected.described()
     if state.bad_samples:
         rows["bad samples"] = f"{len(state.bad_samples)} skipped, listed in {run_dir / BAD_SAMPLES_FILE}"
     return rows

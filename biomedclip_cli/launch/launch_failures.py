@@ -25,6 +25,7 @@ CLIENT_TIMEOUT = re.compile(r"client socket has timed out after .* while trying 
 C10D_TIMEOUT = "RendezvousTimeoutError"
 C10D_UNREACHABLE = "RendezvousConnectionError"
 FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+MODULE_PATH = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*: )")  # 'package.module.' before 'Type: message' (a data worker's)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class LauncherFailure:
         """The root cause in one line: the original exception (a data-loading worker's, not its wrapper),
         where it was raised, by which rank."""
         lines = [line.strip() for line in self.message.splitlines() if line.strip()]
-        exception = lines[-1] if lines else self.message
+        exception = MODULE_PATH.sub("", lines[-1] if lines else self.message)
         frames = [frame for frame in FRAME.findall(self.message) or FRAME.findall(self.callstack) if not frame[0].startswith("<")]
         context = [f"{Path(frames[-1][0]).name}:{frames[-1][1]}"] if frames else []
         context += [f"rank {self.rank}"] if self.rank is not None else []

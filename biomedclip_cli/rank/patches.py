@@ -15,7 +15,7 @@
 | `webdataset.autodecode.imagehandler` | the image reader for `pilrgb` | rank/image_reading.py | 16-bit and DICOM shard members |
 | `open_clip_train.data.get_data` (and main's) | shard decoding sized for the training transform | rank/image_reading.py | --scaled-decode |
 | `webdataset.autodecode.Decoder.decode` | other image members offered as png; failures named | rank/image_reading.py, rank/sample_guard.py | tif/dcm members; bad-samples.tsv |
-| `open_clip_train.data.filter_no_caption_or_no_image` | every member the reader reads; drops listed | rank/image_reading.py, rank/sample_guard.py | same |
+| `open_clip_train.data.filter_no_caption_or_no_image` | --where first; every member the reader reads; drops listed | rank/sample_selection.py, rank/image_reading.py, rank/sample_guard.py | --where, --classes; bad-samples.tsv |
 | `open_clip_train.data.log_and_continue` | unreadable samples recorded | rank/sample_guard.py | same |
 
 Each replacement wraps the original captured when this module is imported, so applying them again in one process (bench-data
@@ -49,6 +49,7 @@ from biomedclip_cli.rank.sample_guard import (
     remembering_source,
     skipping_unreadable_rows,
 )
+from biomedclip_cli.rank.sample_selection import SampleSelection
 from biomedclip_cli.rank.settings import lora_settings, pixel_settings
 from biomedclip_cli.runs.bad_samples import given_up_folder
 
@@ -85,29 +86,32 @@ def apply_rank_patches(settings: TrainConfig, run_dir: Path | None, node_log: Pa
     open_clip_main.create_model_and_transforms = with_lora(create, lora) if lora else create
     open_clip_main.train_one_epoch = hooks
     guard = SampleGuard(run_dir, settings.max_bad_samples) if run_dir is not None else None
-    read_data_as_bmclip(pixels, settings.scaled_decode, guard, train_num_samples)
+    selection = SampleSelection.for_run(settings.sample_filter(), run_dir)
+    read_data_as_bmclip(pixels, settings.scaled_decode, guard, train_num_samples, selection)
 
 
 def read_data_as_bmclip(pixels: PixelSettings, scaled_decode: bool, guard: SampleGuard | None = None,
-                        train_num_samples: int | None = None) -> None:
+                        train_num_samples: int | None = None, selection: SampleSelection | None = None) -> None:
     """open_clip's CSV and webdataset readers read images with bmclip's reader and, with a guard, skip and list unreadable samples.
 
-    With `scaled_decode`, JPEGs are decoded no larger than each dataset's transform needs. bench-data calls it without a guard:
-    it measures the data pipeline and writes nothing.
+    With `scaled_decode`, JPEGs are decoded no larger than each dataset's transform needs; with a `selection`, shard samples its
+    filter drops are passed over before decoding, and counted. bench-data calls it without a guard: it measures the data
+    pipeline and writes nothing of the run's.
     """
     getitem = csv_item_reader(pixels, scaled_decode)
     decode = offering_open_clip_keys(ORIGINAL["Decoder.decode"])
     shards = ShardReading(pixels, scaled_decode)
     webdataset.autodecode.imagehandler = shards.reading_imagehandler(ORIGINAL["imagehandler"])
     open_clip_data.get_data = open_clip_main.get_data = shards.sized_for_training(ORIGINAL["get_data"])
+    samples = train_num_samples or 0
+    readable = has_image_and_caption if guard is None else listing_filter(guard, samples)
+    writer = f"rank{guard.rank if guard is not None else 0}"
+    open_clip_data.filter_no_caption_or_no_image = selection.selecting(readable, writer) if selection is not None else readable
     if guard is None:
         open_clip_data.CsvDataset.__getitem__ = getitem
         webdataset.autodecode.Decoder.decode = decode
-        open_clip_data.filter_no_caption_or_no_image = has_image_and_caption
         return
-    samples = train_num_samples or 0
     open_clip_data.CsvDataset.__init__ = remembering_source(ORIGINAL["CsvDataset.__init__"])
     open_clip_data.CsvDataset.__getitem__ = skipping_unreadable_rows(getitem, guard)
     webdataset.autodecode.Decoder.decode = naming_failures(decode)
-    open_clip_data.filter_no_caption_or_no_image = listing_filter(guard, samples)
     open_clip_data.log_and_continue = recording_handler(ORIGINAL["log_and_continue"], guard, samples)

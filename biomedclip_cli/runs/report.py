@@ -56,6 +56,7 @@ class RunLogs:
     zero_shot: list[ZeroShotRecord] = field(default_factory=list)
     best: BestCheckpoint | None = None
     epochs_done: int = 0  # the epoch of the newest complete checkpoint, as `bmclip runs` and the summary count it
+    data: list[tuple[str, str]] = field(default_factory=list)  # what the run made of its data: filter counts, bad samples
 
 
 def _tensorboard_curves(folder: Path) -> dict[str, Curve]:
@@ -109,6 +110,10 @@ def read_run_logs(run_dir: Path) -> RunLogs:
     logs.config = config.model_dump(mode="json") if config is not None else {}
     logs.params = state.params
     logs.checkpoints, logs.best, logs.epochs_done = state.checkpoints, state.best, state.epochs_done
+    if state.selected is not None:
+        logs.data.append(("sample filter (--where, --classes)", state.selected.described()))
+    if state.bad_samples:
+        logs.data.append(("bad samples", f"{len(state.bad_samples)} skipped, listed in {folder.bad_samples_file}"))
     return logs
 
 
@@ -233,7 +238,7 @@ def write_summary(logs: RunLogs, plots: list[Path], out_dir: Path) -> Path:
     best, why = best_checkpoint(logs)
     name = logs.config.get("name") or logs.run_dir.name
     overview = [("run folder", str(logs.run_dir)), ("status", status_line(logs)),
-                ("best checkpoint", f"{best} ({why})" if best else why), ("curves read from", logs.source)]
+                ("best checkpoint", f"{best} ({why})" if best else why), ("curves read from", logs.source), *logs.data]
     hardware = [(key, logs.params[key]) for key in HARDWARE_PARAMS if key in logs.params]
     images = "".join(f'<figure><img src="{html.escape(path.name)}" alt="{html.escape(path.stem)}"></figure>' for path in plots)
     config = [(key, json.dumps(value) if not isinstance(value, str) else value) for key, value in logs.config.items()]

@@ -14,6 +14,7 @@ from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.problems import ProblemFound
 from biomedclip_cli.runs.bad_samples import BAD_SAMPLES_FILE, BadSample, recorded_bad_samples
 from biomedclip_cli.runs.checkpoints import looks_complete
+from biomedclip_cli.runs.filter_counts import FilterTotals, filter_totals
 from biomedclip_cli.runs.folder import (
     CONFIG_FILE,
     LaunchRecord,
@@ -36,7 +37,8 @@ class RunSnapshot:
     """Where a run stands, read from its folder at one moment.
 
     `last_checkpoint` is the newest epoch checkpoint whose file is complete (its zip directory reads; no torch), the one a
-    resume would start from unless a deeper check finds it damaged; `epochs_done` is its epoch.
+    resume would start from unless a deeper check finds it damaged; `epochs_done` is its epoch. `selected`: what --where or
+    --classes kept and dropped so far (None for a run without a filter).
     """
 
     folder: Path
@@ -49,6 +51,7 @@ class RunSnapshot:
     zero_shot: list[ZeroShotRecord]
     best: BestCheckpoint | None
     bad_samples: list[BadSample] = field(default_factory=list)
+    selected: FilterTotals | None = None
 
     @property
     def epochs_done(self) -> int:
@@ -109,4 +112,5 @@ class RunFolder:
         checkpoints = epoch_checkpoints(self.path)
         complete = [checkpoint for checkpoint in checkpoints if looks_complete(checkpoint)]
         return RunSnapshot(self.path, config, read_params(self.path), self.launch_record(), checkpoints, complete[-1] if complete else None,
-                           train_progress(self.path), read_records(self.path), read_best(self.path), recorded_bad_samples(self.path))
+                           train_progress(self.path), read_records(self.path), read_best(self.path), recorded_bad_samples(self.path),
+                           filter_totals(self.path))

@@ -22,10 +22,10 @@ from biomedclip_cli.data.prepare.dicom_captions import CaptionTemplate
 from biomedclip_cli.data.prepare.image_checks import CheckSettings, Deduplicator, ImageVerdict, inspect_rows
 from biomedclip_cli.data.prepare.rows import EMPTY_CAPTION, Reason, Row
 from biomedclip_cli.data.prepare.sources import MetadataTable, ReadSettings, ShardSource, SidecarFolder, Source, open_source
-from biomedclip_cli.data.sample_filter import OPTION as WHERE_OPTION
-from biomedclip_cli.data.sample_filter import closest, unknown_field_warnings
 from biomedclip_cli.data.shard_writer import SIZES_FILE
 from biomedclip_cli.problems import Problem, ProblemFound, Severity, error, warning
+from biomedclip_cli.sample_filter import OPTION as WHERE_OPTION
+from biomedclip_cli.sample_filter import closest, unknown_field_warnings
 
 REJECTS_COLUMNS = ("source", "reason")
 VAL_SHARDS_FOLDER = "val"

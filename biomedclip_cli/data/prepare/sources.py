@@ -40,7 +40,7 @@ from biomedclip_cli.hub.paths import is_hub_url
 from biomedclip_cli.problems import Problem, ProblemFound, error
 
 if TYPE_CHECKING:
-    from biomedclip_cli.data.sample_filter import SampleFilter
+    from biomedclip_cli.sample_filter import SampleFilter
 
 IMAGE_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp", ".tif": "tif", ".tiff": "tif",
                   ".bmp": "bmp", ".gif": "gif", ".dcm": "dcm", ".dicom": "dcm"}

@@ -513,17 +513,23 @@ class SampleFilter:
         None or empty is a sample without metadata, read as an empty object (every field missing);
         invalid JSON (or bytes that are not text) and JSON that is not an object match nothing.
         """
-        if raw is None or not raw.strip():
-            return self._predicate({})
-        try:
-            metadata = json.loads(raw)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            return False
-        return isinstance(metadata, dict) and self._predicate(metadata)
+        metadata = metadata_object(raw)
+        return metadata is not None and self._predicate(metadata)
 
     def __reduce__(self) -> tuple[Callable[[str], SampleFilter], tuple[str]]:
         """Pickle as the text: closures do not pickle, and the text parses to the same filter."""
         return _parse_one, (self.text,)
+
+
+def metadata_object(raw: bytes | str | None) -> dict[str, Any] | None:
+    """A sample's raw `json` member as --where reads it: none or empty is an empty object; None when it is not a JSON object."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        metadata = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return metadata if isinstance(metadata, dict) else None
 
 
 def _parse_one(text: str) -> SampleFilter:
@@ -580,6 +586,15 @@ def class_filter(names: Sequence[str], *, subject: str = OPTION) -> str:
         if BIOMEDICA_CLASSES[key] not in labels:
             labels.append(BIOMEDICA_CLASSES[key])
     return f"{CLASS_FIELD} in [{', '.join(_quoted(label) for label in labels)}]"
+
+
+def chosen_samples(where: Sequence[str], classes: str | None) -> SampleFilter | None:
+    """The filter of `--where` expressions and a comma-separated `--classes` list, ANDed; None when neither is given.
+
+    Raises ProblemFound naming --where or --classes, as parse_where and class_filter do.
+    """
+    names = [name for name in (classes or "").split(",") if name.strip()]
+    return parse_where([*where, *([class_filter(names, subject="--classes")] if classes is not None else [])])
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
