@@ -16,6 +16,7 @@ from biomedclip_cli import __version__, console
 from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, export, models, prepare, report, resume, runs, slurm, train
 from biomedclip_cli.commands.help_text import examples, reflowed_help
 from biomedclip_cli.console import USAGE_EXIT_CODE
+from biomedclip_cli.disk_space import is_full_disk
 from biomedclip_cli.entry import INTERRUPTED_EXIT_CODE, INTERRUPTED_LINE
 from biomedclip_cli.problems import ProblemFound, not_installed
 
@@ -47,15 +48,24 @@ def _root(
 def _known_failure(exc: BaseException) -> tuple[str, int] | None:
     """The one line and exit status of an exception bmclip knows how to say (KNOWN_FAILURES), or None for any other."""
     for kind, says in KNOWN_FAILURES:
-        if isinstance(exc, kind):
-            return says(exc)
+        said = says(exc) if isinstance(exc, kind) else None
+        if said is not None:
+            return said
     return None
 
 
-KNOWN_FAILURES: tuple[tuple[type[BaseException], Callable[[Any], tuple[str, int]]], ...] = (
+def _full_disk(exc: OSError) -> tuple[str, int] | None:
+    if not is_full_disk(exc):
+        return None
+    written = f"'{exc.filename}'" if exc.filename else "a file"
+    return f"bmclip: error: the disk is full: could not write {written}; free space on that disk and run the command again", 1
+
+
+KNOWN_FAILURES: tuple[tuple[type[BaseException], Callable[[Any], tuple[str, int] | None]], ...] = (
     (ProblemFound, lambda found: (f"bmclip: error: {found.problem.line()}", USAGE_EXIT_CODE)),  # bad input: nothing launched
     (ModuleNotFoundError, lambda missing: (f"bmclip: error: {not_installed(missing.name or str(missing)).line()}", USAGE_EXIT_CODE)),
     (KeyboardInterrupt, lambda _: (INTERRUPTED_LINE, INTERRUPTED_EXIT_CODE)),
+    (OSError, _full_disk),  # others are not known: they keep their traceback under BMCLIP_DEBUG
 )
 
 
@@ -70,7 +80,10 @@ def _saying_known_failures(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except tuple(kind for kind, _ in KNOWN_FAILURES) as exc:
-            line, status = _known_failure(exc) or ("", 1)
+            known = _known_failure(exc)
+            if known is None:
+                raise
+            line, status = known
             _say(line)
             raise typer.Exit(status) from None
 

@@ -22,6 +22,7 @@ from biomedclip_cli.sample_filter import SampleFilter, chosen_samples
 
 DATA, MODEL, OPTIM, OUTPUT, LAUNCH = "Data", "Model", "Optimisation", "Output", "Launch"
 RDZV_TIMEOUT_SECONDS = 600  # torchrun's own default for both rendezvous styles
+DEFAULT_HANG_TIMEOUT_SECONDS = 1200  # below NCCL's 30 minutes; above a ViT-B epoch end's evaluation and checkpoint save on GPUs
 DEFAULT_MAX_BAD_SAMPLES = 0.01  # past 1% the data as a whole is wrong (an image root, a mount), not a few files
 REPORT_TARGETS = ("tensorboard", "wandb")
 KEEP_BEST_METRICS = ("zeroshot-top1", "zeroshot-balanced-accuracy")  # what --keep-best can rank checkpoints by (higher is better)
@@ -240,6 +241,11 @@ class TrainConfig(BaseModel):
     rdzv_timeout: int = option(
         RDZV_TIMEOUT_SECONDS, "Seconds a node waits at --rdzv-endpoint for all --nnodes nodes before it gives up with what it waited for "
         "(room for a node that starts late in a queue or loads its software slowly).", LAUNCH, "900", gt=0, to=LAUNCHER)
+    hang_timeout: float = option(
+        DEFAULT_HANG_TIMEOUT_SECONDS, "Seconds without a finished training step before the run stops as hung, with every rank's Python "
+        "stacks in the run folder's stacks/ (0: never). Evaluation and checkpoint saves between epochs are not counted, but the other "
+        "ranks wait for rank 0's: keep it above their time. The process group's timeout follows it.", LAUNCH, "600",
+        shown_default=f"{DEFAULT_HANG_TIMEOUT_SECONDS} (20 minutes)", ge=0, to=RANKS)
     master_port: int | None = option(
         None, "Port of the rank-0 process on a single node (several nodes meet at --rdzv-endpoint's port).", LAUNCH, "29500", gt=0,
         lt=65536, to=LAUNCHER)

@@ -44,8 +44,12 @@ def publish(partial: Path, target: Path) -> None:
 def write_atomically(path: Path, content: str | bytes) -> None:
     """Write `content` (text as UTF-8) to `path` as a whole: under its partial name, synced, then renamed into place."""
     partial = partial_path(path)
-    if isinstance(content, str):
-        partial.write_text(content, encoding="utf-8")
-    else:
-        partial.write_bytes(content)
-    publish(partial, path)
+    try:
+        if isinstance(content, str):
+            partial.write_text(content, encoding="utf-8")
+        else:
+            partial.write_bytes(content)
+        publish(partial, path)
+    except OSError:  # a full disk: no half-written partial is left behind
+        partial.unlink(missing_ok=True)
+        raise

@@ -10,7 +10,7 @@ from conftest import REPO
 PACKAGE = REPO / "biomedclip_cli"
 # Top to bottom; a floor may import itself and anything below it, never above.
 FLOORS = ("cli", "commands", "jobs", "checks", "launch", "rank", "runs", "models", "data", "hub", "envinfo", "leaves")
-LEAVES = {"__init__", "config", "problems", "console", "partial_files", "pixel_policy", "sample_filter"}
+LEAVES = {"__init__", "config", "problems", "console", "partial_files", "pixel_policy", "sample_filter", "disk_space"}
 RANKS_MAY_NOT_IMPORT = ("cli", "commands", "jobs", "checks", "launch")  # the parent's floors: a rank runs without them
 
 

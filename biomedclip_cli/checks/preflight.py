@@ -18,6 +18,7 @@ from biomedclip_cli.data.locations import is_remote, sources, suffix_type
 from biomedclip_cli.data.pixel_survey import SURVEY_IMAGES, SampleImage, survey_findings, survey_images
 from biomedclip_cli.data.shard_inspection import ShardSet, check_first_samples, check_shards, inspect_shards, read_source_starts
 from biomedclip_cli.data.shard_writer import SHARD_IMAGE_KEYS
+from biomedclip_cli.disk_space import free_bytes, human_size
 from biomedclip_cli.hub.biomedica import expand_shortcuts
 from biomedclip_cli.hub.paths import is_hub_url
 from biomedclip_cli.hub.remote_shards import check_hub_file_urls
@@ -29,7 +30,7 @@ from biomedclip_cli.models.validation import check_model, check_pretrained_file,
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import Problem, ProblemFound, Severity, error, warning
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
-from biomedclip_cli.runs.folder import CHECKPOINT_DIR
+from biomedclip_cli.runs.folder import CHECKPOINT_DIR, epoch_checkpoints
 from biomedclip_cli.runs.run_folder import RunFolder
 from biomedclip_cli.sample_filter import DOCS as SELECTION_DOCS
 from biomedclip_cli.sample_filter import metadata_object, unknown_field_warnings
@@ -367,6 +368,19 @@ def _run_folder_problems(config: TrainConfig) -> list[Problem]:
     return []
 
 
+def _disk_space_problems(config: TrainConfig) -> list[Problem]:
+    """A run folder whose disk cannot hold one more checkpoint of the size its newest one has: the run would stop at its first save."""
+    checkpoints = epoch_checkpoints(config.run_dir())
+    if config.resume is None or not checkpoints:
+        return []
+    needed, folder = checkpoints[-1].stat().st_size, checkpoints[-1].parent
+    free = free_bytes(folder)
+    if free >= needed:
+        return []
+    return [error("--logs", f"'{folder}' has {human_size(free)} free, and each checkpoint of this run takes {human_size(needed)}",
+                  "free space on that disk (older epoch_K.pt files you no longer need), then run this again", local_only=True)]
+
+
 def _still_running_problems(config: TrainConfig) -> list[Problem]:
     """A run folder whose launching bmclip process still runs here must not get a second training."""
     launch = RunFolder(config.run_dir()).launch_record()
@@ -439,6 +453,7 @@ def preflight(config: TrainConfig, site: LaunchSite) -> Preflight:
         state.update(_resume_updates(view, problems))
         view = state.view()
     problems.extend(_run_folder_problems(view))
+    problems.extend(_as_warnings(_disk_space_problems(view), site.dry_run))
     problems.extend(_as_warnings(_still_running_problems(view), site.dry_run))
     resolved = state.resolved() if not _stops(problems, site) else None
     if resolved is not None and not _stops(problems, site):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from biomedclip_cli.disk_space import existing_folder
 from biomedclip_cli.envinfo.compat import Version, dotted
 from biomedclip_cli.envinfo.nvidia_smi import DriverReport, SmiStatus
 from biomedclip_cli.envinfo.policy import Advice
@@ -113,13 +114,6 @@ def nccl_check() -> Check:
                  f"{listed} are all installed: torch may load the wrong one ('undefined symbol: ncclCommRegister')", fix)
 
 
-def _existing_folder(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def disk_status(free_bytes: int) -> Status:
     """FAIL below 2 GiB free (one checkpoint may not fit), WARN below 20 GiB (a run's checkpoints may not)."""
     if free_bytes < DISK_FAIL_BELOW:
@@ -129,7 +123,7 @@ def disk_status(free_bytes: int) -> Status:
 
 def disk_check(logs: Path) -> Check:
     """Free space where the run folders (--logs) will be written."""
-    folder = _existing_folder(logs)
+    folder = existing_folder(logs)
     free = shutil.disk_usage(folder).free
     status = disk_status(free)
     detail = f"{free / GIB:.1f} GiB free for {logs} (on the disk of {folder})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from biomedclip_cli import console
 from biomedclip_cli.checks.hardware import gpus_support_bf16, installed_gpus, run_gpus
 from biomedclip_cli.checks.preflight import LaunchSite, Preflight, preflight
 from biomedclip_cli.config import Preset, ResolvedConfig, TrainConfig, build_config, load_config_file
+from biomedclip_cli.disk_space import is_full_disk
 from biomedclip_cli.jobs.console_relay import relayed_console
 from biomedclip_cli.launch.launch_failures import launcher_failure, rendezvous_problem
 from biomedclip_cli.launch.launcher import run_supervised
@@ -139,25 +140,35 @@ def launch_and_summarise(plan: RunPlan, *, verbose: bool = False) -> int:
         with relayed_console(Path(scratch), verbose=verbose, terminal=console.err.is_terminal) as relay:
             status = run_supervised(command, {**private, **relay.env, ERROR_FILE_VARIABLE: str(error_file)}, relay.output)
         failure = launcher_failure(error_file) if status != 0 else None
-        relay.keep_in(run_dir)
+        _unless_disk_full(lambda: relay.keep_in(run_dir), f"keep the launcher's log in {run_dir}")
         for line in relay.errors() if status != 0 else []:
             console.print_error(line)
+    cause = failure.cause() if failure is not None else None
     owner = run_folder.launch_record()
     holds_rank_0 = owner is not None and owner.same_launch(record)
     if holds_rank_0:
-        run_folder.record_exit(status)
-        merge_bad_samples(run_dir)
+        _unless_disk_full(lambda: run_folder.record_exit(status, cause), f"record the exit status in {run_dir}")
+        _unless_disk_full(lambda: merge_bad_samples(run_dir), f"merge the list of bad samples in {run_dir}")
     problem = rendezvous_problem(config, failure.message) if failure is not None and config.nnodes > 1 else None
     if problem is not None:
         console.print_error(problem.line())
         return status
     shown = Path(command.cwd) / config.run_dir() if command.cwd else None
-    cause = failure.cause() if failure is not None else None
     if config.nnodes == 1 or holds_rank_0:
         print_summary(config, status, shown, cause)
     else:
         print_node_summary(config, status, owner if published_since(owner, record.started) else None, shown, cause)
     return status
+
+
+def _unless_disk_full(step: Callable[[], object], what: str) -> None:
+    """Run one of the bookkeeping steps after a launch; on a full disk, warn and go on, so that the run's own cause is still said."""
+    try:
+        step()
+    except OSError as exc:
+        if not is_full_disk(exc):
+            raise
+        console.print_warning(f"could not {what}: the disk is full")
 
 
 def _launch_scope(config: TrainConfig) -> str:
@@ -178,7 +189,7 @@ def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None,
     run_dir = run_dir or config.run_dir()
     title = "[green]bmclip: training finished[/]" if status == 0 else f"[red]bmclip: training stopped (exit status {status})[/]"
     _print_rows(title, {"run folder": str(run_dir), **_run_state_rows(config, run_dir, ""), **_cause_row(cause),
-                        "log": str(run_dir / LOG_FILE)})
+                        **_next_row(config, status, run_dir), "log": str(run_dir / LOG_FILE)})
 
 
 def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | None, run_dir: Path | None = None,
@@ -192,16 +203,25 @@ def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | N
     title = f"[{'green' if status == 0 else 'red'}]bmclip: training {ended} on this node; node 0 owns the run's state[/]"
     if owner is None:
         _print_rows(title, {"run folder": f"{run_dir} on node 0's machine (this node sees no state of this job in it)",
-                            **_cause_row(cause)})
+                            **_cause_row(cause), **_next_row(config, status, run_dir)})
         return
     logs = [run_dir / LOG_FILE, *RunFolder(run_dir).node_logs()]
     _print_rows(title, {"run folder": str(run_dir), "node 0": f"bmclip process {owner.pid} on {owner.host}",
                         **_run_state_rows(config, run_dir, " (as node 0 wrote them)"), **_cause_row(cause),
-                        "logs": ", ".join(str(log) for log in logs)})
+                        **_next_row(config, status, run_dir), "logs": ", ".join(str(log) for log in logs)})
 
 
 def _cause_row(cause: str | None) -> dict[str, str]:
     return {"cause": cause} if cause else {}
+
+
+def _next_row(config: TrainConfig, status: int, run_dir: Path) -> dict[str, str]:
+    """The command that continues a stopped run from its last checkpoint (on several nodes, one per node)."""
+    if status == 0:
+        return {}
+    if config.nnodes == 1:
+        return {"to continue": f"bmclip resume {run_dir}"}
+    return {"to continue": f"bmclip resume {run_dir} --node-rank K, on each node K = 0..{config.nnodes - 1}"}
 
 
 def _run_state_rows(config: TrainConfig, run_dir: Path, source: str) -> dict[str, str]:

@@ -12,10 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from biomedclip_cli.console import TO_CONSOLE
+from biomedclip_cli.disk_space import free_bytes, human_size, is_full_disk
 from biomedclip_cli.partial_files import partial_path, publish
 from biomedclip_cli.rank.protocol import OPEN_CLIP_RESUME_LATEST
-from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint, prune_checkpoints
-from biomedclip_cli.runs.folder import EPOCH_CHECKPOINT, LOG_FILE
+from biomedclip_cli.runs.checkpoints import looks_complete, newest_complete_checkpoint, prune_checkpoints
+from biomedclip_cli.runs.folder import EPOCH_CHECKPOINT, LOG_FILE, epoch_checkpoints
+
+
+class DiskFull(RuntimeError):
+    """An epoch checkpoint did not fit on its disk; the message says where, how much, what is intact and what to run."""
 
 
 def atomic_checkpoint_save(save: Callable[..., None], keep: int | None, entries: dict[str, Any] | None = None) -> Callable[..., None]:
@@ -24,8 +32,12 @@ def atomic_checkpoint_save(save: Callable[..., None], keep: int | None, entries:
     A kill at any moment leaves each epoch_K.pt complete or absent (a leftover `.partial` file is
     ignored by open_clip and bmclip). With `keep`, older epoch checkpoints are deleted after a
     newer one is verified complete. `entries` are added to each epoch checkpoint's dict (a LoRA
-    run's settings). Every other torch.save call is passed through unchanged.
+    run's settings). A save that fails because the disk cannot hold the checkpoint removes its
+    unfinished file and raises DiskFull; once a disk has less room than the last checkpoint took,
+    the console says so (once), while there is still an epoch to free some. Every other torch.save
+    call is passed through unchanged.
     """
+    warned: list[Path] = []
 
     def atomic_save(obj: object, f: Any, *args: Any, **kwargs: Any) -> None:
         if not isinstance(f, (str, os.PathLike)) or not EPOCH_CHECKPOINT.match(Path(f).name):
@@ -34,14 +46,57 @@ def atomic_checkpoint_save(save: Callable[..., None], keep: int | None, entries:
             obj = {**obj, **(entries or {})}
         target = Path(f)
         partial = partial_path(target)
-        save(obj, partial, *args, **kwargs)
-        publish(partial, target)
+        try:
+            save(obj, partial, *args, **kwargs)
+            publish(partial, target)
+        except (OSError, RuntimeError) as exc:  # torch's zip writer reports a full disk as a RuntimeError ("unexpected pos")
+            written = partial.stat().st_size if partial.exists() else 0
+            available = free_bytes(target.parent) + written  # once the unfinished file is gone (its writer may still hold it open)
+            partial.unlink(missing_ok=True)
+            needed = state_bytes(obj)
+            if is_full_disk(exc) or available < needed:
+                raise DiskFull(disk_full_message(target, needed, available)) from exc
+            raise
         if keep:
             for removed in prune_checkpoints(target.parent.parent, keep):
                 logging.info(f"bmclip: deleted {removed} (keeping the newest {keep} checkpoints)")
+        size, free = target.stat().st_size, free_bytes(target.parent)
+        if free < size and not warned:
+            warned.append(target)
+            logging.warning(f"bmclip: warning: {target.parent} has {human_size(free)} free, less than the {human_size(size)} another "
+                            "checkpoint takes: free space there before the next one is saved, or the run stops then (the checkpoints "
+                            "saved stay intact)", extra={TO_CONSOLE: True})
         return None
 
     return atomic_save
+
+
+def state_bytes(obj: object) -> int:
+    """About the bytes torch.save writes for `obj`: the storages of the tensors in it (each counted once)."""
+    storages: dict[int, int] = {}
+
+    def visit(value: object) -> None:
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    visit(obj)
+    return sum(storages.values())
+
+
+def disk_full_message(target: Path, needed: int, available: int) -> str:
+    """What a save that did not fit says: the folder, its free space, the space needed, the checkpoint intact, what to do."""
+    intact = [path for path in epoch_checkpoints(target.parent.parent) if looks_complete(path)]
+    kept = f"{intact[-1].name} is intact" if intact else "no epoch checkpoint was saved before it"
+    return (f"the disk is full: {target.name} needs about {human_size(needed)} in {target.parent}, which has {human_size(available)} "
+            f"free; {kept} (the unfinished file was removed); free space on that disk (older epoch_K.pt files you no longer need) "
+            "before resuming")
 
 
 class ResumeLookup:

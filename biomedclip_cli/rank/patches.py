@@ -10,7 +10,8 @@
 | `torch.save` | atomic epoch checkpoints | rank/checkpoint_saves.py | a kill never leaves a truncated epoch_K.pt; --keep-checkpoints; LoRA entries |
 | `open_clip_train.main.parse_args`, `get_latest_checkpoint` | a verified resume lookup | rank/checkpoint_saves.py | resume from the newest checkpoint that loads |
 | `open_clip_train.main.create_model_and_transforms` | + LoRA adapters, the eval preprocess kept | rank/lora_adapters.py, rank/epoch_hooks.py | --lora-rank, --val-zeroshot |
-| `open_clip_train.main.train_one_epoch` | EpochHooks | rank/epoch_hooks.py | parameters and resume step; --val-zeroshot, --keep-best |
+| `open_clip_train.main.train_one_epoch` | EpochHooks around a watched epoch | rank/epoch_hooks.py, rank/hang_watchdog.py | parameters and resume step; --val-zeroshot, --keep-best; --hang-timeout |
+| `torch.distributed.init_process_group` | its timeout from --hang-timeout | rank/hang_watchdog.py | collectives end after the watchdog |
 | `open_clip_train.data.CsvDataset` `__init__`, `__getitem__` | the image reader; unreadable rows skipped | rank/image_reading.py, rank/sample_guard.py | 16-bit and DICOM; --max-bad-samples |
 | `webdataset.autodecode.imagehandler` | the image reader for `pilrgb` | rank/image_reading.py | 16-bit and DICOM shard members |
 | `open_clip_train.data.get_data` (and main's) | shard decoding sized for the training transform | rank/image_reading.py | --scaled-decode |
@@ -24,6 +25,7 @@ inside a test process) replaces them rather than stacking them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import open_clip.hf_configs
@@ -39,6 +41,7 @@ from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.rank.checkpoint_saves import ResumeLookup, atomic_checkpoint_save
 from biomedclip_cli.rank.compat import CpuFriendlyDDP, name_bert_layers, quiet_setup_logging
 from biomedclip_cli.rank.epoch_hooks import EpochHooks, ZeroShotPlan
+from biomedclip_cli.rank.hang_watchdog import HangWatchdog, with_timeout
 from biomedclip_cli.rank.image_reading import ShardReading, csv_item_reader, has_image_and_caption, offering_open_clip_keys
 from biomedclip_cli.rank.lora_adapters import checkpoint_entries, with_lora
 from biomedclip_cli.rank.sample_guard import (
@@ -60,6 +63,7 @@ ORIGINAL = {
     "get_latest_checkpoint": open_clip_main.get_latest_checkpoint,
     "create_model_and_transforms": open_clip_main.create_model_and_transforms,
     "train_one_epoch": open_clip_main.train_one_epoch,
+    "init_process_group": torch.distributed.init_process_group,
     "CsvDataset.__init__": open_clip_data.CsvDataset.__init__,
     "imagehandler": webdataset.autodecode.imagehandler,
     "Decoder.decode": webdataset.autodecode.Decoder.decode,
@@ -81,7 +85,11 @@ def apply_rank_patches(settings: TrainConfig, run_dir: Path | None, node_log: Pa
     lookup = ResumeLookup(ORIGINAL["parse_args"], ORIGINAL["get_latest_checkpoint"])
     open_clip_main.parse_args, open_clip_main.get_latest_checkpoint = lookup.parse_args, lookup.latest_checkpoint
     pixels = pixel_settings(settings)
-    hooks = EpochHooks(ORIGINAL["train_one_epoch"], run_dir, ZeroShotPlan.of(settings), entries, ORIGINAL["torch.save"], pixels)
+    train_one_epoch = ORIGINAL["train_one_epoch"]
+    if settings.hang_timeout and run_dir is not None:
+        train_one_epoch = HangWatchdog(settings.hang_timeout, run_dir, os.environ).watching(train_one_epoch)
+        torch.distributed.init_process_group = with_timeout(ORIGINAL["init_process_group"], settings.hang_timeout)
+    hooks = EpochHooks(train_one_epoch, run_dir, ZeroShotPlan.of(settings), entries, ORIGINAL["torch.save"], pixels)
     create = hooks.remember_preprocess(ORIGINAL["create_model_and_transforms"])
     open_clip_main.create_model_and_transforms = with_lora(create, lora) if lora else create
     open_clip_main.train_one_epoch = hooks

@@ -9,7 +9,6 @@ folder shared by several nodes.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -18,15 +17,15 @@ from pathlib import Path
 
 from open_clip_train import main as open_clip_main
 from open_clip_train.params import parse_args
-from torch.distributed.elastic.multiprocessing.errors import ErrorHandler, record
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from biomedclip_cli.hub.remote_shards import check_hub_access
 from biomedclip_cli.problems import Problem
 from biomedclip_cli.rank.console import take_console
+from biomedclip_cli.rank.error_file import RankErrorHandler
 from biomedclip_cli.rank.handover import publish_handed_over_state
 from biomedclip_cli.rank.parent_death import die_with_parent
 from biomedclip_cli.rank.patches import apply_rank_patches
-from biomedclip_cli.rank.protocol import ERROR_FILE_VARIABLE
 from biomedclip_cli.rank.settings import read_worker_argv
 from biomedclip_cli.runs.folder import node_log_name
 
@@ -74,21 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.exception(f"bmclip: rank {os.environ.get('RANK', '0')} failed")
         raise
     return 1 if result == -1 else 0
-
-
-class RankErrorHandler(ErrorHandler):
-    """torchelastic's error file writer, adding which rank raised (torchrun copies the first failed rank's file to bmclip's)."""
-
-    def record_exception(self, e: BaseException) -> None:
-        """Write the exception as torchelastic does, with this process's global rank in its extraInfo."""
-        super().record_exception(e)
-        path = os.environ.get(ERROR_FILE_VARIABLE)
-        if path and os.path.isfile(path):
-            with open(path, encoding="utf-8") as stream:
-                data = json.load(stream)
-            data["message"]["extraInfo"]["rank"] = os.environ.get("RANK", "0")
-            with open(path, "w", encoding="utf-8") as stream:
-                json.dump(data, stream)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ class LaunchRecord:
     exit_status: int | None = None
     nodes: int = 1
     published: str | None = None
+    cause: str | None = None  # the one line saying why a failed launch stopped
 
     def alive_here(self) -> bool:
         """True when the launching bmclip process still runs on this machine."""
@@ -124,11 +125,11 @@ def publish_run_state(run_dir: Path, config_text: str, record: LaunchRecord) -> 
     write_atomically(run_dir / LAUNCH_FILE, replace(record, published=now()).to_json())
 
 
-def record_exit(run_dir: Path, status: int) -> None:
-    """Add the launch's exit status to <run>/launch.json (replaced whole and synced, like every state file)."""
+def record_exit(run_dir: Path, status: int, cause: str | None = None) -> None:
+    """Add the launch's exit status and the cause of a failure to <run>/launch.json (replaced whole and synced, like every state file)."""
     record = read_launch_record(run_dir)
     if record is not None:
-        write_atomically(run_dir / LAUNCH_FILE, replace(record, exit_status=status).to_json())
+        write_atomically(run_dir / LAUNCH_FILE, replace(record, exit_status=status, cause=cause).to_json())
 
 
 def read_launch_record(run_dir: Path) -> LaunchRecord | None:

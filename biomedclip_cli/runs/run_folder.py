@@ -99,9 +99,9 @@ class RunFolder:
         """Write bmclip.yaml and launch.json (each replaced whole, synced), as the launch of `record`, published now."""
         publish_run_state(self.path, config_text, record)
 
-    def record_exit(self, status: int) -> None:
-        """Add the launch's exit status to launch.json (replaced whole, synced)."""
-        record_exit(self.path, status)
+    def record_exit(self, status: int, cause: str | None = None) -> None:
+        """Add the launch's exit status and the cause of a failure to launch.json (replaced whole, synced)."""
+        record_exit(self.path, status, cause)
 
     def snapshot(self) -> RunSnapshot:
         """Where the run stands now (see RunSnapshot)."""

@@ -17,6 +17,12 @@ from biomedclip_cli.runs.run_folder import RunFolder, RunSnapshot
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 QUIET_LOG_SECONDS = 15 * 60
 RUN_FILES = (CONFIG_FILE, LOG_FILE, PARAMS_FILE)
+FAILURES_IN_WORDS = {  # the exception a failed launch's cause starts with -> what `bmclip runs` says
+    "DiskFull": "disk full",
+    "TooManyBadSamples": "too many bad samples",
+    "NothingKept": "the filter kept nothing",
+    "HangTimeout": "hung",
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,8 @@ def _status(state: RunSnapshot) -> tuple[str, str]:
         return FINISHED, ""
     record = state.launch
     if record is not None and record.exit_status is not None:
-        return FAILED, f"exit status {record.exit_status}"
+        kind = (record.cause or "").split(":", 1)[0]
+        return FAILED, FAILURES_IN_WORDS.get(kind, f"exit status {record.exit_status}")
     if record is not None and record.host == socket.gethostname():
         return (RUNNING, f"process {record.pid}") if record.alive_here() else (FAILED, "killed")
     log = run_dir / LOG_FILE
