@@ -8,6 +8,7 @@ other is started.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,22 +69,23 @@ class Node:
         return self.stderr.read_text(encoding="utf-8", errors="replace")[-3000:]
 
 
-def start_node(folder: Path, label: str, *args: str) -> Node:
-    """Start `bmclip ARGS` from `folder`, as a user does on one machine."""
+def start_node(folder: Path, label: str, *args: str, env: dict[str, str] | None = None) -> Node:
+    """Start `bmclip ARGS` from `folder`, as a user does on one machine, in a session of its own (a machine's processes)."""
     stdout, stderr = folder / f"{label}.stdout", folder / f"{label}.stderr"
     # torchrun leaves a one-process node all the machine's threads; here both "machines" share its cores.
     with stdout.open("w") as out, stderr.open("w") as err:
         process = subprocess.Popen([sys.executable, "-m", "biomedclip_cli", *args], cwd=folder, stdout=out, stderr=err,
-                                   env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+                                   env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})},
+                                   start_new_session=True)
     return Node(process, stdout, stderr)
 
 
-def run_two_nodes(folder: Path, first: tuple[str, ...], second: tuple[str, ...]) -> tuple[Node, Node]:
+def run_two_nodes(folder: Path, first: tuple[str, ...], second: tuple[str, ...], env: dict[str, str] | None = None) -> tuple[Node, Node]:
     """Start the first node, wait until it is waiting for its peer, start the second; both once they have ended."""
-    nodes = [start_node(folder, "first", *first)]
+    nodes = [start_node(folder, "first", *first, env=env)]
     try:
         nodes[0].wait_for_line(LAUNCHED)
-        nodes.append(start_node(folder, "second", *second))
+        nodes.append(start_node(folder, "second", *second, env=env))
         for node in nodes:
             assert node.finish() == 0, node.errors()
     finally:
@@ -145,6 +147,42 @@ def test_two_nodes_by_c10d_rendezvous_with_the_second_node_started_first(demo_da
     nodes = run_two_nodes(tmp_path, train, train)
     assert_one_shared_run_folder(tmp_path / "logs", "c10d", epochs=2)
     assert_honest_summaries(nodes, epochs=2)
+
+
+def test_a_node_killed_mid_run_is_named_and_its_log_kept_when_both_nodes_resume(demo_data, tmp_path: Path):
+    temporary = tmp_path / "tmp"  # both "machines'" temporary folder, where each launch keeps its launcher log until it ends
+    temporary.mkdir()
+    env = {"TMPDIR": str(temporary)}
+    train = ("train", "--train-data", str(demo_data.train_csv), *TINY_NODE, "--epochs", "1000", "--logs", "logs", "--name", "lost",
+             "--rdzv-endpoint", f"127.0.0.1:{free_port()}")
+    node0 = start_node(tmp_path, "first", *train, "--node-rank", "0", env=env)
+    node0.wait_for_line(LAUNCHED)
+    node1 = start_node(tmp_path, "second", *train, "--node-rank", "1", env=env)
+    run_dir = tmp_path / "logs" / "lost"
+    try:
+        wait_until(lambda: bool(epoch_checkpoints(run_dir)), "the first checkpoint", NODE_TIMEOUT, poll=0.2)
+        os.killpg(node1.process.pid, signal.SIGKILL)  # the machine of node 1 is gone: bmclip, torchrun and its rank at once
+        assert node0.finish() == 1, node0.errors()
+    finally:
+        for node in (node0, node1):
+            if node.process.poll() is None:
+                os.killpg(node.process.pid, signal.SIGKILL)
+    [cause] = [line.strip() for line in node0.output().splitlines() if line.lstrip().startswith("cause")]
+    assert cause.startswith("cause           node 1 (rank 1) stopped without an error of its own: killed, out of memory, or its machine "
+                            "lost; rank 0 lost its connection to it ("), cause
+    assert "to continue     bmclip resume logs/lost --node-rank K, on each node K = 0..1" in node0.output()
+    assert len(list(temporary.glob("bmclip-launch-*"))) == 1, "node 1's launch was killed before it could keep its log"
+
+    done = len(epoch_checkpoints(run_dir))
+    resume = ("resume", "logs/lost", "--epochs", str(done + 1), "--rdzv-endpoint", f"127.0.0.1:{free_port()}")
+    nodes = run_two_nodes(tmp_path, (*resume, "--node-rank", "0"), (*resume, "--node-rank", "1"), env=env)
+    assert checkpoint_names(run_dir) == [f"epoch_{k}.pt" for k in range(1, done + 2)]
+    left = [path.name for path in temporary.iterdir() if not path.name.startswith("torchinductor_")]  # torch.compile's cache stays
+    assert not left, "no launch leaves a temporary folder behind, not even torchrun's own"
+    killed_log = run_dir / "ranks" / f"launcher-{socket.gethostname()}-{node1.process.pid}.log"
+    said = "".join(node.stderr.read_text() for node in nodes)
+    assert killed_log.is_file()
+    assert f"kept the launcher log of an earlier launch that was killed: {killed_log}" in said
 
 
 @pytest.mark.parametrize(("style", "expected"), [

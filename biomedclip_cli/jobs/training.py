@@ -8,6 +8,7 @@ relative paths mean what they mean there; the current folder is the same afterwa
 
 from __future__ import annotations
 
+import getpass
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -20,8 +21,8 @@ from biomedclip_cli.checks.hardware import gpus_support_bf16, installed_gpus, ru
 from biomedclip_cli.checks.preflight import LaunchSite, Preflight, preflight
 from biomedclip_cli.config import Preset, ResolvedConfig, TrainConfig, build_config, load_config_file
 from biomedclip_cli.disk_space import is_full_disk
-from biomedclip_cli.jobs.console_relay import relayed_console
-from biomedclip_cli.launch.launch_failures import launcher_failure, rendezvous_problem
+from biomedclip_cli.jobs.console_relay import SCRATCH_PREFIX, collect_leftover_logs, relayed_console
+from biomedclip_cli.launch.launch_failures import launcher_failure, lost_peer_cause, rendezvous_problem
 from biomedclip_cli.launch.launcher import run_supervised
 from biomedclip_cli.launch.plan import RunPlan
 from biomedclip_cli.rank.handover import handover_environment
@@ -31,6 +32,7 @@ from biomedclip_cli.runs.folder import LOG_FILE, LaunchRecord, published_since, 
 from biomedclip_cli.runs.resuming import finished_epochs
 from biomedclip_cli.runs.run_folder import RunFolder
 
+INDUCTOR_CACHE_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
 ANNOUNCED_DEFAULTS = ("model", "batch_size", "epochs", "lr", "warmup", "precision", "nproc_per_node")
 
 
@@ -134,16 +136,19 @@ def launch_and_summarise(plan: RunPlan, *, verbose: bool = False) -> int:
         run_folder.publish(config_text, record)
     else:
         private = handover_environment(config_text, record)
+    for kept in collect_leftover_logs(run_dir):
+        console.err.print(f"bmclip: kept the launcher log of an earlier launch that was killed: {kept}", markup=False)
     console.err.print(f"bmclip: launching {_launch_scope(config)}: {command.shell_line()}", markup=False)
-    with tempfile.TemporaryDirectory(prefix="bmclip-launch-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX) as scratch:
         error_file = Path(scratch) / "launcher-error.json"
-        with relayed_console(Path(scratch), verbose=verbose, terminal=console.err.is_terminal) as relay:
-            status = run_supervised(command, {**private, **relay.env, ERROR_FILE_VARIABLE: str(error_file)}, relay.output)
+        with relayed_console(Path(scratch), run_dir, verbose=verbose, terminal=console.err.is_terminal) as relay:
+            env = {**private, **relay.env, **_temporary_folder(Path(scratch)), ERROR_FILE_VARIABLE: str(error_file)}
+            status = run_supervised(command, env, relay.output)
         failure = launcher_failure(error_file) if status != 0 else None
         _unless_disk_full(lambda: relay.keep_in(run_dir), f"keep the launcher's log in {run_dir}")
         for line in relay.errors() if status != 0 else []:
             console.print_error(line)
-    cause = failure.cause() if failure is not None else None
+    cause = (lost_peer_cause(failure, config, run_dir) or failure.cause()) if failure is not None else None
     owner = run_folder.launch_record()
     holds_rank_0 = owner is not None and owner.same_launch(record)
     if holds_rank_0:
@@ -159,6 +164,13 @@ def launch_and_summarise(plan: RunPlan, *, verbose: bool = False) -> int:
     else:
         print_node_summary(config, status, owner if published_since(owner, record.started) else None, shown, cause)
     return status
+
+
+def _temporary_folder(scratch: Path) -> dict[str, str]:
+    """The launch's scratch folder as the temporary folder of torchrun and the ranks, so that what they leave there (torchelastic_*
+    folders, libraries' temporary files) goes with it; torch.compile's cache keeps its usual place, to last from run to run."""
+    cache = os.environ.get(INDUCTOR_CACHE_VARIABLE) or str(Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}")
+    return {"TMPDIR": str(scratch), INDUCTOR_CACHE_VARIABLE: cache}
 
 
 def _unless_disk_full(step: Callable[[], object], what: str) -> None:

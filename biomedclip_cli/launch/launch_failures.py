@@ -18,6 +18,7 @@ from pathlib import Path
 from biomedclip_cli.config import TrainConfig
 from biomedclip_cli.launch.launcher import rendezvous_address
 from biomedclip_cli.problems import Problem, error
+from biomedclip_cli.rank.protocol import RANK_LOGS
 
 # torch's messages when a rendezvous does not complete (torch 2.x, static TCPStore and c10d backends).
 STATIC_HOST_TIMEOUT = re.compile(r"waiting for clients\. (?P<joined>\d+)/(?P<expected>\d+) clients joined")
@@ -25,6 +26,11 @@ CLIENT_TIMEOUT = re.compile(r"client socket has timed out after .* while trying 
 C10D_TIMEOUT = "RendezvousTimeoutError"
 C10D_UNREACHABLE = "RendezvousConnectionError"
 FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+# What gloo and NCCL say when the process at the other end of a connection is gone.
+PEER_LOST = re.compile(r"Connection reset by peer|Connection closed by peer|Broken pipe|NCCL communicator was aborted|"
+                       r"remote process exited")
+RANK_HEADER = re.compile(r"^bmclip: rank (?P<rank>\d+) on node (?P<node>\d+) \(", re.MULTILINE)
+TRACEBACK = "Traceback (most recent call last)"
 MODULE_PATH = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*: )")  # 'package.module.' before 'Type: message' (a data worker's)
 
 
@@ -63,6 +69,59 @@ def launcher_failure(error_file: Path) -> LauncherFailure | None:
         return None
     rank = extra.get("rank")
     return LauncherFailure(message.strip(), str(extra.get("py_callstack", "")), str(rank) if rank is not None else None)
+
+
+@dataclass(frozen=True)
+class RankEnding:
+    """How one rank's last launch ended, as its log in the run folder's ranks/ tells: its node, and whether it wrote a traceback."""
+
+    rank: int
+    node: int
+    failed: bool
+
+
+def rank_endings(run_dir: Path) -> list[RankEnding]:
+    """The ranks whose logs are in the run folder (each launch starts a rank's log with RANK_LOG_HEADER), by rank."""
+    endings = []
+    for log in (run_dir / RANK_LOGS).glob("rank-*.log"):
+        text = log.read_text(encoding="utf-8", errors="replace")
+        headers = list(RANK_HEADER.finditer(text))
+        if headers:
+            last = headers[-1]
+            endings.append(RankEnding(int(last["rank"]), int(last["node"]), TRACEBACK in text[last.end():]))
+    return sorted(endings, key=lambda ending: ending.rank)
+
+
+def lost_peer_cause(failure: LauncherFailure, config: TrainConfig, run_dir: Path) -> str | None:
+    """The cause of a multi-node run whose rank lost its connection to a peer, in words: which node stopped first and how;
+    None when the failure is something else."""
+    lost = PEER_LOST.search(failure.message)
+    if config.nnodes == 1 or lost is None:
+        return None
+    seen = f"rank {failure.rank}" if failure.rank is not None else "a rank of this node"
+    endings = rank_endings(run_dir)
+    own = next((ending.node for ending in endings if str(ending.rank) == failure.rank), None)
+    nodes: dict[int, list[RankEnding]] = {}
+    for ending in endings:
+        if ending.node != own:
+            nodes.setdefault(ending.node, []).append(ending)
+    failed = {node: ranks for node, ranks in nodes.items() if any(ending.failed for ending in ranks)}
+    silent = {node: ranks for node, ranks in nodes.items() if node not in failed}
+    connection = f"{seen} lost its connection to it ({lost.group(0)})"
+    if failed:
+        node, ranks = min(failed.items())
+        log = run_dir / RANK_LOGS / f"rank-{next(ending.rank for ending in ranks if ending.failed)}.log"
+        return f"{_named(node, ranks)} failed with an error of its own, in {log} and that node's summary; {connection}"
+    if silent:
+        named = " and ".join(_named(node, ranks) for node, ranks in sorted(silent.items()))
+        return f"{named} stopped without an error of its own: killed, out of memory, or its machine lost; {connection}"
+    return (f"another node stopped (killed, out of memory, its machine lost, or an error of its own: see the other nodes' summaries); "
+            f"{connection}")
+
+
+def _named(node: int, ranks: list[RankEnding]) -> str:
+    numbers = ", ".join(str(ending.rank) for ending in ranks)
+    return f"node {node} (rank{'s' if len(ranks) > 1 else ''} {numbers})"
 
 
 def rendezvous_problem(config: TrainConfig, failure: str) -> Problem | None:

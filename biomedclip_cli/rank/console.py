@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from biomedclip_cli.console import TO_CONSOLE
-from biomedclip_cli.rank.protocol import CONSOLE_TTY_VARIABLE, CONSOLE_VARIABLE, RANK_LOGS, VERBOSE_VARIABLE
+from biomedclip_cli.rank.protocol import CONSOLE_TTY_VARIABLE, CONSOLE_VARIABLE, RANK_LOG_HEADER, RANK_LOGS, VERBOSE_VARIABLE
 from biomedclip_cli.runs.folder import TRAIN_LINE
 
 PLAIN_INTERVAL_S = 30.0
@@ -52,6 +53,8 @@ def take_console(run_dir: Path, epochs: int, environ: dict[str, str] | os._Envir
     for stream in (1, 2):
         os.dup2(descriptor, stream)
     os.close(descriptor)
+    header = RANK_LOG_HEADER.format(rank=rank, node=environ.get("GROUP_RANK", "0"), host=socket.gethostname(), pid=os.getpid())
+    os.write(1, f"{header}\n".encode())
     if rank != 0:
         return
     console = open(console_path, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - open for the life of the rank
