@@ -88,6 +88,29 @@ def test_generated_job_trains_on_two_nodes_through_sbatch(cluster: SlurmCluster,
     assert "bmclip: node 1 of 2 nodes" in (run_dir / "node-1.log").read_text(), "each node leaves its own log in the run folder"
     assert f"bmclip: job {job_id} (restart 0)" in log
     assert not list(tmp_path.rglob("pwned*"))
+    # The job's output file reads like a local run's console: rank 0's progress, then the summary; the rest is in ranks/.
+    assert "bmclip: epoch 2/2  loss " in log and "Train Epoch:" not in log, log[-3000:]
+    summary = log.rpartition("\nbmclip: training finished\n")[2]
+    assert summary.rstrip().splitlines()[-1] == f"  log             {run_dir / 'out.log'}", log[-3000:]
+    assert f"  run folder      {run_dir}\n" in log and "  epochs done     2 of 2\n" in log
+    ranks = {path.name for path in (run_dir / "ranks").iterdir()}
+    assert {"rank-0.log", "rank-1.log"} <= ranks and len([name for name in ranks if name.startswith("launcher-")]) == 2, ranks
+
+
+def test_a_failed_job_ends_its_output_with_the_cause_and_the_command_that_continues_it(cluster: SlurmCluster, demo_data, tmp_path: Path):
+    rows = demo_data.train_csv.read_text(encoding="utf-8").splitlines()
+    broken = [f"{tmp_path / f'missing-{index}.jpg'},a figure whose file is gone,x" for index in range(6)]
+    (tmp_path / "train.csv").write_text("\n".join([*rows[:41], *broken, *rows[41:]]) + "\n", encoding="utf-8")  # preflight reads the head
+    job_id, run_dir = submit(cluster, tmp_path, *TWO_NODES, "--train-data", str(tmp_path / "train.csv"), "--epochs", "1",
+                             "--max-bad-samples", "2", "--name", "broken")
+    state = cluster.wait_for_end(job_id, JOB_TIMEOUT)
+    log = job_log(run_dir, job_id)
+    assert state["JobState"] == "FAILED", log[-3000:]
+    assert "bmclip: training stopped (exit status " in log, log[-3000:]
+    assert (run_dir / "bad-samples.tsv").is_file(), "the job's end merges the ranks' lists of bad samples"
+    [cause] = [line.strip() for line in log.splitlines() if line.lstrip().startswith("cause")]
+    assert cause.startswith("cause           TooManyBadSamples: 3 samples could not be read, more than --max-bad-samples 2"), cause
+    assert f"to continue     bmclip resume {run_dir}" in log
 
 
 def test_two_node_job_requeued_then_cancelled_and_resumed_skips_no_epoch(cluster: SlurmCluster, demo_data, tmp_path: Path):

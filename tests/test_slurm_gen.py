@@ -91,10 +91,11 @@ def test_the_golden_job_launches_what_train_would_on_each_node():
         "signal": "B:USR1@120", "time": "2-00:00:00", "wait-all-nodes": "1"}
     assert options["output"] == "/scratch/bmclip/logs/vit-b-32-biomedica/%x-%j.out"
     argv = launch_argv(script)
-    assert argv[:argv.index("-m")] == ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "python"]
+    assert argv[:argv.index("-m")] == ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+                                       "--output=${RUN_DIR//%/%%}/ranks/launcher-node%n-%N.log", "python"]
     from torch.distributed.run import get_args_parser
 
-    launcher = get_args_parser().parse_args(argv[6:argv.index(WORKER_MODULE) + 1])
+    launcher = get_args_parser().parse_args(argv[7:argv.index(WORKER_MODULE) + 1])
     assert (launcher.nnodes, launcher.nproc_per_node, launcher.rdzv_backend) == ("4", "8", "c10d")
     assert (launcher.rdzv_endpoint, launcher.rdzv_id) == ("${RDZV_HOST}:${RDZV_PORT}", "${SLURM_JOB_ID}")
     assert '"--rdzv-endpoint=${RDZV_HOST}:${RDZV_PORT}"' in script

@@ -30,9 +30,11 @@ from biomedclip_cli.jobs.slurm_job import SlurmJob
 from biomedclip_cli.launch.launcher import RDZV_HOST_VARIABLE, RDZV_PORT_VARIABLE, SRUN_ARGS, WORKER_MODULE, srun_words
 from biomedclip_cli.launch.openclip_args import openclip_argv
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
+from biomedclip_cli.rank.protocol import CONSOLE_VARIABLE
 from biomedclip_cli.runs.folder import CONFIG_FILE, SLURM_SCRIPT_FILE
 
 LOG_PATTERN = "%x-%j.out"
+JOB_END_MODULE = "biomedclip_cli.jobs.job_end"  # prints the summary at the end of the job
 PORT_BASE, PORT_RANGE = 10000, 20000  # rendezvous ports 10000-29999: below Linux's ephemeral ports (32768+)
 SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
 HF_TOKEN_PATTERN = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
@@ -151,6 +153,13 @@ def render_sbatch(config: ResolvedConfig, job: SlurmJob) -> str:
         "# or from the tools' own login files; none is written here.",
         *_environment_lines(job),
         "",
+        "# The console: this file gets rank 0's progress lines and, at the end, the run's summary; every rank's own output",
+        "# and each node's launcher output go to the run folder's ranks/.",
+        f"RUN_DIR={shlex.quote(str(job_run_dir(config, job)))}",
+        'mkdir -p "$RUN_DIR/ranks"',
+        f'export {CONSOLE_VARIABLE}="$RUN_DIR/${{SLURM_JOB_NAME:-}}-${{SLURM_JOB_ID}}.out"  # this file',
+        "started=$(date +%s)",
+        "",
         "# Rendezvous: every node's torch.distributed.run meets the others on the allocation's first node,",
         f"# at a port derived from the job id ({PORT_BASE}-{PORT_BASE + PORT_RANGE - 1}, below Linux's ephemeral ports).",
         f'{host}="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
@@ -171,7 +180,7 @@ def render_sbatch(config: ResolvedConfig, job: SlurmJob) -> str:
         "trap requeue_job USR1",
         "",
         f'echo "bmclip: job $SLURM_JOB_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $SLURM_JOB_NODELIST, rendezvous ${host}:${port}"',
-        " \\\n    ".join(launch) + " &",
+        " \\\n    ".join([f'{launch[0]} "--output=${{RUN_DIR//%/%%}}/ranks/launcher-node%n-%N.log"', *launch[1:]]) + " &",
         "training=$!",
         "# wait returns early whenever the trap runs: keep waiting until srun itself ends.",
         "while true; do",
@@ -179,6 +188,7 @@ def render_sbatch(config: ResolvedConfig, job: SlurmJob) -> str:
         "    status=$?",
         '    kill -0 "$training" 2>/dev/null || break',
         "done",
+        f'{shlex.quote(job.python)} -m {JOB_END_MODULE} "$RUN_DIR" "$status" "$started" || true',
         'exit "$status"',
         "",
     ]

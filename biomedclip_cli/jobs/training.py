@@ -191,17 +191,19 @@ def _launch_scope(config: TrainConfig) -> str:
             f"(waiting up to {config.rdzv_timeout} s for the others)")
 
 
-def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None, cause: str | None = None) -> None:
+def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None, cause: str | None = None, *, slurm: bool = False) -> None:
     """One summary of the run: folder, last checkpoint, epochs, loss, samples/s, zero-shot and best checkpoint,
-    skipped samples, the cause of a failure.
+    skipped samples, the cause of a failure and the command that continues it.
 
     Lines never wrap or cut paths. `run_dir` names the run folder when it is not the config's, as
-    seen from the current folder; `cause` is the first failed rank's exception, in one line.
+    seen from the current folder; `cause` is the first failed rank's exception, in one line; `slurm`:
+    the end of a SLURM job, continued by submitting its job again.
     """
     run_dir = run_dir or config.run_dir()
     title = "[green]bmclip: training finished[/]" if status == 0 else f"[red]bmclip: training stopped (exit status {status})[/]"
     _print_rows(title, {"run folder": str(run_dir), **_run_state_rows(config, run_dir, ""), **_cause_row(cause),
-                        **_next_row(config, status, run_dir), "log": str(run_dir / LOG_FILE)})
+                        **_next_row(config if not slurm else config.model_copy(update={"nnodes": 1}), status, run_dir),
+                        "log": str(run_dir / LOG_FILE)})
 
 
 def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | None, run_dir: Path | None = None,

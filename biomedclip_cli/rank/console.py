@@ -10,7 +10,9 @@ plain line every PLAIN_INTERVAL_S seconds within an epoch and one line per epoch
 time, and the validation and --val-zeroshot metrics when there are); bmclip's own records logged
 with `extra={TO_CONSOLE: True}` (the trainable parameters) are shown as they are.
 `--verbose` shows open_clip's log lines instead.
-A launch without BMCLIP_CONSOLE (a pasted --dry-run line, a SLURM job) prints as open_clip does.
+A SLURM job names its output file as the console (appended to, as SLURM does: the job script's own
+lines, rank 0's progress and the summary end up together). A launch without BMCLIP_CONSOLE (a pasted
+--dry-run line) prints as open_clip does.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def take_console(run_dir: Path, epochs: int, environ: dict[str, str] | os._Envir
     os.write(1, f"{header}\n".encode())
     if rank != 0:
         return
-    console = open(console_path, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - open for the life of the rank
+    console = open(console_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - open for the life of the rank
     handler: logging.Handler
     if environ.get(VERBOSE_VARIABLE):
         handler = logging.StreamHandler(console)

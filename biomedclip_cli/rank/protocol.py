@@ -14,6 +14,7 @@ CONSOLE_VARIABLE = "BMCLIP_CONSOLE"  # the FIFO bmclip reads and copies to its c
 CONSOLE_TTY_VARIABLE = "BMCLIP_CONSOLE_TTY"  # set when that console is a terminal
 VERBOSE_VARIABLE = "BMCLIP_VERBOSE"  # show open_clip's own log lines instead of bmclip's progress
 RANK_LOGS = "ranks"  # the run folder's subfolder of every rank's output
+FAILURE_RECORD_VARIABLE = "BMCLIP_FAILURE_RECORD"  # a copy of a rank's error record in the run folder (a SLURM job's cause)
 RANK_LOG_HEADER = "bmclip: rank {rank} on node {node} ({host}, pid {pid})"  # the first line of each launch in a rank's log
 RUN_CONFIG_VARIABLE = "BMCLIP_RUN_CONFIG"  # bmclip.yaml's text, handed to global rank 0 on several nodes (rank/handover.py)
 LAUNCH_RECORD_VARIABLE = "BMCLIP_LAUNCH_RECORD"  # this node's launch record, likewise

@@ -22,10 +22,11 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from biomedclip_cli.hub.remote_shards import check_hub_access
 from biomedclip_cli.problems import Problem
 from biomedclip_cli.rank.console import take_console
-from biomedclip_cli.rank.error_file import RankErrorHandler
+from biomedclip_cli.rank.error_file import RankErrorHandler, failure_record
 from biomedclip_cli.rank.handover import publish_handed_over_state
 from biomedclip_cli.rank.parent_death import die_with_parent
 from biomedclip_cli.rank.patches import apply_rank_patches
+from biomedclip_cli.rank.protocol import FAILURE_RECORD_VARIABLE
 from biomedclip_cli.rank.settings import read_worker_argv
 from biomedclip_cli.runs.folder import node_log_name
 
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(parsed.logs) / parsed.name if parsed.name else None
     if run_dir is not None:
         take_console(run_dir, parsed.epochs, os.environ)
+        os.environ[FAILURE_RECORD_VARIABLE] = str(failure_record(run_dir, int(os.environ.get("RANK", "0"))))
     node_log = take_run_folder_role(run_dir) if run_dir is not None else None
     apply_rank_patches(settings, run_dir, node_log, parsed.train_num_samples)
     try:
