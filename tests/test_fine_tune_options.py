@@ -92,3 +92,36 @@ def test_a_local_folder_without_weights_is_refused_naming_what_is_missing(invoke
 def test_a_missing_local_folder_is_refused(invoke, demo_data):
     assert_refused(invoke("train", "--train-data", str(demo_data.train_csv), "--model", "local-dir:models/nowhere", "--dry-run"),
                    "--model local-dir:models/nowhere: folder 'models/nowhere' does not exist")
+
+
+# The traps of fine-tuning, said before launch
+
+def test_frozen_weights_without_pretrained_ones_are_a_warning_naming_the_option(invoke, demo_data):
+    for option in (("--lora-rank", "4"), ("--lock-image",)):
+        result = invoke("train", "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny", *option, "--dry-run")
+        assert result.exit_code == 0, result.stderr
+        assert (f"bmclip: warning: {option[0]}: freezes weights of bmclip-tiny that no --pretrained gives, so they stay random and the "
+                "run trains on top of noise; pass --pretrained TAG or FILE") in result.stderr
+
+
+def siglip_folder(folder: Path) -> Path:
+    """A local-dir: model whose config has SigLIP's logit bias (the tiny model's towers)."""
+    from biomedclip_cli.models.config_lookup import model_config
+
+    folder.mkdir()
+    tiny = model_config("bmclip-tiny")
+    assert tiny is not None
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": {**tiny, "init_logit_bias": -10.0}}), encoding="utf-8")
+    (folder / "open_clip_model.safetensors").write_bytes(b"")
+    return folder
+
+
+def test_a_siglip_model_needs_the_siglip_loss_and_the_clip_models_do_not_take_it(invoke, demo_data, tmp_path: Path):
+    folder = siglip_folder(tmp_path / "tiny-siglip")
+    assert_refused(invoke("train", "--train-data", str(demo_data.train_csv), "--model", f"local-dir:{folder}", "--dry-run"),
+                   f"--siglip: local-dir:{folder} is a SigLIP model (its weights have a logit bias) and needs open_clip's SigLIP loss; "
+                   "the CLIP loss leaves the bias unused, which stops DDP; add -- --siglip")
+    assert_refused(invoke("train", "--train-data", str(demo_data.train_csv), "--model", "bmclip-tiny", "--dry-run", "--", "--siglip"),
+                   "--siglip: trains with the SigLIP loss, but bmclip-tiny has no logit bias for it")
+    result = invoke("train", "--train-data", str(demo_data.train_csv), "--model", f"local-dir:{folder}", "--dry-run", "--", "--siglip")
+    assert result.exit_code == 0, result.stderr

@@ -26,7 +26,13 @@ from biomedclip_cli.launch.launcher import rendezvous_address
 from biomedclip_cli.launch.openclip_args import OPEN_CLIP_RESUME_LATEST, check_extra_args, openclip_argv, parse_with_open_clip
 from biomedclip_cli.launch.presets import Hardware, PresetChoice, preset_choice
 from biomedclip_cli.models.config_lookup import HUB_PREFIX, LOCAL_PREFIX, brings_own_weights, local_folder
-from biomedclip_cli.models.validation import check_model, check_pretrained_file, check_val_zeroshot, image_tower_is_vit
+from biomedclip_cli.models.validation import (
+    check_fine_tuning_traps,
+    check_model,
+    check_pretrained_file,
+    check_val_zeroshot,
+    image_tower_is_vit,
+)
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import Problem, ProblemFound, Severity, error, warning
 from biomedclip_cli.runs.checkpoints import newest_complete_checkpoint
@@ -439,6 +445,7 @@ def preflight(config: TrainConfig, site: LaunchSite) -> Preflight:
         model_problems += check_pretrained_file(model_choice)
     problems.extend(model_problems)
     problems.extend(check_val_zeroshot(model_choice))
+    problems.extend(check_fine_tuning_traps(model_choice))
     launch = _launch_updates(model_choice, site.gpus)
     state.update(launch)
     nproc_per_node = launch.get("nproc_per_node", model_choice.nproc_per_node)

@@ -20,6 +20,10 @@ EPILOG = examples(
     ("zero-shot accuracy of a run's newest checkpoint", "bmclip eval --checkpoint demo-run/logs/demo --data heldout.csv"),
     ("the untrained start and every epoch of a run, side by side", "bmclip eval --compare demo-run/logs/demo --data heldout.csv"),
     ("open_clip's weights against your own checkpoint", "bmclip eval --model RN50 --checkpoint openai --checkpoint a.pt --data v.csv"),
+    ("WiSE-FT: mix a fine-tuned run's start back in, scored on new and old data",
+     "bmclip eval --checkpoint logs/ft --wise-ft 0,0.25,0.5,0.75,1 \\\n    --data new.csv --data old.csv"),
+    ("the average of a run's last three checkpoints (a soup) beside each epoch",
+     "bmclip eval --compare logs/ft --average 3 --data heldout.csv"),
     ("the score if 16-bit scans were clipped at 255, as plain Pillow reads them",
      "bmclip eval --checkpoint demo-run/logs/demo --data heldout.csv \\\n    --intensity clip"),
 )
@@ -27,8 +31,9 @@ CONFUSION_MAX_CLASSES = 12
 
 
 def evaluate(
-    data: Annotated[Path, typer.Option(help="CSV of images with a label column (zero-shot) and/or a caption column (retrieval).",
-                                       metavar="CSV")],
+    data: Annotated[list[Path], typer.Option(
+        help="CSV of images with a label column (zero-shot) and/or a caption column (retrieval). Repeat to score several sets.",
+        metavar="CSV")],
     model: Annotated[Optional[str], typer.Option(help="open_clip model name; read from the run's bmclip.yaml when a run folder is given.",
                                                  show_default=False)] = None,
     checkpoint: Annotated[Optional[list[str]], typer.Option(
@@ -37,6 +42,13 @@ def evaluate(
         show_default="none", metavar="WEIGHTS")] = None,
     compare: Annotated[Optional[Path], typer.Option(
         help="A run folder: evaluate its starting weights and every epoch checkpoint side by side.", metavar="RUN_DIR")] = None,
+    wise_ft: Annotated[Optional[str], typer.Option(
+        "--wise-ft", help="WiSE-FT: score (1-α)·start + α·run for each α listed (0 is the weights the run started from, 1 the run), "
+                          "side by side on every --data, and name the best α; needs one run as --checkpoint.",
+        metavar="ALPHAS", show_default=False)] = None,
+    average: Annotated[Optional[str], typer.Option(
+        help="Also score the uniform average (soup) of the run's last K epoch checkpoints, or of the epochs listed (2,4,6).",
+        metavar="K|EPOCHS", show_default=False)] = None,
     image_column: Annotated[str, typer.Option(help="Column of image paths.")] = "filepath",
     label_column: Annotated[Optional[str], typer.Option(help="Column of class labels for zero-shot classification.",
                                                         show_default="label, if present")] = None,
@@ -63,24 +75,50 @@ def evaluate(
     text and text to image.
     """
     from biomedclip_cli.models.evaluation import read_classnames, read_eval_set, read_templates
+    from biomedclip_cli.runs.blends import interpolations, parse_alphas, soup
     from biomedclip_cli.runs.weights import model_of, pixels_of, run_progression, weights_named
 
-    named = list(checkpoint or ([] if compare else ["none"]))
+    named = list(checkpoint or ([] if compare or wise_ft else ["none"]))
     runs = [*named, *([str(compare)] if compare else [])]
     model_name = model_of(model, runs)
     pixels = pixels_of(intensity, runs)
+    alphas = parse_alphas(wise_ft) if wise_ft is not None else None
+    run = _one_run(named, compare) if alphas is not None or average is not None else None
+    sets = []
+    for path in data:
+        eval_set = read_eval_set(path, image_column, label_column, caption_column)
+        sets.append((path, eval_set, read_classnames(classnames, eval_set.labels) if eval_set.labels is not None else None))
+    prompt_templates = read_templates(templates)
+    if alphas is not None and run is not None:
+        weights = [*interpolations(run, model_name, alphas), *([soup(run, model_name, average)] if average else [])]
+        scored = [(path, _run(weights, eval_set, classes, prompt_templates, pixels, device, batch_size, workers))
+                  for path, eval_set, classes in sets]
+        _say_wise_ft(model_name, pixels, scored, as_json)
+        return
     weights = [weights_named(name, model_name) for name in named]
     if compare:
         weights += run_progression(compare, model_name)
-    eval_set = read_eval_set(data, image_column, label_column, caption_column)
-    classes = read_classnames(classnames, eval_set.labels) if eval_set.labels is not None else None
-    prompt_templates = read_templates(templates)
-    results = _run(weights, eval_set, classes, prompt_templates, pixels, device, batch_size, workers)
-    if as_json:
-        typer.echo(json.dumps(_as_json(model_name, data, pixels, results), indent=2))
-        return
-    _print_results(data, results)
-    console.out.print(f"images read with --intensity {pixels.intensity.describe()}", markup=False)
+    if average and run is not None:
+        weights.append(soup(run, model_name, average))
+    for path, eval_set, classes in sets:
+        results = _run(weights, eval_set, classes, prompt_templates, pixels, device, batch_size, workers)
+        if as_json:
+            typer.echo(json.dumps(_as_json(model_name, path, pixels, results), indent=2))
+            continue
+        _print_results(path, results)
+    if not as_json:
+        console.out.print(f"images read with --intensity {pixels.intensity.describe()}", markup=False)
+
+
+def _one_run(named: list[str], compare: Path | None) -> Path:
+    """The one run that --wise-ft or --average blends: --compare's, else the one --checkpoint."""
+    from biomedclip_cli.problems import ProblemFound, error
+
+    if compare is not None:
+        return compare
+    if len(named) == 1 and Path(named[0]).exists():
+        return Path(named[0])
+    raise ProblemFound(error("--checkpoint", "--wise-ft and --average blend the weights of one run", "name it once: --checkpoint RUN_DIR"))
 
 
 def _run(weights: list[Weights], eval_set: EvalSet, classes: Classes | None, templates: list[str], pixels: PixelSettings,
@@ -93,6 +131,48 @@ def _run(weights: list[Weights], eval_set: EvalSet, classes: Classes | None, tem
     with console.progress_bar(f"encoding {images} images x {len(weights)} weights", images * len(weights), unit="images") as advance:
         return [evaluate_weights(each, eval_set, classes, templates, pixels=pixels, device=chosen, batch_size=batch_size, workers=workers,
                                  progress=advance) for each in weights]
+
+
+def _headline(result: EvalResult) -> tuple[str, float]:
+    """The score a blend is judged by: zero-shot top-1 where the set has labels, else image-to-text Recall@1."""
+    if result.zero_shot is not None:
+        return "zero-shot top-1", result.zero_shot.top1
+    assert result.retrieval is not None
+    return "image→text R@1", result.retrieval.image_to_text.recall[1]
+
+
+def _say_wise_ft(model: str, pixels: PixelSettings, scored: list[tuple[Path, list[EvalResult]]], as_json: bool) -> None:
+    """One row per data set (and their mean), one column per α (and the soup), and the best α of each row."""
+    from rich import box
+    from rich.table import Table
+
+    names = [result.weights.name for result in scored[0][1]]
+    rows = [(str(path), *_row(results)) for path, results in scored]
+    if len(rows) > 1:
+        mean = [sum(row[2][index] for row in rows) / len(rows) for index in range(len(names))]
+        rows.append(("mean", "", mean))
+    blends = [index for index, name in enumerate(names) if name.startswith("α=")]
+    best = [max(blends, key=lambda index: scores[index]) for _, _, scores in rows]
+    if as_json:
+        typer.echo(json.dumps({"model": model, "intensity": pixels.intensity.text(), "weights": names, "rows": [
+            {"data": data, "metric": metric, "scores": scores, "best": names[chosen]}
+            for (data, metric, scores), chosen in zip(rows, best, strict=True)]}, indent=2))
+        return
+    table = Table(title=f"WiSE-FT of {model}: α=0 is the start, α=1 the run", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("data (metric)", no_wrap=True)
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("best", justify="right")
+    for (data, metric, scores), chosen in zip(rows, best, strict=True):
+        cells = [f"[bold]{value:.3f}[/]" if index == chosen else f"{value:.3f}" for index, value in enumerate(scores)]
+        table.add_row(f"{data} ({metric})" if metric else data, *cells, names[chosen])
+    console.out.print(table)
+    console.out.print(f"images read with --intensity {pixels.intensity.describe()}", markup=False)
+
+
+def _row(results: list[EvalResult]) -> tuple[str, list[float]]:
+    metric = _headline(results[0])[0]
+    return metric, [_headline(result)[1] for result in results]
 
 
 def _as_json(model: str, data: Path, pixels: PixelSettings, results: list[EvalResult]) -> dict[str, object]:

@@ -82,7 +82,20 @@ def load_weights_into(model: Any, path: Path) -> LoraSettings | None:
 
 def model_with_weights(model_name: str, checkpoint: Path, device: str = "cpu") -> tuple[Any, Any, LoraSettings | None]:
     """open_clip's `model_name` built without its own weights, the checkpoint file loaded into it; with its eval preprocessing
-    and the LoRA settings found (merged already).
+    and the LoRA settings found (merged already)."""
+    model, preprocess = empty_model(model_name, device)
+    return model, preprocess, load_weights_into(model, checkpoint)
+
+
+def model_with_state(model_name: str, state: dict[str, Any], device: str = "cpu") -> tuple[Any, Any]:
+    """open_clip's `model_name` with these weights (a plain state dict: interpolated, averaged), and its eval preprocessing."""
+    model, preprocess = empty_model(model_name, device)
+    model.load_state_dict(state)
+    return model, preprocess
+
+
+def empty_model(model_name: str, device: str = "cpu") -> tuple[Any, Any]:
+    """open_clip's `model_name` built without loading any weights, and its eval preprocessing.
 
     open_clip warns that it loaded no weights when asked to load none; bmclip loads them next, so the warning is kept quiet.
     """
@@ -93,4 +106,4 @@ def model_with_weights(model_name: str, checkpoint: Path, device: str = "cpu") -
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, device=device, load_weights=False)
     finally:
         logging.disable(logging.NOTSET)
-    return model, preprocess, load_weights_into(model, checkpoint)
+    return model, preprocess

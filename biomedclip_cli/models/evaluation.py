@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,13 @@ class Classes:
 
 @dataclass(frozen=True)
 class Weights:
-    """One set of weights to evaluate: what the user named, and the open_clip model/pretrained it becomes."""
+    """One set of weights to evaluate: what the user named, and the open_clip model/pretrained it becomes; or, with `state`,
+    the weights themselves (a WiSE-FT interpolation, a soup: models/weight_space.py)."""
 
     name: str
     model: str
     pretrained: str | None
+    state: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -145,16 +147,19 @@ def read_templates(path: Path | None) -> list[str]:
     return templates
 
 
-def _load_model(weights: Weights, device: str) -> tuple[Any, Any, Any]:
+def load_model(weights: Weights, device: str = "cpu") -> tuple[Any, Any, Any]:
+    """The model of these weights in eval mode, with its eval preprocessing and tokenizer."""
     import open_clip
     import torch
 
-    from biomedclip_cli.models.checkpoint_loading import model_with_weights
+    from biomedclip_cli.models.checkpoint_loading import model_with_state, model_with_weights
     from biomedclip_cli.models.configs import register_with_open_clip
 
     register_with_open_clip()
     torch.manual_seed(0)  # the untrained model is the same every time
-    if weights.pretrained and Path(weights.pretrained).is_file():
+    if weights.state is not None:
+        model, preprocess = model_with_state(weights.model, weights.state, device)
+    elif weights.pretrained and Path(weights.pretrained).is_file():
         # bmclip loads files itself: open_clip ignores `pretrained` for hf-hub:/local-dir: models and cannot load LoRA checkpoints
         model, preprocess, _ = model_with_weights(weights.model, Path(weights.pretrained), device)
     else:
@@ -229,7 +234,7 @@ def score_model(model: Any, preprocess: Any, tokenizer: Any, data: EvalSet, clas
 def evaluate(weights: Weights, data: EvalSet, classes: Classes | None, templates: Sequence[str], *, pixels: PixelSettings,
              device: str = "cpu", batch_size: int = 64, workers: int = 0, progress: Callable[[int], None] = lambda n: None) -> EvalResult:
     """Zero-shot scores (when the set has labels) and retrieval scores (when it has captions) of one set of weights."""
-    model, preprocess, tokenizer = _load_model(weights, device)
+    model, preprocess, tokenizer = load_model(weights, device)
     zero_shot, retrieval = score_model(model, preprocess, tokenizer, data, classes, templates, pixels=pixels, device=device,
                                        batch_size=batch_size, workers=workers, progress=progress)
     return EvalResult(weights, zero_shot, retrieval)

@@ -84,7 +84,9 @@ def parameter_counts(model: Any) -> tuple[int, int]:
     return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)
 
 
-def parameters_line(model: Any) -> str:
-    """Trainable / total parameters as one line for the console and the log."""
+def parameters_line(model: Any, start: str) -> str:
+    """Trainable / total parameters as one line for the console and the log; with frozen ones, what they were initialised from
+    (`start`: the --pretrained weights, the model's own, or a random initialisation)."""
     trainable, total = parameter_counts(model)
-    return f"trainable parameters {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f}%)"
+    line = f"trainable parameters {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f}%)"
+    return line if trainable == total else f"{line}; the frozen {total - trainable:,} are {start}"

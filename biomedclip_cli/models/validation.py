@@ -26,6 +26,8 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 TIMM_VIT_PREFIXES = ("vit_", "deit_", "eva")
 
 
+SIGLIP_FLAG = "--siglip"  # open_clip_train's flag for the sigmoid loss (passed after --)
+
 def image_tower_is_vit(model: str) -> bool | None:
     """Whether the model's image tower is a vision transformer (patch dropout applies), or None when its config is unknown here.
 
@@ -141,6 +143,28 @@ def check_model(config: TrainConfig) -> list[Problem]:
         elif path.is_dir():
             problems.append(error("--pretrained", f"'{path}' is a folder, open_clip needs a checkpoint file",
                                   "pass the .pt/.bin/.safetensors file inside it, or the folder as --model local-dir:FOLDER"))
+    return problems
+
+
+def check_fine_tuning_traps(config: TrainConfig) -> list[Problem]:
+    """Fine-tuning that cannot work as meant: frozen towers or LoRA adapters over random weights (the frozen part never learns),
+    and a SigLIP model (its weights have a logit bias) trained without open_clip's --siglip loss, or the reverse."""
+    problems: list[Problem] = []
+    freezing = [flag for flag, on in (("--lora-rank", config.lora_rank), ("--lock-image", config.lock_image),
+                                      ("--lock-text", config.lock_text)) if on]
+    if freezing and not config.pretrained and not brings_own_weights(config.model):
+        problems.append(warning(freezing[0], f"freezes weights of {config.model} that no --pretrained gives, so they stay random and "
+                                             "the run trains on top of noise", "pass --pretrained TAG or FILE (or a model that "
+                                             "brings its own weights, hf-hub:/local-dir:)"))
+    model_cfg = model_config(config.model)
+    siglip_model = model_cfg is not None and "init_logit_bias" in model_cfg
+    siglip_loss = SIGLIP_FLAG in config.extra_args
+    if model_cfg is not None and siglip_model != siglip_loss:
+        problems.append(error(SIGLIP_FLAG, f"{config.model} is a SigLIP model (its weights have a logit bias) and needs open_clip's "
+                                           "SigLIP loss; the CLIP loss leaves the bias unused, which stops DDP", f"add -- {SIGLIP_FLAG}")
+                        if siglip_model else
+                        error(SIGLIP_FLAG, f"trains with the SigLIP loss, but {config.model} has no logit bias for it",
+                              f"drop {SIGLIP_FLAG}, or pick a SigLIP model (bmclip list-models --filter siglip)"))
     return problems
 
 

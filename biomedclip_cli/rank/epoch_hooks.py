@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from biomedclip_cli.config import TrainConfig
+from biomedclip_cli.models.config_lookup import brings_own_weights
 from biomedclip_cli.models.lora import parameters_line
 from biomedclip_cli.partial_files import partial_path, publish
 from biomedclip_cli.pixel_policy import PixelSettings
@@ -81,6 +82,15 @@ def steps_per_epoch(data: dict, args: argparse.Namespace) -> int:
     return int(data["train"].dataloader.num_batches // args.accum_freq)
 
 
+def weights_started_from(args: argparse.Namespace) -> str:
+    """What the model's weights were before training, in words, from open_clip's arguments."""
+    if args.pretrained:
+        return f"from --pretrained {args.pretrained}"
+    if brings_own_weights(args.model):
+        return f"{args.model}'s own weights"
+    return "randomly initialised (no --pretrained)"
+
+
 class EpochHooks:
     """open_clip's train_one_epoch with bmclip's additions before the first epoch and after each one (see the module docstring).
 
@@ -114,7 +124,7 @@ class EpochHooks:
         from open_clip_train.train import unwrap_model
 
         if self.first_call and is_master(args):
-            logging.info(f"bmclip: {parameters_line(unwrap_model(model))}", extra={TO_CONSOLE: True})
+            logging.info(f"bmclip: {parameters_line(unwrap_model(model), weights_started_from(args))}", extra={TO_CONSOLE: True})
             if epoch > 0:
                 steps = steps_per_epoch(data, args)
                 logging.info(f"bmclip: continuing at epoch {epoch}, step {epoch * steps} of {args.epochs * steps}")

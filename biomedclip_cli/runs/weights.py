@@ -94,15 +94,31 @@ def weights_named(name: str, model: str, option: str = "--checkpoint") -> Weight
 
 def run_progression(run_dir: Path, model: str) -> list[Weights]:
     """A run's starting weights (its --pretrained, or untrained) and every epoch checkpoint, in order."""
-    config = run_config(run_dir)
-    if config is None:
-        raise ProblemFound(error("--compare", f"'{run_dir}' is not a bmclip run folder (no {CONFIG_FILE})",
-                                 "pass the <logs>/<name> folder of a bmclip train run"))
     checkpoints = epoch_checkpoints(run_dir)
+    first = start_weights(run_dir, model, "--compare", from_scratch_ok=True)
     if not checkpoints:
         raise ProblemFound(error("--compare", f"run folder '{run_dir}' has no checkpoints/epoch_K.pt yet",
                                  "wait for the first epoch to finish"))
-    start = config.pretrained
-    own = "its own weights" if brings_own_weights(model) else "untrained"
-    first = Weights(f"start ({start})", model, start) if start else Weights(f"start ({own})", model, None)
     return [first, *(Weights(checkpoint.stem, model, str(checkpoint)) for checkpoint in checkpoints)]
+
+
+def start_weights(run: Path, model: str, option: str, *, from_scratch_ok: bool = False) -> Weights:
+    """The weights a run (its folder, or one of its checkpoints) started from: its --pretrained (a file found from the folder the
+    run was launched in), or the model's own weights for hf-hub:/local-dir: models; the untrained model with `from_scratch_ok`,
+    else ProblemFound for a run trained from scratch."""
+    config = run_config(run)
+    if config is None:
+        raise ProblemFound(error(option, f"'{run}' is not a bmclip run folder (no {CONFIG_FILE})",
+                                 "pass the <logs>/<name> folder of a bmclip train run"))
+    start = config.pretrained
+    if start:
+        launch = RunFolder(run if run.is_dir() else run.parent.parent).launch_record()
+        launched_from = Path(launch.cwd) / start if launch is not None and not Path(start).is_absolute() else None
+        found = str(launched_from) if launched_from is not None and not Path(start).exists() and launched_from.exists() else start
+        return Weights(f"start ({start})", model, found)
+    if brings_own_weights(model):
+        return Weights("start (its own weights)", model, None)
+    if from_scratch_ok:
+        return Weights("start (untrained)", model, None)
+    raise ProblemFound(error(option, f"run '{run}' was trained from scratch (no --pretrained), so it has no starting weights to blend with",
+                             "use its checkpoints as they are; WiSE-FT is for runs fine-tuned from pretrained weights"))
