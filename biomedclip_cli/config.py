@@ -326,6 +326,10 @@ class TrainConfig(BaseModel):
 
 
 OPTION_FIELDS = tuple(name for name in TrainConfig.model_fields if name != "extra_args")
+# The options a first run needs, which `--help` shows; `--help-all` shows every one.
+HELP_FIRST = ("train_data", "val_data", "where", "model", "pretrained", "lock_image", "lock_text", "lora_rank", "batch_size",
+              "epochs", "lr", "precision", "preset", "logs", "name", "resume", "report_to", "val_zeroshot", "nproc_per_node", "nnodes",
+              "rdzv_endpoint")
 # Launch settings a SLURM allocation decides: slurm-gen has no flag for them.
 SLURM_DECIDES = ("gpus", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port")
 

@@ -16,9 +16,9 @@ COMMANDS = sorted(typer.main.get_command(app).commands)
 SENTENCE_END = re.compile(r"[.!?]\s+[A-Z]")
 
 
-def help_lines(*command: str) -> list[str]:
-    """The lines `bmclip COMMAND --help` prints in an 80-column terminal, without trailing spaces."""
-    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": str(WIDTH), "TERMINAL_WIDTH": str(WIDTH)})
+def help_lines(*command: str, flag: str = "--help") -> list[str]:
+    """The lines `bmclip COMMAND --help` (or FLAG) prints in an 80-column terminal, without trailing spaces."""
+    result = CliRunner().invoke(app, [*command, flag], env={"COLUMNS": str(WIDTH), "TERMINAL_WIDTH": str(WIDTH)})
     assert result.exit_code == 0, result.output
     return [line.rstrip() for line in result.output.splitlines()]
 
@@ -57,3 +57,17 @@ def test_help_at_80_columns_starts_with_a_sentence_wraps_at_words_and_ends_with_
                          for line, after_backslash in zip(shown, continued, strict=False)), \
         f"an example wraps or is not a command: {shown}"
     assert not shown[-1].startswith("# "), "the help ends with an example command"
+
+
+@pytest.mark.parametrize("command", ["train", "slurm-gen", "bench-data"])
+def test_the_long_commands_show_what_a_first_run_needs_and_every_option_with_help_all(command: str):
+    from biomedclip_cli.config import OPTION_FIELDS, flag
+
+    first = help_lines(command)
+    assert len(first) <= 160, f"{command} --help takes {len(first)} lines at 80 columns"
+    assert "--help-all" in "\n".join(first) and "--model" in "\n".join(first) and "--hang-timeout" not in "\n".join(first)
+    every = "\n".join(help_lines(command, flag="--help-all"))
+    assert len(every.splitlines()) > len(first)
+    hidden_by_slurm = ("gpus", "node_rank", "rdzv_endpoint", "rdzv_id", "master_port", "nnodes") if command == "slurm-gen" else ()
+    assert all(flag(name)[:16] in every for name in OPTION_FIELDS if name not in hidden_by_slurm)
+    assert help_lines(command) == first, "--help-all folds the options away again"

@@ -83,7 +83,7 @@ def test_shortcuts_expand_to_the_biomedica_shard_ranges():
 
 
 def test_train_help_lists_the_shortcuts_and_revision(invoke):
-    result = invoke("train", "--help")
+    result = invoke("train", "--help-all")
     for name in ("biomedica:commercial", "biomedica:noncommercial", "biomedica:other", "biomedica:all", "--revision"):
         assert name in result.stdout
 

@@ -53,8 +53,24 @@ def test_valid_dry_run_prints_one_line_and_writes_nothing(invoke, good_csv: Path
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["imgs", "train.csv"]
 
 
+def test_print_config_prints_what_the_run_would_record_and_config_takes_it_back(invoke, good_csv: Path):
+    import yaml
+
+    printed = invoke("train", "--train-data", "train.csv", *TINY, "--name", "first", "--print-config")
+    assert printed.exit_code == 0, printed.stderr
+    values = yaml.safe_load(printed.stdout)
+    assert list(values) == list(OPTION_FIELDS) + ["extra_args"], "every option, defaults included, in field order"
+    assert (values["train_data"], values["dataset_type"], values["name"], values["csv_separator"]) == ("train.csv", "csv", "first", ",")
+    assert sorted(p.name for p in Path.cwd().iterdir()) == ["imgs", "train.csv"], "nothing is written"
+    Path("train.yaml").write_text(printed.stdout, encoding="utf-8")
+    again = invoke("train", "--config", "train.yaml", "--dry-run")
+    assert again.exit_code == 0, again.stderr
+    direct = invoke("train", "--train-data", "train.csv", *TINY, "--name", "first", "--dry-run")
+    assert again.stdout == direct.stdout, "the printed config launches the same command"
+
+
 def test_every_config_field_is_a_train_flag(invoke):
-    result = invoke("train", "--help")
+    result = invoke("train", "--help-all")
     for name in OPTION_FIELDS:
         assert flag(name)[:16] in result.stdout, name
 

@@ -12,8 +12,8 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.commands.options import ConfigFileOpt, JsonOpt, with_config_options
-from biomedclip_cli.config import OPTION_FIELDS, Precision, TrainConfig
+from biomedclip_cli.commands.options import ConfigFileOpt, HelpAllOpt, JsonOpt, with_config_options
+from biomedclip_cli.config import HELP_FIRST, OPTION_FIELDS, Precision, TrainConfig
 from biomedclip_cli.pixel_policy import PixelSettings
 from biomedclip_cli.problems import warning
 from biomedclip_cli.rank.sample_selection import SampleSelection
@@ -31,6 +31,7 @@ def bench_data(
     batches: Annotated[int, typer.Option(min=2, help="Batches to pull from the data loader (at most one epoch).")] = 50,
     steps: Annotated[int, typer.Option(min=1, help="Training steps of the model to time (after 2 untimed warm-up steps).")] = 5,
     as_json: JsonOpt = False,
+    help_all: HelpAllOpt = False,
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Measure the samples/s of the configured data pipeline alone (--workers processes, --batch-size), and the model's own training rate on
@@ -95,4 +96,4 @@ def render(config: TrainConfig, data: Any, model: Any, result: Any, selected: Fi
         console.out.print(f"  - {line}", markup=False)
 
 
-bench_data_command = with_config_options(TrainConfig, OPTION_FIELDS)(bench_data)
+bench_data_command = with_config_options(TrainConfig, OPTION_FIELDS, help_first=HELP_FIRST)(bench_data)

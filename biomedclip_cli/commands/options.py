@@ -7,7 +7,7 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -34,6 +34,27 @@ RunDirArg = Annotated[Path, typer.Argument(help="The run folder <logs>/<name> (b
                                            show_default=False)]
 
 
+
+def _show_every_option(ctx: typer.Context, value: bool) -> None:
+    """--help-all: the command's help with the options --help folds away shown too (then they are folded again)."""
+    if not value or ctx.resilient_parsing:
+        return
+    folded = [param for param in ctx.command.params if getattr(param, "hidden", False)]
+    for param in folded:
+        param.hidden = False  # type: ignore[attr-defined]
+    try:
+        text = ctx.get_help()  # Typer's rich help prints itself and returns nothing
+    finally:
+        for param in folded:
+            param.hidden = True  # type: ignore[attr-defined]
+    if text:
+        typer.echo(text)
+    raise typer.Exit()
+
+
+HelpAllOpt = Annotated[bool, typer.Option("--help-all", is_eager=True, expose_value=False, callback=_show_every_option,
+                                          help="Show every option: --help shows those a first run needs.")]
+
 def _cli_type(annotation: Any) -> Any:
     """The type a CLI option parses to: the non-None member of `X | None`; a tuple of values as a list (a repeatable option)."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
@@ -44,7 +65,7 @@ def _cli_type(annotation: Any) -> Any:
     return annotation
 
 
-def _option_parameter(name: str, field: FieldInfo, default_shown: str | None = None) -> inspect.Parameter:
+def _option_parameter(name: str, field: FieldInfo, default_shown: str | None = None, hidden: bool = False) -> inspect.Parameter:
     meta = option_meta(field)
     cli_type = _cli_type(field.annotation)
     declared = f"{flag(name)}/--no-{flag(name)[2:]}" if cli_type is bool else flag(name)
@@ -57,6 +78,7 @@ def _option_parameter(name: str, field: FieldInfo, default_shown: str | None = N
         rich_help_panel=meta.panel,
         show_default=shown if shown is not None else False,
         metavar=meta.metavar or _metavar(cli_type),
+        hidden=hidden,
     )
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[cli_type], option])
 
@@ -70,14 +92,17 @@ def _metavar(cli_type: Any) -> str | None:
 
 
 def with_config_options(model: type[BaseModel], fields: Iterable[str], into: str = OVERRIDES_PARAMETER,
-                        default_shown: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                        default_shown: str | None = None, help_first: Collection[str] | None = None
+                        ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a command so it also takes one option per named field of `model`.
 
     The command receives the options the user typed as one dict argument named `into` (fields left out were not given), so
     that config-file values are only overridden on purpose. Decorations stack, each with its own `into`. `default_shown`
-    replaces every option's default in --help (a resume's defaults are the run's own values).
+    replaces every option's default in --help (a resume's defaults are the run's own values). With `help_first`, --help shows
+    only those fields' options, and the command's --help-all (HelpAllOpt) every one.
     """
-    generated = [_option_parameter(name, model.model_fields[name], default_shown) for name in fields]
+    generated = [_option_parameter(name, model.model_fields[name], default_shown, hidden=help_first is not None and name not in help_first)
+                 for name in fields]
     names = {p.name for p in generated}
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:

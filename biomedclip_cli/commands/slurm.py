@@ -10,9 +10,9 @@ import typer
 
 from biomedclip_cli import console
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.commands.options import ConfigFileOpt, with_config_options
-from biomedclip_cli.config import OPTION_FIELDS, SLURM_DECIDES, ResolvedConfig, TrainConfig
-from biomedclip_cli.jobs.slurm_job import JOB, JOB_OPTIONS, SlurmJob
+from biomedclip_cli.commands.options import ConfigFileOpt, HelpAllOpt, with_config_options
+from biomedclip_cli.config import HELP_FIRST, OPTION_FIELDS, SLURM_DECIDES, ResolvedConfig, TrainConfig
+from biomedclip_cli.jobs.slurm_job import JOB, JOB_HELP_FIRST, JOB_OPTIONS, SlurmJob
 from biomedclip_cli.problems import Problem, ProblemFound, error, warning
 
 SLURM_FIELDS = tuple(name for name in OPTION_FIELDS if name not in (*SLURM_DECIDES, "nnodes"))
@@ -46,6 +46,7 @@ def slurm_gen(
         rich_help_panel=JOB)] = None,
     submit_job: Annotated[bool, typer.Option("--submit", help="Also submit the job with sbatch and print its id.",
                                              rich_help_panel=JOB)] = False,
+    help_all: HelpAllOpt = False,
     job_values: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> None:
@@ -130,4 +131,5 @@ def _write(config: ResolvedConfig, job: SlurmJob, text: str, out: Path | None, r
     return written
 
 
-slurm_gen_command = with_config_options(TrainConfig, SLURM_FIELDS)(with_config_options(SlurmJob, JOB_OPTIONS, into="job_values")(slurm_gen))
+slurm_gen_command = with_config_options(TrainConfig, SLURM_FIELDS, help_first=HELP_FIRST)(
+    with_config_options(SlurmJob, JOB_OPTIONS, into="job_values", help_first=JOB_HELP_FIRST)(slurm_gen))

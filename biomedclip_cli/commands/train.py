@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from biomedclip_cli.commands.help_text import examples
-from biomedclip_cli.commands.options import ConfigFileOpt, DryRunOpt, VerboseOpt, with_config_options
-from biomedclip_cli.config import OPTION_FIELDS, TrainConfig
+from biomedclip_cli.commands.options import ConfigFileOpt, DryRunOpt, HelpAllOpt, VerboseOpt, with_config_options
+from biomedclip_cli.config import HELP_FIRST, OPTION_FIELDS, TrainConfig
 from biomedclip_cli.hub.biomedica import shortcut_help
 
 EPILOG = examples(
     ("check everything and print the command, run nothing", "bmclip train --train-data data/train.csv --model ViT-B-32 --dry-run"),
+    ("the whole config the run would record, to edit and reuse with --config",
+     "bmclip train --train-data data/train.csv --print-config > train.yaml"),
     ("the demo's config, for longer", "bmclip train --config examples/demo.yaml --epochs 5"),
     ("stream BIOMEDICA (accept its terms, run `hf auth login` first)",
      "bmclip train --train-data biomedica:commercial --pretrained openai"),
@@ -34,7 +36,11 @@ def train(
     ctx: typer.Context,
     config_file: ConfigFileOpt = None,
     dry_run: DryRunOpt = False,
+    print_config: Annotated[bool, typer.Option(
+        "--print-config", help="Check everything and print the resolved config the run would record (its bmclip.yaml, every default "
+                               "included) as YAML that --config takes; run nothing.")] = False,
     verbose: VerboseOpt = False,
+    help_all: HelpAllOpt = False,
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Train a CLIP model with open_clip_train, on one machine or several (torch.distributed.run).
@@ -43,9 +49,13 @@ def train(
     hardware are reported before anything starts.
     """
     from biomedclip_cli.jobs.training import announce_defaults, launch_and_summarise, load_train_config, prepared_launch, said_finished
+    from biomedclip_cli.runs.folder import run_config_text
 
     given = load_train_config(config_file, overrides or {}, list(ctx.args))
-    plan = prepared_launch(given, dry_run=dry_run)
+    plan = prepared_launch(given, dry_run=dry_run or print_config)
+    if print_config:
+        sys.stdout.write(run_config_text(plan.config))
+        return
     if said_finished(plan.config, dry_run=dry_run):
         return
     if dry_run:
@@ -55,4 +65,4 @@ def train(
     raise typer.Exit(launch_and_summarise(plan, verbose=verbose))
 
 
-train_command = with_config_options(TrainConfig, OPTION_FIELDS)(train)
+train_command = with_config_options(TrainConfig, OPTION_FIELDS, help_first=HELP_FIRST)(train)

@@ -49,3 +49,4 @@ class SlurmJob(BaseModel):
 
 
 JOB_OPTIONS = tuple(name for name, field in SlurmJob.model_fields.items() if isinstance(field.json_schema_extra, dict))
+JOB_HELP_FIRST = ("nodes", "gpus_per_node", "partition", "account", "time", "venv", "conda_env")  # the rest: slurm-gen --help-all
