@@ -8,12 +8,11 @@ said in words as a local launch says it (a lost node is named).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from biomedclip_cli.jobs.training import print_summary
-from biomedclip_cli.launch.launch_failures import PEER_LOST, LauncherFailure, launcher_failure, lost_peer_cause
+from biomedclip_cli.launch.launch_failures import PEER_LOST, LauncherFailure, cause_in_words, launcher_failure
 from biomedclip_cli.problems import ProblemFound
 from biomedclip_cli.rank.protocol import RANK_LOGS
 from biomedclip_cli.runs.bad_samples import merge_bad_samples
@@ -28,10 +27,7 @@ def first_failure(run_dir: Path, started: float) -> LauncherFailure | None:
         failure = launcher_failure(path)
         if failure is None or path.stat().st_mtime < started:
             continue
-        try:
-            stamp = int(json.loads(path.read_text(encoding="utf-8"))["message"]["extraInfo"]["timestamp"])
-        except (OSError, ValueError, KeyError, TypeError):
-            stamp = int(path.stat().st_mtime)
+        stamp = failure.timestamp if failure.timestamp is not None else int(path.stat().st_mtime)
         found.append((PEER_LOST.search(failure.message) is not None, stamp, int(failure.rank or 0), failure))
     return min(found, key=lambda item: item[:3])[3] if found else None
 
@@ -46,7 +42,7 @@ def main(run_dir: Path, status: int, started: float) -> None:
         return
     merge_bad_samples(run_dir)
     failure = first_failure(run_dir, started) if status != 0 else None
-    cause = (lost_peer_cause(failure, config, run_dir) or failure.cause()) if failure is not None else None
+    cause = cause_in_words(failure, config, run_dir) if failure is not None else None
     print_summary(config, status, run_dir, cause, slurm=True)
 
 

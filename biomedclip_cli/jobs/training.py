@@ -22,7 +22,7 @@ from biomedclip_cli.checks.preflight import LaunchSite, Preflight, preflight
 from biomedclip_cli.config import Preset, ResolvedConfig, TrainConfig, build_config, load_config_file
 from biomedclip_cli.disk_space import is_full_disk
 from biomedclip_cli.jobs.console_relay import SCRATCH_PREFIX, collect_leftover_logs, relayed_console
-from biomedclip_cli.launch.launch_failures import launcher_failure, lost_peer_cause, rendezvous_problem
+from biomedclip_cli.launch.launch_failures import cause_in_words, launcher_failure, rendezvous_problem
 from biomedclip_cli.launch.launcher import run_supervised
 from biomedclip_cli.launch.plan import RunPlan
 from biomedclip_cli.rank.handover import handover_environment
@@ -148,7 +148,7 @@ def launch_and_summarise(plan: RunPlan, *, verbose: bool = False) -> int:
         _unless_disk_full(lambda: relay.keep_in(run_dir), f"keep the launcher's log in {run_dir}")
         for line in relay.errors() if status != 0 else []:
             console.print_error(line)
-    cause = (lost_peer_cause(failure, config, run_dir) or failure.cause()) if failure is not None else None
+    cause = cause_in_words(failure, config, run_dir) if failure is not None else None
     owner = run_folder.launch_record()
     holds_rank_0 = owner is not None and owner.same_launch(record)
     if holds_rank_0:
@@ -202,8 +202,7 @@ def print_summary(config: TrainConfig, status: int, run_dir: Path | None = None,
     run_dir = run_dir or config.run_dir()
     title = "[green]bmclip: training finished[/]" if status == 0 else f"[red]bmclip: training stopped (exit status {status})[/]"
     _print_rows(title, {"run folder": str(run_dir), **_run_state_rows(config, run_dir, ""), **_cause_row(cause),
-                        **_next_row(config if not slurm else config.model_copy(update={"nnodes": 1}), status, run_dir),
-                        "log": str(run_dir / LOG_FILE)})
+                        **_next_row(config, status, run_dir, resubmit=slurm), "log": str(run_dir / LOG_FILE)})
 
 
 def print_node_summary(config: TrainConfig, status: int, owner: LaunchRecord | None, run_dir: Path | None = None,
@@ -229,11 +228,12 @@ def _cause_row(cause: str | None) -> dict[str, str]:
     return {"cause": cause} if cause else {}
 
 
-def _next_row(config: TrainConfig, status: int, run_dir: Path) -> dict[str, str]:
-    """The command that continues a stopped run from its last checkpoint (on several nodes, one per node)."""
+def _next_row(config: TrainConfig, status: int, run_dir: Path, *, resubmit: bool = False) -> dict[str, str]:
+    """The command that continues a stopped run from its last checkpoint (on several nodes, one per node; a SLURM job's resubmits
+    its job file)."""
     if status == 0:
         return {}
-    if config.nnodes == 1:
+    if config.nnodes == 1 or resubmit:
         return {"to continue": f"bmclip resume {run_dir}"}
     return {"to continue": f"bmclip resume {run_dir} --node-rank K, on each node K = 0..{config.nnodes - 1}"}
 

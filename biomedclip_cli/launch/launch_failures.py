@@ -41,6 +41,7 @@ class LauncherFailure:
     message: str
     callstack: str = ""
     rank: str | None = None
+    timestamp: int | None = None  # when it was recorded, seconds since the epoch
 
     def cause(self) -> str:
         """The root cause in one line: the original exception (a data-loading worker's, not its wrapper),
@@ -67,8 +68,14 @@ def launcher_failure(error_file: Path) -> LauncherFailure | None:
         message = message.get("message")
     if not isinstance(message, str) or not message.strip():
         return None
-    rank = extra.get("rank")
-    return LauncherFailure(message.strip(), str(extra.get("py_callstack", "")), str(rank) if rank is not None else None)
+    rank, stamp = extra.get("rank"), str(extra.get("timestamp", ""))
+    return LauncherFailure(message.strip(), str(extra.get("py_callstack", "")), str(rank) if rank is not None else None,
+                           int(stamp) if stamp.isdigit() else None)
+
+
+def cause_in_words(failure: LauncherFailure, config: TrainConfig, run_dir: Path) -> str:
+    """The one cause line of a failed launch: a lost node named as such, else the failed rank's exception."""
+    return lost_peer_cause(failure, config, run_dir) or failure.cause()
 
 
 @dataclass(frozen=True)
