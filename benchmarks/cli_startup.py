@@ -1,4 +1,5 @@
-"""Start-up cost of bmclip commands against open_clip's own and the CLI libraries' floor, preflight on a 100k-row CSV, and list-models.
+"""Start-up cost of bmclip commands against open_clip's own and the CLI libraries' floor, a shell completion, preflight on a 100k-row
+CSV, and list-models.
 
 Prints one table: median wall time and peak memory (max RSS) over several runs of each command.
 Usage: python benchmarks/cli_startup.py [--runs 5]
@@ -57,6 +58,8 @@ def main() -> None:
             ("bmclip --help", [*bmclip, "--help"]),
             ("bmclip --version", [*bmclip, "--version"]),
             ("bmclip train --help", [*bmclip, "train", "--help"]),
+            ("Tab after bmclip train --model ViT", ["env", "_BMCLIP_COMPLETE=complete_bash", "COMP_WORDS=bmclip train --model ViT",
+                                                    "COMP_CWORD=3", *bmclip]),
             ("python -m open_clip_train.main --help", [sys.executable, "-m", "open_clip_train.main", "--help"]),
             ("bmclip train --dry-run (100k-row CSV)", [*bmclip, "train", "--train-data", "train.csv", "--model", "bmclip-tiny",
                                                        "--dry-run"]),

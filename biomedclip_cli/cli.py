@@ -13,7 +13,22 @@ from typing import Annotated, Any, Optional
 import typer
 
 from biomedclip_cli import __version__, console
-from biomedclip_cli.commands import bench_data, demo_data, env_check, evaluate, export, models, prepare, report, resume, runs, slurm, train
+from biomedclip_cli.commands import (
+    bench_data,
+    demo_data,
+    env_check,
+    evaluate,
+    export,
+    init,
+    models,
+    prepare,
+    report,
+    resume,
+    runs,
+    slurm,
+    train,
+)
+from biomedclip_cli.commands.help_page import HelpPageCommand, HelpPageGroup
 from biomedclip_cli.commands.help_text import examples, reflowed_help
 from biomedclip_cli.console import USAGE_EXIT_CODE
 from biomedclip_cli.disk_space import is_full_disk
@@ -103,8 +118,8 @@ def create_app() -> typer.Typer:
     """The bmclip application with every command registered."""
     app = typer.Typer(
         name="bmclip",
+        cls=HelpPageGroup,
         no_args_is_help=True,
-        add_completion=False,
         rich_markup_mode="rich",
         pretty_exceptions_show_locals=False,
         context_settings={"help_option_names": ["-h", "--help"]},
@@ -113,6 +128,7 @@ def create_app() -> typer.Typer:
     for name, module, command, passthrough in (
         ("env-check", env_check, env_check.env_check, False),
         ("list-models", models, models.list_models, False),
+        ("init", init, init.init_command, False),
         ("prepare-csv", prepare, prepare.prepare_csv, False),
         ("demo-data", demo_data, demo_data.demo_data, False),
         ("train", train, train.train_command, True),
@@ -124,7 +140,8 @@ def create_app() -> typer.Typer:
         ("report", report, report.report, False),
         ("export", export, export.export, False),
     ):
-        app.command(name, help=reflowed_help(command), epilog=module.EPILOG, context_settings=PASSTHROUGH if passthrough else None)(command)
+        app.command(name, cls=HelpPageCommand, help=reflowed_help(command), epilog=module.EPILOG,
+                    context_settings=PASSTHROUGH if passthrough else None)(command)
     for info in app.registered_commands:
         info.callback = _saying_known_failures(info.callback) if info.callback else None
     return app

@@ -104,9 +104,9 @@ class TrainConfig(BaseModel):
     # Data
     train_data: str | None = option(
         None, "Training data: a CSV/TSV file, or webdataset shards as a brace pattern ('shards/{000000..000099}.tar'), local or on the "
-        "Hugging Face hub ('hf://datasets/<owner>/<name>/<folder>/{000000..000099}.tar'), or a BIOMEDICA set by name (listed below); "
-        "'::' joins several sources.", DATA, "biomedica:commercial")
-    val_data: str | None = option(None, "Validation data, same forms as --train-data.", DATA, "data/val.csv")
+        "Hugging Face hub ('hf://datasets/<owner>/<name>/{000000..000099}.tar'), or a BIOMEDICA set by name (listed below); "
+        "'::' joins several sources.", DATA, "biomedica:commercial", metavar="DATA")
+    val_data: str | None = option(None, "Validation data, same forms as --train-data.", DATA, "data/val.csv", metavar="DATA")
     max_bad_samples: float = option(
         DEFAULT_MAX_BAD_SAMPLES, "Unreadable samples (image missing, truncated or not an image; empty caption) to skip before the run "
         "stops on purpose: a count (100), or below 1 a fraction of the training samples (0.01 = 1%). Each is listed in the run "
@@ -115,7 +115,7 @@ class TrainConfig(BaseModel):
         DEFAULT_INTENSITY, "How images of more than 8 bits (16-bit PNG/TIFF, DICOM) map to the model's 8: auto (a DICOM file's own "
         "window, else each image's 0.5-99.5 percentile window), minmax, percentile:LOW,HIGH, window:CENTER,WIDTH (in the file's units "
         "after rescale, e.g. Hounsfield: window:40,400), or clip (values above 255 saturate). The run folder records it.", DATA,
-        "window:40,400", to=RANKS)
+        "window:40,400", to=RANKS, metavar="POLICY")
     max_pixels: int = option(
         DEFAULT_MAX_PIXELS, "Images with more pixels are read reduced to fit (JPEGs while decoding); other formats over twice this "
         "are skipped as unreadable.", DATA, "200000000", gt=0, to=RANKS)
@@ -132,12 +132,12 @@ class TrainConfig(BaseModel):
         "docs/data.md): a shortcut for --where 'image_primary_label in [...]', ANDed with --where.", DATA, "clinical-imaging,microscopy",
         metavar="NAMES", to=RANKS)
     dataset_type: DatasetType = option(DatasetType.auto, "Dataset reader; auto decides from the path.", DATA, "csv")
-    csv_img_key: str = option("filepath", "CSV column holding image paths.", DATA, "filepath", only=CSV_ONLY)
+    csv_img_key: str = option("filepath", "CSV column holding image paths.", DATA, "filepath", only=CSV_ONLY, metavar="COLUMN")
     csv_caption_key: str = option("caption", "CSV column holding captions (open_clip's own default is 'title').", DATA, "caption",
-                                  only=CSV_ONLY)
+                                  only=CSV_ONLY, metavar="COLUMN")
     csv_separator: str | None = option(
         None, "CSV separator; sniffed from the header when not given (open_clip's own default is a TAB).", DATA, ",",
-        shown_default="sniffed", only=CSV_ONLY)
+        shown_default="sniffed", only=CSV_ONLY, metavar="CHAR")
     train_num_samples: int | None = option(
         None, "Samples per epoch; for webdataset read from sizes.json beside the shards (or in the hub repo's folder) when not given.",
         DATA, "10968539", gt=0)
@@ -147,14 +147,16 @@ class TrainConfig(BaseModel):
         shown_default="on for webdataset", only=WEBDATASET_ONLY)
     train_data_upsampling_factors: str | None = option(
         None, "Weights of the '::'-joined --train-data sources, e.g. '1::2'; needs --dataset-resampled.", DATA, "1::2",
-        only=WEBDATASET_ONLY)
+        only=WEBDATASET_ONLY, metavar="FACTORS")
     revision: str | None = option(
         None, "Branch, tag or commit of the hub repo that hf:// data is read from (pins the dataset version).", DATA, "main",
-        shown_default="the repo's default branch", to=BMCLIP)
+        shown_default="the repo's default branch", to=BMCLIP, metavar="REV")
 
     # Model
-    model: str = option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.", MODEL, "ViT-B-32")
-    pretrained: str | None = option(None, "Pretrained weights: an open_clip tag (e.g. openai) or a checkpoint file.", MODEL, "openai")
+    model: str = option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.",
+        MODEL, "ViT-B-32", metavar="NAME")
+    pretrained: str | None = option(None, "Pretrained weights: an open_clip tag (e.g. openai) or a checkpoint file.", MODEL,
+        "openai", metavar="WEIGHTS")
     lock_image: bool = option(False, "Freeze the image tower (LiT-style fine-tuning of the text side).", MODEL, "true")
     lock_image_unlocked_groups: int | None = option(
         None, "With --lock-image: leave the last N layer groups of the image tower trainable.", MODEL, "2", shown_default="0", ge=0)
@@ -169,7 +171,7 @@ class TrainConfig(BaseModel):
     lora_dropout: float = option(0.0, "Dropout on the LoRA adapters' input.", MODEL, "0.05", ge=0.0, lt=1.0, to=RANKS)
     lora_targets: str | None = option(
         None, "Comma-separated module names (or name endings) that get LoRA adapters.", MODEL, "attn.qkv,attn.proj",
-        shown_default="the attention projections of both towers", to=RANKS)
+        shown_default="the attention projections of both towers", to=RANKS, metavar="NAMES")
     force_patch_dropout: float | None = option(None, "Override the ViT patch dropout (0 to switch it off).", MODEL, "0.5", ge=0.0, lt=1.0)
     grad_checkpointing: bool = option(False, "Trade compute for memory with gradient checkpointing.", MODEL, "true")
 
@@ -193,14 +195,16 @@ class TrainConfig(BaseModel):
         "--dry-run shows the result.", OPTIM, "fast", to=BMCLIP)
 
     # Output
-    logs: str = option("./logs", "Folder that holds run folders.", OUTPUT, "/scratch/logs")
-    name: str | None = option(None, "Run folder name under --logs.", OUTPUT, "vit-b-32-biomedica", shown_default="<date>-<time>-<model>")
+    logs: str = option("./logs", "Folder that holds run folders.", OUTPUT, "/scratch/logs", metavar="DIR")
+    name: str | None = option(None, "Run folder name under --logs.", OUTPUT, "vit-b-32-biomedica",
+        shown_default="<date>-<time>-<model>", metavar="NAME")
     save_frequency: int = option(1, "Save a checkpoint every N epochs (the last epoch is always saved).", OUTPUT, "1", ge=0)
-    report_to: str = option("", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard", shown_default="none")
+    report_to: str = option("", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard",
+        shown_default="none", metavar="LOGGERS")
     workers: int = option(4, "Data-loading processes per training process.", OUTPUT, "8", ge=0)
     resume: str | None = option(
         None, "Continue from a checkpoint file; or 'auto' (also 'latest'): from this run folder's newest complete checkpoint if it has "
-        "one, else start fresh, so the same command can simply be run again after a failure.", OUTPUT, "auto")
+        "one, else start fresh, so the same command can simply be run again after a failure.", OUTPUT, "auto", metavar="CKPT")
     checkpoint_every_samples: int | None = option(
         None, "Save a checkpoint every N samples (with --total-samples): epochs of N samples drawn with replacement "
         "(webdataset), for frequent checkpoints on large data.", OUTPUT, "1000000", gt=0, to=BMCLIP)
@@ -210,13 +214,14 @@ class TrainConfig(BaseModel):
     val_zeroshot: str | None = option(
         None, "CSV of labelled images (filepath and label columns) to score zero-shot classification on, as bmclip eval does, "
         "during training (rank 0); the top-1 goes to the console, TensorBoard/W&B and zeroshot.jsonl in the run folder.", OUTPUT,
-        "data/heldout.csv", to=RANKS)
-    val_zeroshot_label_column: str = option("label", "Column of class labels in --val-zeroshot.", OUTPUT, "label", to=RANKS)
+        "data/heldout.csv", to=RANKS, metavar="CSV")
+    val_zeroshot_label_column: str = option("label", "Column of class labels in --val-zeroshot.", OUTPUT, "label", to=RANKS,
+        metavar="COLUMN")
     val_zeroshot_every: int = option(1, "Run the --val-zeroshot evaluation every N epochs (and after the last).", OUTPUT, "2", gt=0,
                                      to=RANKS)
     keep_best: str | None = option(
         None, f"Keep the checkpoint with the best --val-zeroshot metric as checkpoints/best.pt: {' or '.join(KEEP_BEST_METRICS)}.",
-        OUTPUT, "zeroshot-top1", shown_default="off", to=RANKS)
+        OUTPUT, "zeroshot-top1", shown_default="off", to=RANKS, metavar="METRIC")
     keep_checkpoints: int | None = option(
         None, "Keep only the newest K epoch checkpoints; older ones are deleted once a newer one is verified complete.", OUTPUT, "3",
         shown_default="all", gt=0, to=RANKS)
@@ -226,7 +231,7 @@ class TrainConfig(BaseModel):
         None, "Training processes per node.", LAUNCH, "4", shown_default="one per visible GPU, else 1", gt=0, to=LAUNCHER)
     gpus: str | None = option(
         None, "GPU indices to use, as nvidia-smi lists them (they replace CUDA_VISIBLE_DEVICES).", LAUNCH, "0,1,2,3",
-        pattern=r"^\d+(,\d+)*$", to=LAUNCHER)
+        pattern=r"^\d+(,\d+)*$", to=LAUNCHER, metavar="IDS")
     nnodes: int = option(1, "Number of nodes.", LAUNCH, "2", gt=0, to=LAUNCHER)
     node_rank: int | None = option(
         None, "Rank of this node, 0 on the --rdzv-endpoint host: given, the nodes meet by torchrun's static rendezvous there; "
@@ -234,10 +239,10 @@ class TrainConfig(BaseModel):
         to=LAUNCHER)
     rdzv_endpoint: str | None = option(
         None, "Rendezvous HOST:PORT shared by all nodes, needed with --nnodes above 1 (with --node-rank: node 0's address and port).",
-        LAUNCH, "node001:29400", to=LAUNCHER)
+        LAUNCH, "node001:29400", to=LAUNCHER, metavar="HOST:PORT")
     rdzv_id: str | None = option(
         None, "Rendezvous job id shared by all nodes (c10d rendezvous); give it or --name on every node.", LAUNCH, "biomedica-run",
-        shown_default="the --name", to=LAUNCHER)
+        shown_default="the --name", to=LAUNCHER, metavar="ID")
     rdzv_timeout: int = option(
         RDZV_TIMEOUT_SECONDS, "Seconds a node waits at --rdzv-endpoint for all --nnodes nodes before it gives up with what it waited for "
         "(room for a node that starts late in a queue or loads its software slowly).", LAUNCH, "900", gt=0, to=LAUNCHER)

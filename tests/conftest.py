@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hub_server import FakeHub, HubServer
 from machines import make_base_site
 from typer.testing import CliRunner
 
@@ -15,6 +16,7 @@ from biomedclip_cli.cli import app
 from biomedclip_cli.data.demo import DemoDataset, write_demo_dataset
 
 REPO = Path(__file__).resolve().parent.parent
+BIOMEDICA = "BIOMEDICA/biomedica_webdataset_24M"
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +82,22 @@ def trained_run(demo_data: DemoDataset, tmp_path_factory: pytest.TempPathFactory
                         *TRAINED_RUN, "--logs", str(logs), "--name", "tiny")
     assert result.returncode == 0, result.stderr[-3000:]
     return logs / "tiny"
+
+
+@pytest.fixture
+def hub(demo_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A running fake hub whose gated BIOMEDICA repo holds the demo shards in commercial/; HF_TOKEN is its token.
+
+    HF_HOME (and the saved-login path huggingface_hub read at import) point into the test's folder,
+    so no real login is used and nothing is written outside it.
+    """
+    from huggingface_hub import constants
+
+    fake = FakeHub()
+    fake.add_folder(BIOMEDICA, "commercial", Path(demo_data.shards).parent)
+    with HubServer(fake):
+        monkeypatch.setenv("HF_ENDPOINT", fake.endpoint)
+        monkeypatch.setenv("HF_TOKEN", fake.token)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
+        yield fake

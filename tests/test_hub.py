@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 from braceexpand import braceexpand
-from conftest import REPO, run_bmclip
-from hub_server import FakeHub, HubServer, hf_url
+from conftest import BIOMEDICA, REPO, run_bmclip
+from hub_server import hf_url
 
 from biomedclip_cli.hub.biomedica import SHORTCUTS, expand_shortcuts
 from biomedclip_cli.hub.paths import parse_hub_url, pin_revision
@@ -24,28 +24,8 @@ from biomedclip_cli.hub.streaming import register_hf_scheme
 from biomedclip_cli.problems import Problem
 from biomedclip_cli.runs.folder import epoch_checkpoints
 
-BIOMEDICA = "BIOMEDICA/biomedica_webdataset_24M"
 TINY = ("--model", "bmclip-tiny")
 TWO_SHARDS = hf_url(BIOMEDICA, "commercial/{000000..000001}.tar")
-
-
-@pytest.fixture
-def hub(demo_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A running fake hub whose gated BIOMEDICA repo holds the demo shards in commercial/; HF_TOKEN is its token.
-
-    HF_HOME (and the saved-login path huggingface_hub read at import) point into the test's folder,
-    so no real login is used and nothing is written outside it.
-    """
-    from huggingface_hub import constants
-
-    fake = FakeHub()
-    fake.add_folder(BIOMEDICA, "commercial", Path(demo_data.shards).parent)
-    with HubServer(fake):
-        monkeypatch.setenv("HF_ENDPOINT", fake.endpoint)
-        monkeypatch.setenv("HF_TOKEN", fake.token)
-        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
-        yield fake
 
 
 def dry_run(invoke, *args: str):

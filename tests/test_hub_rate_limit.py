@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import webdataset as wds
+from conftest import BIOMEDICA
 from hub_server import hf_url
-from test_hub import BIOMEDICA, TWO_SHARDS, assert_refused, dry_run, hub  # noqa: F401 - hub is a fixture
+from test_hub import TWO_SHARDS, assert_refused, dry_run
 
 from biomedclip_cli.console import TO_CONSOLE
 from biomedclip_cli.hub.backoff import JITTER, MAX_WAIT_S, retry_after_s, wait_s

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.commands import completion
 from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.commands.options import JsonOpt
 
@@ -33,15 +34,16 @@ CONFUSION_MAX_CLASSES = 12
 def evaluate(
     data: Annotated[list[Path], typer.Option(
         help="CSV of images with a label column (zero-shot) and/or a caption column (retrieval). Repeat to score several sets.",
-        metavar="CSV")],
+        metavar="CSV", autocompletion=completion.tables)],
     model: Annotated[Optional[str], typer.Option(help="open_clip model name; read from the run's bmclip.yaml when a run folder is given.",
-                                                 show_default=False)] = None,
+                                                 show_default=False, metavar="NAME", autocompletion=completion.model_names)] = None,
     checkpoint: Annotated[Optional[list[str]], typer.Option(
         help="Weights: a run folder (its newest checkpoint), a checkpoint file, an open_clip tag, or 'none' (untrained). "
              "Repeat to compare.",
-        show_default="none", metavar="WEIGHTS")] = None,
+        show_default="none", metavar="WEIGHTS", autocompletion=completion.checkpoints)] = None,
     compare: Annotated[Optional[Path], typer.Option(
-        help="A run folder: evaluate its starting weights and every epoch checkpoint side by side.", metavar="RUN_DIR")] = None,
+        help="A run folder: evaluate its starting weights and every epoch checkpoint side by side.", metavar="RUN_DIR",
+        autocompletion=completion.run_folders)] = None,
     wise_ft: Annotated[Optional[str], typer.Option(
         "--wise-ft", help="WiSE-FT: score (1-α)·start + α·run for each α listed (0 is the weights the run started from, 1 the run), "
                           "side by side on every --data, and name the best α; needs one run as --checkpoint.",

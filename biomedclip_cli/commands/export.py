@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from biomedclip_cli import console
+from biomedclip_cli.commands import completion
 from biomedclip_cli.commands.help_text import examples
 
 EPILOG = examples(
@@ -23,10 +24,11 @@ EPILOG = examples(
 def export(
     checkpoint: Annotated[Path, typer.Argument(
         help="A run folder (its newest epoch checkpoint) or a checkpoint file (epoch_K.pt, best.pt).", metavar="CHECKPOINT",
-        show_default=False)],
+        show_default=False, autocompletion=completion.checkpoints)],
     output: Annotated[Path, typer.Option(help="File to write (.pt), or for hf-hub:/local-dir: models a folder.", metavar="PATH")],
     model: Annotated[Optional[str], typer.Option(
-        help="open_clip model name; read from the run's bmclip.yaml when a run's checkpoint is given.", show_default=False)] = None,
+        help="open_clip model name; read from the run's bmclip.yaml when a run's checkpoint is given.", show_default=False,
+        metavar="NAME", autocompletion=completion.model_names)] = None,
     wise_ft: Annotated[Optional[float], typer.Option(
         "--wise-ft", min=0.0, max=1.0, help="Write (1-α)·start + α·checkpoint instead: the weights the run started from mixed back in "
                                             "(0 is the start, 1 the checkpoint).", metavar="ALPHA", show_default=False)] = None,

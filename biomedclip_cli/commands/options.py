@@ -16,6 +16,7 @@ import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from biomedclip_cli.commands import completion
 from biomedclip_cli.config import flag, option_meta
 
 OVERRIDES_PARAMETER = "overrides"
@@ -23,7 +24,7 @@ OVERRIDES_PARAMETER = "overrides"
 ConfigFileOpt = Annotated[
     Optional[Path],
     typer.Option("--config", "-c", help="YAML file of train options (keys: flag names with underscores). Flags override it.",
-                 show_default=False, metavar="FILE"),
+                 show_default=False, metavar="FILE", autocompletion=completion.config_files),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check everything, print the one-line command that would run, run nothing.")]
 VerboseOpt = Annotated[bool, typer.Option(
@@ -31,7 +32,10 @@ VerboseOpt = Annotated[bool, typer.Option(
     help="Show open_clip's own log lines as they come, instead of bmclip's progress (every rank's output is in RUN/ranks/ either way).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for scripts.")]
 RunDirArg = Annotated[Path, typer.Argument(help="The run folder <logs>/<name> (bmclip runs lists them).", metavar="RUN_DIR",
-                                           show_default=False)]
+                                           show_default=False, autocompletion=completion.run_folders)]
+COMPLETERS: dict[str, Callable[[str], list[str]]] = {  # a config field's completer, by name (commands/completion.py)
+    "model": completion.model_names, "train_data": completion.data_sources, "val_data": completion.data_sources,
+    "val_zeroshot": completion.tables, "logs": completion.folders, "pretrained": completion.checkpoints}
 
 
 
@@ -70,8 +74,8 @@ def _option_parameter(name: str, field: FieldInfo, default_shown: str | None = N
     cli_type = _cli_type(field.annotation)
     declared = f"{flag(name)}/--no-{flag(name)[2:]}" if cli_type is bool else flag(name)
     shown = default_shown or meta.shown_default
-    if shown is None and field.default not in (None, "", ()):
-        shown = field.default.value if isinstance(field.default, Enum) else str(field.default)
+    if shown is None and field.default not in (None, "", (), False):
+        shown = "on" if field.default is True else field.default.value if isinstance(field.default, Enum) else str(field.default)
     option = typer.Option(
         declared,
         help=field.description,
@@ -79,15 +83,16 @@ def _option_parameter(name: str, field: FieldInfo, default_shown: str | None = N
         show_default=shown if shown is not None else False,
         metavar=meta.metavar or _metavar(cli_type),
         hidden=hidden,
+        autocompletion=COMPLETERS.get(name),
     )
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[cli_type], option])
 
 
 def _metavar(cli_type: Any) -> str | None:
-    """The metavar of an option's type: none for switches and choices (Typer shows those), else the type's name in capitals."""
-    if cli_type is bool or (isinstance(cli_type, type) and issubclass(cli_type, Enum)):
-        return None
+    """The metavar of an option's type: none (the help page's choice) for switches, choices and words, else the type's name."""
     inner = typing.get_args(cli_type)[0] if typing.get_origin(cli_type) is list else cli_type
+    if inner in (bool, str) or (isinstance(inner, type) and issubclass(inner, Enum)):
+        return None
     return str(inner.__name__).upper()
 
 

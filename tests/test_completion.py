@@ -1,0 +1,70 @@
+"""Shell completion: a real bash sources `bmclip --show-completion bash` and completes model names, YAML files, run folders,
+BIOMEDICA sets and init's scenarios; zsh and fish get the same candidates through the protocol their scripts speak."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+VENV_BIN = str(Path(sys.executable).parent)  # where `bmclip` is installed, as on a user's PATH
+
+
+def shell_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "PYTHONPATH": str(REPO), **extra}
+
+
+def bash_completes(line: str, cwd: Path) -> list[str]:
+    """What bash offers for the last word of `line` (or a new word after a trailing space), through bmclip's completion script."""
+    words = line.split() + ([""] if line.endswith(" ") else [])
+    script = ('source <(bmclip --show-completion bash)\n'
+              f'COMP_WORDS=({" ".join(repr(word) for word in words)}); COMP_CWORD={len(words) - 1}\n'
+              '_bmclip_completion bmclip\nprintf "%s\\n" "${COMPREPLY[@]}"\n')
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=cwd, env=shell_env(), timeout=120, check=True)
+    return [line for line in result.stdout.splitlines() if line]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A project folder: two configs, a data CSV, a plain text file, and a run folder under logs/."""
+    for name in ("train.yaml", "lora.yml", "notes.txt", "data/train.csv", "logs/run1/bmclip.yaml", "logs/not-a-run/x.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    return tmp_path
+
+
+def test_bash_completes_model_names_open_clips_and_the_biomedical_ones(workspace: Path):
+    assert {"ViT-B-16", "ViT-B-32"} <= set(bash_completes("bmclip train --model ViT-B-", workspace))
+    assert "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224" in bash_completes("bmclip eval --model hf-hub:mi", workspace)
+    assert bash_completes("bmclip train --model local-dir:da", workspace) == ["local-dir:data/"]
+
+
+def test_bash_completes_yaml_files_for_config_and_run_folders_for_the_commands_that_take_one(workspace: Path):
+    assert bash_completes("bmclip train --config ", workspace) == ["data/", "logs/", "lora.yml", "train.yaml"]
+    assert bash_completes("bmclip resume ", workspace)[0] == "logs/run1/"
+    assert bash_completes("bmclip report logs/", workspace) == ["logs/run1/", "logs/not-a-run/"]
+    assert bash_completes("bmclip init --from logs/r", workspace) == ["logs/run1/"]
+
+
+def test_bash_completes_biomedica_sets_data_files_and_init_scenarios(workspace: Path):
+    assert bash_completes("bmclip train --train-data bio", workspace) == [
+        "biomedica:commercial", "biomedica:noncommercial", "biomedica:other", "biomedica:all"]
+    assert bash_completes("bmclip slurm-gen --train-data data/", workspace) == ["data/train.csv"]
+    assert bash_completes("bmclip init biomedclip-l", workspace) == ["biomedclip-locked", "biomedclip-lora"]
+
+
+def test_zsh_and_fish_scripts_ask_bmclip_for_the_same_candidates(workspace: Path):
+    for shell, marker in (("zsh", "compdef _bmclip_completion bmclip"), ("fish", "complete --command bmclip")):
+        script = subprocess.run(["bmclip", "--show-completion", shell], capture_output=True, text=True, check=True,
+                                env=shell_env(_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"))  # name the shell, not detect ours
+        assert marker in script.stdout
+    asked = {"_TYPER_COMPLETE_ARGS": "bmclip train --config tr", "_BMCLIP_COMPLETE": "complete_zsh"}
+    zsh = subprocess.run(["bmclip"], capture_output=True, text=True, cwd=workspace, env=shell_env(**asked), check=True)
+    assert zsh.stdout.startswith("_arguments") and '"train.yaml"' in zsh.stdout
+    asked = {"_TYPER_COMPLETE_ARGS": "bmclip resume ", "_BMCLIP_COMPLETE": "complete_fish", "_TYPER_COMPLETE_FISH_ACTION": "get-args"}
+    fish = subprocess.run(["bmclip"], capture_output=True, text=True, cwd=workspace, env=shell_env(**asked), check=True)
+    assert fish.stdout.splitlines()[0] == "logs/run1/"
