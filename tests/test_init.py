@@ -102,6 +102,7 @@ def test_from_a_run_writes_its_resolved_config_less_its_name_and_trains_the_same
     (("--out", "-"), "SCENARIO: is missing; name one: bmclip init workstation|slurm|"),
     (("workstatoin",), "SCENARIO: 'workstatoin' is not one bmclip init knows; choose one of workstation, slurm"),
     (("workstation", "--out", "taken.yaml"), "--out: 'taken.yaml' already exists; pass --force to replace it"),
+    (("workstation", "--out", "configs/train.yaml"), "--out: folder 'configs' does not exist; create it first"),
     (("workstation", "--from", "logs/run1"), "--from: and the scenario 'workstation' both say what to write"),
     (("--from", "logs/none"), "logs/none: is not a folder"),
     (("biomedclip-lora", "--lora-rank", "0"), "--lora-rank: "),
@@ -122,19 +123,19 @@ class Terminal:
         os.close(child)
         self.seen = ""
 
-    def answer(self, prompt: str, reply: str) -> None:
-        """Wait until the program has printed `prompt`, then type `reply` and Enter."""
+    def answer(self, prompt: str, reply: str, end: str = "\r") -> None:
+        """Wait until the program has printed `prompt`, then type `reply` and Enter (or `end`: Ctrl-D is "\x04")."""
         deadline = time.monotonic() + 120  # a bound on a hang only: it goes on as soon as the prompt is printed
         while prompt not in self.seen:
             assert time.monotonic() < deadline and self.process.poll() is None, f"no {prompt!r} in {self.seen!r}"
             if select.select([self.fd], [], [], 1)[0]:
                 self.seen += os.read(self.fd, 4096).decode(errors="replace")
         self.seen = self.seen.split(prompt, 1)[1]
-        os.write(self.fd, reply.encode() + b"\r")
+        os.write(self.fd, (reply + end).encode())
 
-    def finish(self) -> str:
-        """Everything printed after the last answer, once the program has ended with status 0."""
-        assert self.process.wait(timeout=120) == 0
+    def finish(self, status: int = 0) -> str:
+        """Everything printed after the last answer, once the program has ended with `status`."""
+        assert self.process.wait(timeout=120) == status
         while select.select([self.fd], [], [], 0)[0]:
             try:
                 self.seen += os.read(self.fd, 4096).decode(errors="replace")
@@ -156,3 +157,11 @@ def test_at_a_terminal_it_asks_what_the_flags_leave_open(tmp_path: Path, demo_da
     written = yaml.safe_load((tmp_path / "lora.yaml").read_text())
     assert written == {"train_data": str(demo_data.train_csv), "model": "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
                        "lora_rank": 16, "batch_size": 64, "epochs": 10, "name": "lora-run", "report_to": "tensorboard", "resume": "auto"}
+
+
+def test_the_end_of_input_at_a_question_is_one_line_and_writes_nothing(tmp_path: Path):
+    terminal = Terminal("init", "workstation", cwd=tmp_path)
+    terminal.answer("Training data", "", end="\x04")
+    said = terminal.finish(status=2)
+    assert "error:" in said and "the input ended before an answer to 'Training data" in said and "Traceback" not in said
+    assert list(tmp_path.iterdir()) == []

@@ -74,6 +74,9 @@ def init(
 
     if out != STDOUT and out.exists() and not force:
         raise ProblemFound(error("--out", f"'{out}' already exists", "pass --force to replace it, or another --out FILE"))
+    if out != STDOUT and not out.absolute().parent.is_dir():
+        raise ProblemFound(error("--out", f"folder '{out.parent}' does not exist",
+                                 f"create it first (mkdir -p {out.parent}) or write elsewhere"))
     asking = sys.stdin.isatty() and not no_input
     named = Path("FILE") if out == STDOUT else out  # what the file's comments call it
     if from_run is not None:
@@ -97,8 +100,6 @@ def init(
 
 def _scenario(name: str | None, asking: bool) -> Scenario:
     """The scenario named, or chosen from a numbered list at a terminal."""
-    from rich.prompt import Prompt
-
     from biomedclip_cli.runs.starter_configs import SCENARIO_NAMES, SCENARIOS
 
     if name is None and not asking:
@@ -107,8 +108,7 @@ def _scenario(name: str | None, asking: bool) -> Scenario:
         for number, scenario in enumerate(SCENARIOS, 1):
             console.err.print(f"  {number}. {scenario.name:<18} {scenario.title}", markup=False, highlight=False)
         numbers = [str(number) for number in range(1, len(SCENARIOS) + 1)]
-        name = Prompt.ask("Which situation (number or name)", console=console.err, choices=[*numbers, *SCENARIO_NAMES],
-                          show_choices=False, default="1")
+        name = _ask("Which situation (number or name)", "1", choices=[*numbers, *SCENARIO_NAMES])
         name = SCENARIOS[int(name) - 1].name if name.isdigit() else name
     for scenario in SCENARIOS:
         if scenario.name == name:
@@ -118,16 +118,24 @@ def _scenario(name: str | None, asking: bool) -> Scenario:
 
 def _asked(names: tuple[str, ...], given: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """The answers to the questions of `names` the flags left open, each with the scenario's value as its default ('' for blank)."""
-    from rich.prompt import Prompt
-
     from biomedclip_cli.runs.starter_configs import QUESTIONS
 
     asked: dict[str, Any] = {}
     for name in (name for name in names if name not in given):
         default = defaults.get(name)
-        answer = Prompt.ask(QUESTIONS[name], console=console.err, default="" if default is None else str(default))
-        asked[name] = answer.strip()
+        asked[name] = _ask(QUESTIONS[name], "" if default is None else str(default)).strip()
     return asked
+
+
+def _ask(question: str, default: str, choices: list[str] | None = None) -> str:
+    """One answer typed at the terminal (Enter: `default`); the end of input (Ctrl-D) refuses in one line."""
+    from rich.prompt import Prompt
+
+    try:
+        return Prompt.ask(question, console=console.err, default=default, choices=choices, show_choices=False)
+    except EOFError:
+        raise ProblemFound(error("bmclip init", f"the input ended before an answer to '{question}'",
+                                 "answer each question, or pass the values as flags with --no-input")) from None
 
 
 def _check_job(job: dict[str, Any]) -> None:
