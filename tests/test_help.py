@@ -116,3 +116,5 @@ def test_choices_and_defaults_are_said_in_the_description_not_the_metavar_column
     assert lines[precision].startswith("│ --precision NAME ")
     said = " ".join(line.strip("│ ") for line in lines[precision:precision + 3])
     assert "one of auto, amp, amp_bf16" in said and "default: auto" in said
+    every = help_lines("train", flag="--help-all", width=120)
+    assert any(line.startswith("│ --seed INT ") and "[default: 0]" in line for line in every), "a default of 0 is a default"

@@ -92,6 +92,8 @@ def test_from_a_run_writes_its_resolved_config_less_its_name_and_trains_the_same
     assert "name" not in again and "resume" not in again
     assert again["batch_size"] == 16 and again["extra_args"] == ["--grad-clip-norm", "1.0"]
     assert f"bmclip resume {run_dir}" in Path("again.yaml").read_text()
+    renamed = invoke("init", "--from", str(run_dir), "--name", "run3", "--out", "-")
+    assert yaml.safe_load(renamed.stdout)["name"] == "run3", "a flag given with --from goes over the run's values"
     same_name = ("--name", "run2")
     reused = invoke("train", "--config", "again.yaml", *same_name, "--dry-run")
     assert reused.exit_code == 0, reused.output
@@ -105,6 +107,9 @@ def test_from_a_run_writes_its_resolved_config_less_its_name_and_trains_the_same
     (("workstation", "--out", "configs/train.yaml"), "--out: folder 'configs' does not exist; create it first"),
     (("workstation", "--from", "logs/run1"), "--from: and the scenario 'workstation' both say what to write"),
     (("--from", "logs/none"), "logs/none: is not a folder"),
+    (("workstation", "--nodes", "2"), "--nodes: is a SLURM job's resource, and the scenario 'workstation' writes no job"),
+    (("slurm", "--nodes", "0"), "--nodes: "),
+    (("workstation", "--out", "."), "--out: '.' is a folder; name the file to write"),
     (("biomedclip-lora", "--lora-rank", "0"), "--lora-rank: "),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(invoke, args: tuple[str, ...], expected: str):
@@ -123,14 +128,28 @@ class Terminal:
         os.close(child)
         self.seen = ""
 
-    def answer(self, prompt: str, reply: str, end: str = "\r") -> None:
-        """Wait until the program has printed `prompt`, then type `reply` and Enter (or `end`: Ctrl-D is "\x04")."""
-        deadline = time.monotonic() + 120  # a bound on a hang only: it goes on as soon as the prompt is printed
-        while prompt not in self.seen:
-            assert time.monotonic() < deadline and self.process.poll() is None, f"no {prompt!r} in {self.seen!r}"
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """However the test went, no bmclip is left waiting for an answer."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        os.close(self.fd)
+
+    def wait_for(self, text: str) -> None:
+        """Read what the program prints until `text` has come (and keep what follows it)."""
+        deadline = time.monotonic() + 120  # a bound on a hang only: it goes on as soon as the text is printed
+        while text not in self.seen:
+            assert time.monotonic() < deadline and self.process.poll() is None, f"no {text!r} in {self.seen!r}"
             if select.select([self.fd], [], [], 1)[0]:
                 self.seen += os.read(self.fd, 4096).decode(errors="replace")
-        self.seen = self.seen.split(prompt, 1)[1]
+        self.seen = self.seen.split(text, 1)[1]
+
+    def answer(self, prompt: str, reply: str, end: str = "\r") -> None:
+        """Wait until the program has printed `prompt`, then type `reply` and Enter (or `end`: Ctrl-D is "\x04")."""
+        self.wait_for(prompt)
         os.write(self.fd, (reply + end).encode())
 
     def finish(self, status: int = 0) -> str:
@@ -141,18 +160,19 @@ class Terminal:
                 self.seen += os.read(self.fd, 4096).decode(errors="replace")
             except OSError:
                 break
-        os.close(self.fd)
         return self.seen
 
 
 def test_at_a_terminal_it_asks_what_the_flags_leave_open(tmp_path: Path, demo_data):
-    terminal = Terminal("init", "--name", "lora-run", "--out", "lora.yaml", cwd=tmp_path)
-    terminal.answer("Which situation", "5")
-    terminal.answer("Training data", str(demo_data.train_csv))
-    terminal.answer("zero-shot each epoch", "")
-    terminal.answer("Model", "")  # Enter keeps the scenario's value
-    terminal.answer("LoRA rank", "16")
-    said = terminal.finish()
+    with Terminal("init", "--name", "lora-run", "--out", "lora.yaml", cwd=tmp_path) as terminal:
+        terminal.answer("Which situation", "5")
+        terminal.answer("Training data", str(demo_data.train_csv))
+        terminal.answer("zero-shot each epoch", "")
+        terminal.answer("Model", "")  # Enter keeps the scenario's value
+        terminal.answer("LoRA rank", "0")
+        terminal.wait_for("answer again")  # "--lora-rank: ...; answer again", then the same question
+        terminal.answer("LoRA rank", "16")
+        said = terminal.finish()
     assert "Run name" not in said, "a flag's value is not asked again"
     written = yaml.safe_load((tmp_path / "lora.yaml").read_text())
     assert written == {"train_data": str(demo_data.train_csv), "model": "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
@@ -160,8 +180,8 @@ def test_at_a_terminal_it_asks_what_the_flags_leave_open(tmp_path: Path, demo_da
 
 
 def test_the_end_of_input_at_a_question_is_one_line_and_writes_nothing(tmp_path: Path):
-    terminal = Terminal("init", "workstation", cwd=tmp_path)
-    terminal.answer("Training data", "", end="\x04")
-    said = terminal.finish(status=2)
+    with Terminal("init", "workstation", cwd=tmp_path) as terminal:
+        terminal.answer("Training data", "", end="\x04")
+        said = terminal.finish(status=2)
     assert "error:" in said and "the input ended before an answer to 'Training data" in said and "Traceback" not in said
     assert list(tmp_path.iterdir()) == []

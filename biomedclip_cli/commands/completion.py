@@ -21,10 +21,10 @@ def paths(incomplete: str, suffixes: tuple[str, ...] = (), folders_only: bool = 
     stem = incomplete.rpartition("/")[2]
     typed_folder = incomplete[:len(incomplete) - len(stem)]
     try:
-        entries = sorted(Path(typed_folder or ".").iterdir())
+        entries = sorted(Path(typed_folder or ".").expanduser().iterdir())
     except OSError:
         return []
-    found = []
+    found = [f"{incomplete}/"] if stem in (".", "..") else []
     for entry in entries:
         if not entry.name.startswith(stem) or (entry.name.startswith(".") and not stem.startswith(".")):
             continue
@@ -72,6 +72,11 @@ def run_folders(incomplete: str) -> list[str]:
     """A run folder argument (resume, eval, report, export, init --from): the runs under ./logs first, then any folder."""
     runs = [f"{config.parent}/" for config in sorted(DEFAULT_LOGS.glob("*/bmclip.yaml"))]
     return list(dict.fromkeys(name for name in [*runs, *folders(incomplete)] if name.startswith(incomplete)))
+
+
+def weight_files(incomplete: str) -> list[str]:
+    """--pretrained: checkpoint and weight files (an open_clip tag is typed: bmclip list-models names them)."""
+    return paths(incomplete, (".pt", ".pth", ".bin", ".safetensors"))
 
 
 def checkpoints(incomplete: str) -> list[str]:

@@ -54,7 +54,8 @@ class HelpPageGroup(TyperGroup):
     def format_help(self, ctx: Any, formatter: Any) -> None:
         """Print the help page, each command with the first paragraph of its help."""
         commands = [(name, command) for name in self.list_commands(ctx) if (command := self.get_command(ctx, name)) and not command.hidden]
-        entries = [(Text(name, style=NAME_STYLE), Text.from_markup((command.help or "").split("\n\n")[0])) for name, command in commands]
+        entries = [(Text(name, style=NAME_STYLE), Text.from_markup((command.help or "").split("\n\n")[0].replace("\n", " ")))
+                   for name, command in commands]
         _print_page(self, ctx, [(COMMANDS_PANEL, entries)])
 
 
@@ -65,8 +66,8 @@ def _print_page(command: TyperCommand | TyperGroup, ctx: typer.Context, more_pan
     if command.help:
         console.print(Padding(_command_text(command.help), (0, 1, 1, 1)))
     shown = [param for param in command.get_params(ctx) if isinstance(param, (TyperOption, TyperArgument))]
-    panels = [(name, [(_names(param, ctx), _description(param, ctx)) for param in params]) for name, params in _panels(shown)]
-    for name, entries in [*panels, *more_panels]:
+    panels = [(name, [(_names(param), _description(param, ctx)) for param in params]) for name, params in _panels(shown)]
+    for name, entries in (panel for panel in [*panels, *more_panels] if panel[1]):
         console.print(Panel(Group(*_rows(entries, console.width - PANEL_FRAME)), title=name, title_align="left", border_style="dim"))
     if command.epilog:
         console.print(Padding(Text.from_markup(command.epilog), 1))
@@ -101,8 +102,8 @@ def _panels(params: Iterable[Parameter]) -> Iterator[tuple[str, list[Parameter]]
 
 def _rows(entries: list[Entry], inner_width: int) -> Iterator[Text]:
     """One entry per row: its names padded to the panel's names column, its description wrapped beside (or below) them."""
-    column = min(max(len(names) for names, _ in entries), NAMES_MAX, inner_width - GAP - DESCRIPTION_MIN)
-    description_width = inner_width - column - GAP
+    column = max(0, min(max(len(names) for names, _ in entries), NAMES_MAX, inner_width - GAP - DESCRIPTION_MIN))
+    description_width = max(1, inner_width - column - GAP)  # at least DESCRIPTION_MIN, on a terminal of 44 columns or more
     console = Console(width=description_width)
     for names, description in entries:
         lines = list(description.wrap(console, description_width)) or [Text()]
@@ -114,7 +115,7 @@ def _rows(entries: list[Entry], inner_width: int) -> Iterator[Text]:
             yield Text.assemble(" " * (column + GAP), line)
 
 
-def _names(param: Parameter, ctx: typer.Context) -> Text:
+def _names(param: Parameter) -> Text:
     """`-c, --config FILE`, `--[no-]lock-image`, `SOURCE...`: what a user types, styled as Typer styles it."""
     if param.param_type_name == "argument":
         return Text(f"{param.metavar or (param.name or '').upper()}{'...' if param.nargs != 1 else ''}", style=METAVAR_STYLE)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from pydantic import BaseModel
 
 from biomedclip_cli import console
 from biomedclip_cli.commands import completion
@@ -67,11 +69,13 @@ def init(
         commented_yaml,
         given_keys,
         reuse_header,
-        reused_keys,
+        reused_config,
         scenario_header,
         starter_config,
     )
 
+    if out != STDOUT and out.is_dir():
+        raise ProblemFound(error("--out", f"'{out}' is a folder", f"name the file to write, e.g. --out {out / 'train.yaml'}"))
     if out != STDOUT and out.exists() and not force:
         raise ProblemFound(error("--out", f"'{out}' already exists", "pass --force to replace it, or another --out FILE"))
     if out != STDOUT and not out.absolute().parent.is_dir():
@@ -82,12 +86,16 @@ def init(
     if from_run is not None:
         if scenario_name is not None:
             raise ProblemFound(error("--from", f"and the scenario '{scenario_name}' both say what to write", "pass one of them"))
-        config = read_run_config(from_run)
-        text = commented_yaml(config, reused_keys(config), reuse_header(from_run, named))
+        _refuse_job_values(job_values, "--from")
+        config = reused_config(read_run_config(from_run), answers or {})
+        text = commented_yaml(config, given_keys(config), reuse_header(from_run, named))
     else:
         scenario = _scenario(scenario_name, asking)
-        given = {**(answers or {}), **(_asked(scenario.asks, answers or {}, scenario.settings) if asking else {})}
-        job = {**JOB_DEFAULTS, **(job_values or {}), **(_asked(scenario.job_asks, job_values or {}, JOB_DEFAULTS) if asking else {})}
+        if not scenario.job_asks:
+            _refuse_job_values(job_values, f"the scenario '{scenario.name}'")
+        answers, job_values = answers or {}, job_values or {}
+        given = {**answers, **(_asked(scenario.asks, answers, scenario.settings, TrainConfig) if asking else {})}
+        job = {**JOB_DEFAULTS, **job_values, **(_asked(scenario.job_asks, job_values, JOB_DEFAULTS, SlurmJob) if asking else {})}
         _check_job(job)
         config = starter_config(scenario, given)
         text = commented_yaml(config, given_keys(config), scenario_header(scenario, named, job))
@@ -95,7 +103,14 @@ def init(
         sys.stdout.write(text)
         return
     write_atomically(out, text)
-    console.out.print(f"bmclip: wrote {out}; check it with: bmclip train --config {out} --dry-run", markup=False)
+    console.out.print(f"bmclip: wrote {out}; check it with: bmclip train --config {shlex.quote(str(out))} --dry-run", markup=False)
+
+
+def _refuse_job_values(job_values: dict[str, Any] | None, what: str) -> None:
+    """Job resources are for the slurm scenario alone: given with another, they would be dropped unsaid."""
+    if job_values:
+        name = flag(next(iter(job_values)))
+        raise ProblemFound(error(name, f"is a SLURM job's resource, and {what} writes no job", "drop it, or use: bmclip init slurm"))
 
 
 def _scenario(name: str | None, asking: bool) -> Scenario:
@@ -116,23 +131,42 @@ def _scenario(name: str | None, asking: bool) -> Scenario:
     raise ProblemFound(error("SCENARIO", f"'{name}' is not one bmclip init knows", f"choose one of {', '.join(SCENARIO_NAMES)}"))
 
 
-def _asked(names: tuple[str, ...], given: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The answers to the questions of `names` the flags left open, each with the scenario's value as its default ('' for blank)."""
+def _asked(names: tuple[str, ...], given: dict[str, Any], defaults: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """The answers to the questions of `names` the flags left open, each with the scenario's value as its default ('' for blank);
+    an answer `model` refuses for its field is said in one line and asked again."""
     from biomedclip_cli.runs.starter_configs import QUESTIONS
 
     asked: dict[str, Any] = {}
     for name in (name for name in names if name not in given):
         default = defaults.get(name)
-        asked[name] = _ask(QUESTIONS[name], "" if default is None else str(default)).strip()
+        while name not in asked:
+            answer = _ask(QUESTIONS[name], "" if default is None else str(default)).strip()
+            refused = _refusal(model, name, answer) if answer else None
+            if refused:
+                console.print_error(refused)
+            else:
+                asked[name] = answer
     return asked
 
 
+def _refusal(model: type[BaseModel], name: str, answer: str) -> str | None:
+    """Why `model` refuses the answer for its field `name` (one line, asking again), or None."""
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate({name: answer})
+    except ValidationError as exc:
+        return f"{flag(name)}: {exc.errors()[0]['msg']} (got {answer!r}); answer again"
+    return None
+
+
 def _ask(question: str, default: str, choices: list[str] | None = None) -> str:
-    """One answer typed at the terminal (Enter: `default`); the end of input (Ctrl-D) refuses in one line."""
+    """One answer typed at the terminal (Enter: `default`, shown when there is one); the end of input (Ctrl-D) refuses in one line."""
     from rich.prompt import Prompt
 
     try:
-        return Prompt.ask(question, console=console.err, default=default, choices=choices, show_choices=False)
+        return Prompt.ask(question, console=console.err, default=default, choices=choices, show_choices=False,
+                          show_default=bool(default))
     except EOFError:
         raise ProblemFound(error("bmclip init", f"the input ended before an answer to '{question}'",
                                  "answer each question, or pass the values as flags with --no-input")) from None

@@ -35,7 +35,7 @@ RunDirArg = Annotated[Path, typer.Argument(help="The run folder <logs>/<name> (b
                                            show_default=False, autocompletion=completion.run_folders)]
 COMPLETERS: dict[str, Callable[[str], list[str]]] = {  # a config field's completer, by name (commands/completion.py)
     "model": completion.model_names, "train_data": completion.data_sources, "val_data": completion.data_sources,
-    "val_zeroshot": completion.tables, "logs": completion.folders, "pretrained": completion.checkpoints}
+    "val_zeroshot": completion.tables, "logs": completion.folders, "pretrained": completion.weight_files}
 
 
 
@@ -74,7 +74,7 @@ def _option_parameter(name: str, field: FieldInfo, default_shown: str | None = N
     cli_type = _cli_type(field.annotation)
     declared = f"{flag(name)}/--no-{flag(name)[2:]}" if cli_type is bool else flag(name)
     shown = default_shown or meta.shown_default
-    if shown is None and field.default not in (None, "", (), False):
+    if shown is None and field.default is not False and field.default not in (None, "", ()):
         shown = "on" if field.default is True else field.default.value if isinstance(field.default, Enum) else str(field.default)
     option = typer.Option(
         declared,

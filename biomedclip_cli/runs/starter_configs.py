@@ -8,9 +8,10 @@ takes it as is; the job's resources go into the slurm-gen command in the header,
 
 from __future__ import annotations
 
+import shlex
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ class Scenario:
     settings: Mapping[str, Any]
     asks: tuple[str, ...]
     job_asks: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
 
 SCENARIOS = (
@@ -73,11 +74,6 @@ QUESTIONS = {
 }
 
 
-def scenario_named(name: str) -> Scenario:
-    """The scenario of that name (the command's choice has checked it)."""
-    return next(scenario for scenario in SCENARIOS if scenario.name == name)
-
-
 def starter_config(scenario: Scenario, answers: Mapping[str, Any]) -> TrainConfig:
     """The scenario's settings with the answers (train fields) over them, validated as train validates a --config file.
 
@@ -92,9 +88,11 @@ def given_keys(config: TrainConfig) -> list[str]:
     return [name for name in TrainConfig.model_fields if name in config.model_fields_set]
 
 
-def reused_keys(config: TrainConfig) -> list[str]:
-    """The keys a reused run's file sets: those not at their defaults, but the run's name and resume."""
-    return [name for name in config.model_dump(exclude_defaults=True) if name not in LEFT_OUT_OF_A_REUSE]
+def reused_config(run_config: TrainConfig, answers: Mapping[str, Any]) -> TrainConfig:
+    """A run's config to start another like it: its values not at their defaults, less its name and resume, with the answers
+    (flags) over them, validated as train validates a --config file."""
+    values = run_config.model_dump(mode="json", exclude_defaults=True, exclude=set(LEFT_OUT_OF_A_REUSE))
+    return build_config(values, dict(answers), [])
 
 
 def commented_yaml(config: TrainConfig, keys: Sequence[str], header: Sequence[str]) -> str:
@@ -145,6 +143,7 @@ def _example(name: str) -> Any:
 
 
 def _default(name: str) -> str:
+    """A field's default in words: the text its option shows, else its value (`none` when unset, `on`/`off` for a switch)."""
     info = TrainConfig.model_fields[name]
     shown = option_meta(info).shown_default
     if shown is not None:
@@ -159,20 +158,21 @@ def _default(name: str) -> str:
 
 def scenario_header(scenario: Scenario, out: Path, job: Mapping[str, Any]) -> list[str]:
     """The comment lines opening a scenario's config: what it is, and the commands to check and run it."""
+    config = shlex.quote(str(out))
     lines = [f"bmclip init {scenario.name}: {scenario.title}.", *scenario.notes, "", "Check it (nothing runs):",
-             f"  bmclip train --config {out} --dry-run"]
+             f"  bmclip train --config {config} --dry-run"]
     if scenario.job_asks:
-        resources = " ".join(f"{flag(name)} {value}" for name, value in job.items() if value not in (None, "") and name in scenario.job_asks
-                             or name == "account" and value)
-        lines += ["Write the job file and submit it:", f"  bmclip slurm-gen --config {out} {resources} --out job.sbatch --submit"]
+        resources = " ".join(f"{flag(name)} {shlex.quote(str(value))}" for name, value in job.items() if value not in (None, ""))
+        lines += ["Write the job file and submit it:", f"  bmclip slurm-gen --config {config} {resources} --out job.sbatch --submit"]
     else:
-        lines += ["Train (run the same command again after any failure: it continues):", f"  bmclip train --config {out}"]
+        lines += ["Train (run the same command again after any failure: it continues):", f"  bmclip train --config {config}"]
     return lines
 
 
 def reuse_header(run_dir: Path, out: Path) -> list[str]:
     """The comment lines opening the config of an existing run, written to start another run like it."""
+    config = shlex.quote(str(out))
     return [f"The resolved config of the run {run_dir}, to start another like it.",
             f"Left out: {', '.join(LEFT_OUT_OF_A_REUSE)} (a new run gets a folder of its own;",
-            f"`bmclip resume {run_dir}` continues that one).",
-            "", "Check it (nothing runs):", f"  bmclip train --config {out} --dry-run", "Train:", f"  bmclip train --config {out}"]
+            f"`bmclip resume {shlex.quote(str(run_dir))}` continues that one).",
+            "", "Check it (nothing runs):", f"  bmclip train --config {config} --dry-run", "Train:", f"  bmclip train --config {config}"]
