@@ -15,6 +15,7 @@ import typer
 from biomedclip_cli import __version__, console
 from biomedclip_cli.commands import (
     bench_data,
+    completion,
     demo_data,
     env_check,
     evaluate,
@@ -114,11 +115,20 @@ def _say(line: str) -> None:
         console.err.print(line, markup=False)
 
 
+class BmclipGroup(HelpPageGroup):
+    """The app's command group: its help page, and bash completion that sees a word with colons whole."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line (or answer the shell's completion request, which Typer reads here)."""
+        completion.use_colon_aware_bash()
+        return super().main(*args, **kwargs)
+
+
 def create_app() -> typer.Typer:
     """The bmclip application with every command registered."""
     app = typer.Typer(
         name="bmclip",
-        cls=HelpPageGroup,
+        cls=BmclipGroup,
         no_args_is_help=True,
         rich_markup_mode="rich",
         pretty_exceptions_show_locals=False,

@@ -4,8 +4,12 @@ BIOMEDICA sets and init's scenarios; zsh and fish get the same candidates throug
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,65 @@ def bash_completes(line: str, cwd: Path) -> list[str]:
               '_bmclip_completion bmclip\nprintf "%s\\n" "${COMPREPLY[@]}"\n')
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=cwd, env=shell_env(), timeout=120, check=True)
     return [line for line in result.stdout.splitlines() if line]
+
+
+class InteractiveBash:
+    """A real interactive bash on a pseudo-terminal with bmclip's completion sourced: readline splits words as a user's bash
+    does (at ':' too), and Tab completes. `bmclip` itself is a shell function printing the line it gets, so Enter shows
+    what the completion typed; the completion script still runs the installed bmclip for candidates."""
+
+    def __init__(self, cwd: Path) -> None:
+        from typer.completion import get_completion_script
+
+        script = cwd / ".bmclip-completion.bash"
+        script.write_text(get_completion_script(prog_name="bmclip", complete_var="_BMCLIP_COMPLETE", shell="bash"))
+        self.fd, child = pty.openpty()
+        self.process = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], stdin=child, stdout=child, stderr=child, cwd=cwd,
+                                        env=shell_env(PS1="$ ", TERM="dumb", INPUTRC="/dev/null"), start_new_session=True)
+        os.close(child)
+        self.seen = ""
+        self.type(f"source {script.name}; bmclip() {{ printf 'TY''PED:%s|\\n' \"$*\"; }}; echo SOUR''CED\n")
+        self.read_until("SOURCED")
+
+    def type(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def read_until(self, text: str) -> str:
+        """What bash prints up to `text` (waiting for it: a bound on a hang only, it goes on as soon as it comes)."""
+        deadline = time.monotonic() + 120
+        while text not in self.seen:
+            assert time.monotonic() < deadline and self.process.poll() is None, f"no {text!r} in {self.seen[-2000:]!r}"
+            if select.select([self.fd], [], [], 1)[0]:
+                self.seen += os.read(self.fd, 4096).decode(errors="replace")
+        before, self.seen = self.seen.split(text, 1)
+        return before
+
+    def tab_completes(self, line: str) -> str:
+        """The command line after typing `line` and one Tab, as bmclip receives it."""
+        self.type(line + "\t\n")
+        self.read_until("TYPED:")
+        return "bmclip " + self.read_until("|")
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        os.close(self.fd)
+
+
+@pytest.fixture
+def bash(workspace: Path) -> Iterator[InteractiveBash]:
+    session = InteractiveBash(workspace)
+    yield session
+    session.close()
+
+
+def test_a_users_bash_completes_words_with_colons_whole(bash: InteractiveBash):
+    assert bash.tab_completes("bmclip train --train-data biomedica:c") == "bmclip train --train-data biomedica:commercial"
+    assert bash.tab_completes("bmclip train --train-data biomedica:n") == "bmclip train --train-data biomedica:noncommercial"
+    assert bash.tab_completes("bmclip eval --model hf-hub:microsoft/Bio") == \
+        "bmclip eval --model hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
+    assert bash.tab_completes("bmclip train --model local-dir:we") == "bmclip train --model local-dir:weights/"
+    assert bash.tab_completes("bmclip train --config tr") == "bmclip train --config train.yaml"
 
 
 @pytest.fixture

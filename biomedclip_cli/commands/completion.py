@@ -8,8 +8,11 @@ files themselves, filtered by kind, since Typer passes the shell values, not "co
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+COMPLETE_VARIABLE = "_BMCLIP_COMPLETE"  # set by the shell's completion script when it asks bmclip for candidates
+BASH_INSTRUCTION = "complete_bash"
 YAML_SUFFIXES = (".yaml", ".yml")
 TABLE_SUFFIXES = (".csv", ".tsv")
 DEFAULT_LOGS = Path("logs")
@@ -82,3 +85,47 @@ def weight_files(incomplete: str) -> list[str]:
 def checkpoints(incomplete: str) -> list[str]:
     """eval --checkpoint and export's argument: run folders, then checkpoint files (.pt) along the path typed."""
     return list(dict.fromkeys([*run_folders(incomplete), *paths(incomplete, (".pt",))]))
+
+
+def rejoined_at_colons(words: list[str]) -> tuple[list[str], str]:
+    """bash's words put back together where bash split them at ':' (COMP_WORDBREAKS): `biomedica`, `:`, `c` is `biomedica:c`.
+
+    Returns the words and the part of the last one before bash's own current word (`biomedica:`): what bash keeps, so each
+    candidate is handed back without it (as bash-completion's __ltrim_colon_completions does).
+    """
+    joined: list[str] = []
+    glued = False  # the last word ended at a ':' bash split off
+    kept = ""
+    for word in words:
+        if word == ":" and joined:
+            joined[-1] += word
+            glued, kept = True, joined[-1]
+        elif glued:
+            joined[-1] += word
+            glued = False
+        else:
+            joined.append(word)
+            kept = ""
+    return joined, kept
+
+
+def use_colon_aware_bash() -> None:
+    """When bash asks for candidates, answer for the whole word around its colons (Typer's bash class sees `biomedica:c` as three
+    words and completes `c`). Registered just before Typer reads the request, after it has registered its own class."""
+    if os.environ.get(COMPLETE_VARIABLE) != BASH_INSTRUCTION:
+        return
+    from typer._click.shell_completion import CompletionItem, add_completion_class
+    from typer._completion_classes import BashComplete
+
+    class ColonAwareBashComplete(BashComplete):
+        kept = ""
+
+        def get_completion_args(self) -> tuple[list[str], str]:
+            args, incomplete = super().get_completion_args()
+            words, self.kept = rejoined_at_colons([*args, incomplete])
+            return words[:-1], words[-1]
+
+        def format_completion(self, item: CompletionItem) -> str:
+            return super().format_completion(item).removeprefix(self.kept)
+
+    add_completion_class(ColonAwareBashComplete, "bash")
