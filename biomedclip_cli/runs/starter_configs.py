@@ -2,7 +2,7 @@
 with a one-line comment on every key saying what it is and its default.
 
 A scenario is a table row: fixed settings, the questions asked at a terminal (train fields, and for a SLURM cluster the job's
-resources), and the commands to run next. What init writes is a TrainConfig's non-default values, so `bmclip train --config`
+resources), and the commands to run next. What init writes is a validated TrainConfig's given values, so `bmclip train --config`
 takes it as is; the job's resources go into the slurm-gen command in the header, since train has no key for them.
 """
 
@@ -84,7 +84,8 @@ def starter_config(scenario: Scenario, answers: Mapping[str, Any]) -> TrainConfi
 
 
 def given_keys(config: TrainConfig) -> list[str]:
-    """The keys a scenario's file sets: those its settings and answers gave, in the config's field order."""
+    """The keys a starting config sets: those given (a scenario's settings and answers, a reused run's values, flags), in the
+    config's field order."""
     return [name for name in TrainConfig.model_fields if name in config.model_fields_set]
 
 
