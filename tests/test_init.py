@@ -41,6 +41,7 @@ def scenario_flags(scenario: str, demo_data) -> list[str]:
 
 @pytest.mark.parametrize("scenario", SCENARIO_NAMES)
 def test_each_scenario_writes_a_commented_config_that_train_takes_as_it_is(scenario: str, invoke, demo_data, hub):
+    """Every scenario runs beside the local hub: biomedica's shards are there, and no check of a model or data reaches the internet."""
     written = invoke("init", scenario, *scenario_flags(scenario, demo_data), "--out", "train.yaml")
     assert written.exit_code == 0, written.output
     keys = keys_and_comments(Path("train.yaml"))
