@@ -153,10 +153,10 @@ class TrainConfig(BaseModel):
         shown_default="the repo's default branch", to=BMCLIP, metavar="REV")
 
     # Model
-    model: str = option("ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.",
-        MODEL, "ViT-B-32", metavar="NAME")
-    pretrained: str | None = option(None, "Pretrained weights: an open_clip tag (e.g. openai) or a checkpoint file.", MODEL,
-        "openai", metavar="WEIGHTS")
+    model: str = option(
+        "ViT-B-32", "open_clip model name (see open_clip.list_models()), or bmclip-tiny for CPU tests.", MODEL, "ViT-B-32", metavar="NAME")
+    pretrained: str | None = option(
+        None, "Pretrained weights: an open_clip tag (e.g. openai) or a checkpoint file.", MODEL, "openai", metavar="WEIGHTS")
     lock_image: bool = option(False, "Freeze the image tower (LiT-style fine-tuning of the text side).", MODEL, "true")
     lock_image_unlocked_groups: int | None = option(
         None, "With --lock-image: leave the last N layer groups of the image tower trainable.", MODEL, "2", shown_default="0", ge=0)
@@ -196,11 +196,11 @@ class TrainConfig(BaseModel):
 
     # Output
     logs: str = option("./logs", "Folder that holds run folders.", OUTPUT, "/scratch/logs", metavar="DIR")
-    name: str | None = option(None, "Run folder name under --logs.", OUTPUT, "vit-b-32-biomedica",
-        shown_default="<date>-<time>-<model>", metavar="NAME")
+    name: str | None = option(
+        None, "Run folder name under --logs.", OUTPUT, "vit-b-32-biomedica", shown_default="<date>-<time>-<model>", metavar="NAME")
     save_frequency: int = option(1, "Save a checkpoint every N epochs (the last epoch is always saved).", OUTPUT, "1", ge=0)
-    report_to: str = option("", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard",
-        shown_default="none", metavar="LOGGERS")
+    report_to: str = option(
+        "", "Loggers: tensorboard, wandb, or both comma-separated.", OUTPUT, "tensorboard", shown_default="none", metavar="LOGGERS")
     workers: int = option(4, "Data-loading processes per training process.", OUTPUT, "8", ge=0)
     resume: str | None = option(
         None, "Continue from a checkpoint file; or 'auto' (also 'latest'): from this run folder's newest complete checkpoint if it has "
@@ -215,8 +215,8 @@ class TrainConfig(BaseModel):
         None, "CSV of labelled images (filepath and label columns) to score zero-shot classification on, as bmclip eval does, "
         "during training (rank 0); the top-1 goes to the console, TensorBoard/W&B and zeroshot.jsonl in the run folder.", OUTPUT,
         "data/heldout.csv", to=RANKS, metavar="CSV")
-    val_zeroshot_label_column: str = option("label", "Column of class labels in --val-zeroshot.", OUTPUT, "label", to=RANKS,
-        metavar="COLUMN")
+    val_zeroshot_label_column: str = option(
+        "label", "Column of class labels in --val-zeroshot.", OUTPUT, "label", to=RANKS, metavar="COLUMN")
     val_zeroshot_every: int = option(1, "Run the --val-zeroshot evaluation every N epochs (and after the last).", OUTPUT, "2", gt=0,
                                      to=RANKS)
     keep_best: str | None = option(

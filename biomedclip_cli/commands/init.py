@@ -17,7 +17,7 @@ from biomedclip_cli.commands.help_text import examples
 from biomedclip_cli.commands.options import with_config_options
 from biomedclip_cli.config import TrainConfig, flag
 from biomedclip_cli.jobs.slurm_job import SlurmJob
-from biomedclip_cli.problems import ProblemFound, error
+from biomedclip_cli.problems import Problem, ProblemFound, error
 
 if TYPE_CHECKING:
     from biomedclip_cli.runs.starter_configs import Scenario
@@ -141,22 +141,23 @@ def _asked(names: tuple[str, ...], given: dict[str, Any], defaults: Mapping[str,
         default = defaults.get(name)
         while name not in asked:
             answer = _ask(QUESTIONS[name], "" if default is None else str(default)).strip()
-            refused = _refusal(model, name, answer) if answer else None
+            refused = _value_problem(model, name, answer, "answer again") if answer else None
             if refused:
-                console.print_error(refused)
+                console.print_error(refused.line())
             else:
                 asked[name] = answer
     return asked
 
 
-def _refusal(model: type[BaseModel], name: str, answer: str) -> str | None:
-    """Why `model` refuses the answer for its field `name` (one line, asking again), or None."""
+def _value_problem(model: type[BaseModel], name: str, value: Any, fix: str) -> Problem | None:
+    """Why `model` refuses `value` for its field `name`, named by the field's flag, with `fix`; None when it takes it."""
     from pydantic import ValidationError
 
     try:
-        model.model_validate({name: answer})
+        model.model_validate({name: value})
     except ValidationError as exc:
-        return f"{flag(name)}: {exc.errors()[0]['msg']} (got {answer!r}); answer again"
+        message = str(exc.errors()[0]["msg"])
+        return error(flag(name), f"{message[0].lower()}{message[1:]} (got {value!r})", fix)
     return None
 
 
@@ -174,17 +175,13 @@ def _ask(question: str, default: str, choices: list[str] | None = None) -> str:
 
 def _check_job(job: dict[str, Any]) -> None:
     """Refuse job resources slurm-gen would refuse as values (a count that is not a whole number), naming the option."""
-    from pydantic import ValidationError
-
     from biomedclip_cli.runs.starter_configs import JOB_DEFAULTS
 
-    try:
-        SlurmJob.model_validate({name: value for name, value in job.items() if value not in (None, "")})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0])
-        raise ProblemFound(error(flag(name), f"{first['msg'][0].lower()}{first['msg'][1:]} (got {first.get('input')!r})",
-                                 f"e.g. {flag(name)} {JOB_DEFAULTS.get(name, '')}".rstrip())) from None
+    for name, value in job.items():
+        fix = f"e.g. {flag(name)} {JOB_DEFAULTS.get(name, '')}".rstrip()
+        problem = _value_problem(SlurmJob, name, value, fix) if value not in (None, "") else None
+        if problem is not None:
+            raise ProblemFound(problem)
 
 
 SCENARIO_DEFAULT = "the scenario's"

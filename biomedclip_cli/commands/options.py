@@ -38,7 +38,6 @@ COMPLETERS: dict[str, Callable[[str], list[str]]] = {  # a config field's comple
     "val_zeroshot": completion.tables, "logs": completion.folders, "pretrained": completion.weight_files}
 
 
-
 def _show_every_option(ctx: typer.Context, value: bool) -> None:
     """--help-all: the command's help with the options --help folds away shown too (then they are folded again)."""
     if not value or ctx.resilient_parsing:
@@ -47,17 +46,16 @@ def _show_every_option(ctx: typer.Context, value: bool) -> None:
     for param in folded:
         param.hidden = False  # type: ignore[attr-defined]
     try:
-        text = ctx.get_help()  # Typer's rich help prints itself and returns nothing
+        ctx.get_help()  # the help page (commands/help_page.py) prints itself
     finally:
         for param in folded:
             param.hidden = True  # type: ignore[attr-defined]
-    if text:
-        typer.echo(text)
     raise typer.Exit()
 
 
 HelpAllOpt = Annotated[bool, typer.Option("--help-all", is_eager=True, expose_value=False, callback=_show_every_option,
                                           help="Show every option: --help shows those a first run needs.")]
+
 
 def _cli_type(annotation: Any) -> Any:
     """The type a CLI option parses to: the non-None member of `X | None`; a tuple of values as a list (a repeatable option)."""
@@ -81,19 +79,11 @@ def _option_parameter(name: str, field: FieldInfo, default_shown: str | None = N
         help=field.description,
         rich_help_panel=meta.panel,
         show_default=shown if shown is not None else False,
-        metavar=meta.metavar or _metavar(cli_type),
+        metavar=meta.metavar,  # None: the help page names the value by its type
         hidden=hidden,
         autocompletion=COMPLETERS.get(name),
     )
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[cli_type], option])
-
-
-def _metavar(cli_type: Any) -> str | None:
-    """The metavar of an option's type: none (the help page's choice) for switches, choices and words, else the type's name."""
-    inner = typing.get_args(cli_type)[0] if typing.get_origin(cli_type) is list else cli_type
-    if inner in (bool, str) or (isinstance(inner, type) and issubclass(inner, Enum)):
-        return None
-    return str(inner.__name__).upper()
 
 
 def with_config_options(model: type[BaseModel], fields: Iterable[str], into: str = OVERRIDES_PARAMETER,
